@@ -1,0 +1,29 @@
+"""dora-notebook: build dora-rs dataflows interactively, with an embedded
+dora-compatible engine.
+
+>>> import dora_notebook
+>>> flow = dora_notebook.Dataflow()
+>>> flow.add_operator("noop", "class Operator:\\n    def on_event(self, e, send): pass")
+NodeSpec(...)
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .dataflow import Dataflow, NodeStatus
+from .errors import DataflowError, GraphError, NodeError
+from .events import DoraStatus
+from .node import Node
+from .runtime import Report
+
+__all__ = [
+    "Dataflow",
+    "DataflowError",
+    "DoraStatus",
+    "GraphError",
+    "Node",
+    "NodeError",
+    "NodeStatus",
+    "Report",
+    "__version__",
+]

@@ -1,0 +1,132 @@
+"""Run node code as a module of its own.
+
+Each operator or custom node executes in a fresh module whose builtins carry
+an ``__import__`` that answers ``dora`` with this package's compatible API,
+and ``sys``/``os`` with views that hold the node's own ``args`` and ``env``.
+Everything else in the process, ``import dora`` included, is untouched:
+only code compiled into that module sees the substitutions.
+
+>>> from dora_notebook.graph import NodeSpec
+>>> spec = NodeSpec("n", "operator", source="from dora import DoraStatus\\nS = DoraStatus")
+>>> load_module(spec).S.__module__
+'dora_notebook.events'
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import linecache
+import os
+import sys
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from .graph import NodeSpec
+
+__all__ = ["load_module", "load_operator_class"]
+
+_real_import = builtins.__import__
+
+
+class _ModuleView(types.ModuleType):
+    """A module that reads through to ``real`` except for a few overridden names."""
+
+    def __init__(self, real: types.ModuleType, overrides: Mapping[str, Any]) -> None:
+        super().__init__(real.__name__, real.__doc__)
+        object.__setattr__(self, "_real", real)
+        for key, value in overrides.items():
+            object.__setattr__(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_real"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(object.__getattribute__(self, "_real"), name, value)
+
+
+def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
+    """``sys`` and ``os`` as this node sees them (only when it has args or env)."""
+    if not spec.args and not spec.env and spec.kind == "operator":
+        return {}
+    environ = dict(os.environ)
+    environ.update(spec.env)
+
+    def getenv(key: str, default: str | None = None) -> str | None:
+        return environ.get(key, default)
+
+    return {
+        "sys": _ModuleView(sys, {"argv": [argv0, *spec.args]}),
+        "os": _ModuleView(os, {"environ": environ, "getenv": getenv}),
+    }
+
+
+def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:
+    views = _views(spec, argv0)
+
+    def node_import(name: str, globals: Any = None, locals: Any = None,  # noqa: A002
+                    fromlist: Any = (), level: int = 0) -> types.ModuleType:
+        if level == 0:
+            if name == "dora":
+                return importlib.import_module("dora_notebook.dora_compat")
+            if name.startswith("dora."):
+                raise ImportError(
+                    f"{name!r} is not available on the embedded engine; "
+                    "`from dora import Node, DoraStatus` is"
+                )
+            top = name.partition(".")[0]
+            if top in views and (name == top or not fromlist):
+                if name != top:
+                    _real_import(name, globals, locals, fromlist, level)
+                return views[top]
+        return _real_import(name, globals, locals, fromlist, level)
+
+    table = dict(builtins.__dict__)
+    table["__import__"] = node_import
+    return table
+
+
+def _source_of(spec: NodeSpec) -> str:
+    if spec.source is not None:
+        return spec.source
+    assert spec.path is not None
+    return spec.path.read_text(encoding="utf-8")
+
+
+def load_module(spec: NodeSpec, *, as_main: bool = False) -> types.ModuleType:
+    """Execute the node's source in a new module and return it.
+
+    ``as_main`` sets ``__name__`` to ``"__main__"``, as a custom-node script
+    run by dora sees it. Exceptions from the code propagate to the caller.
+    """
+    filename = spec.code_name()
+    source = _source_of(spec)
+    # Registering the text lets tracebacks show the lines of cell-defined code.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    name = f"dora_notebook.nodes.{spec.id}"
+    module = types.ModuleType("__main__" if as_main else name)
+    module.__file__ = filename
+    module.__dict__["__builtins__"] = _builtins_for(spec, filename)
+    code = compile(source, filename, "exec")
+    if not as_main:
+        # dataclasses and typing look classes' modules up in sys.modules.
+        sys.modules[name] = module
+    exec(code, module.__dict__)
+    return module
+
+
+def load_operator_class(spec: NodeSpec) -> type:
+    """The ``Operator`` class of an operator node (from source, file or object)."""
+    if spec.obj is not None:
+        if not isinstance(spec.obj, type):
+            raise TypeError(f"node {spec.id!r}: an operator object must be a class")
+        return spec.obj
+    module = load_module(spec)
+    operator = getattr(module, "Operator", None)
+    if not isinstance(operator, type):
+        raise TypeError(f"node {spec.id!r}: the operator code must define `class Operator`")
+    return operator

@@ -1,0 +1,290 @@
+"""``Dataflow``: the Python API that the magics and the CLI are built on.
+
+>>> import pyarrow as pa
+>>> flow = Dataflow(echo=False)
+>>> flow.add_node("src", '''
+... from dora import Node
+... import pyarrow as pa
+... node = Node()
+... for i in range(3):
+...     node.send_output("n", pa.array([i]))
+... ''', outputs=["n"])
+>>> seen = []
+>>> class Sink:
+...     def on_event(self, event, send_output):
+...         if event["type"] == "INPUT":
+...             seen.append(event["value"][0].as_py())
+>>> flow.add_operator("sink", Sink, inputs={"n": "src/n"})
+>>> flow.start(); flow.wait(10)
+True
+>>> seen
+[0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import _capture
+from .errors import DataflowError, GraphError
+from .graph import (
+    Graph,
+    InputSpec,
+    NodeSpec,
+    load_yaml_text,
+    parse_input,
+    specs_from_descriptor,
+)
+from .runtime import Engine, Report
+
+__all__ = ["Dataflow", "NodeStatus"]
+
+Code = str | Path | type | Callable[[], Any]
+
+
+class NodeStatus:
+    """A snapshot of one node: status, counters, last error."""
+
+    __slots__ = ("dropped", "error", "id", "kind", "received", "sent", "status")
+
+    def __init__(self, **fields: Any) -> None:
+        for key in self.__slots__:
+            setattr(self, key, fields.get(key))
+
+    def __repr__(self) -> str:
+        return (f"{self.id}: {self.status}, {self.received} received, {self.sent} sent, "
+                f"{self.dropped} dropped")
+
+
+class Dataflow:
+    """A dora dataflow built in Python, run on the embedded engine.
+
+    ``echo`` prints node output to the terminal prefixed with the node id, as
+    ``dora run`` does; the notebook layer turns it off and shows panels.
+    """
+
+    def __init__(self, *, echo: bool = True) -> None:
+        self.graph = Graph()
+        self.echo = echo
+        self._engine: Engine | None = None
+        self._subscribers: list[Callable[[Report], None]] = []
+        self._sub_lock = threading.Lock()
+        self._descriptor_extra: dict[str, Any] = {}
+
+    # -- building ------------------------------------------------------------
+
+    def add_operator(self, node_id: str, code: Code, *, inputs: Inputs = None,
+                     outputs: Iterable[str] = (), queue_size: int | None = None,
+                     machine: str | None = None, replace: bool = False) -> NodeSpec:
+        """Add an operator: Python source defining ``class Operator``, a file, or the class."""
+        return self._add("operator", node_id, code, inputs, outputs, queue_size, machine, replace)
+
+    def add_node(self, node_id: str, code: Code, *, inputs: Inputs = None,
+                 outputs: Iterable[str] = (), queue_size: int | None = None,
+                 machine: str | None = None, replace: bool = False) -> NodeSpec:
+        """Add a custom node: a script's source, a file, or a callable run in the node's thread."""
+        return self._add("node", node_id, code, inputs, outputs, queue_size, machine, replace)
+
+    def _add(self, kind: str, node_id: str, code: Code, inputs: Inputs,
+             outputs: Iterable[str], queue_size: int | None, machine: str | None,
+             replace: bool) -> NodeSpec:
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        spec = NodeSpec(node_id, kind, _inputs(node_id, inputs, queue_size),  # type: ignore[arg-type]
+                        list(outputs), machine=machine)
+        if isinstance(code, Path):
+            spec.path = code.resolve()
+        elif isinstance(code, str):
+            spec.source = code
+        elif callable(code):
+            spec.obj = code
+        else:
+            raise GraphError(f"node {node_id!r}: code must be source text, a Path, a class "
+                             f"or a callable, not {type(code).__name__}")
+        self.graph.add(spec, replace=replace)
+        return spec
+
+    def remove(self, node_id: str) -> None:
+        """Forget a node (the graph must not be running)."""
+        self._check_idle("remove a node")
+        self.graph.remove(node_id)
+
+    def load_yaml(self, source: str | Path, base_dir: str | Path | None = None) -> list[str]:
+        """Add the nodes of a dora descriptor (YAML text or a path); return their ids.
+
+        Relative file names resolve against ``base_dir``, by default the
+        descriptor's folder for a path and the working directory for text.
+        """
+        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
+                                        and source.endswith((".yml", ".yaml"))):
+            path = Path(source)
+            if not path.is_file():
+                raise GraphError(f"descriptor file {str(path)!r} does not exist")
+            text, where = path.read_text(encoding="utf-8"), str(path)
+            base = Path(base_dir) if base_dir is not None else path.resolve().parent
+        else:
+            text, where = str(source), "descriptor"
+            base = Path(base_dir) if base_dir is not None else Path.cwd()
+        descriptor = load_yaml_text(text, where)
+        specs = specs_from_descriptor(descriptor, base)
+        trial = self.graph.copy()
+        for spec in specs:
+            if spec.id in trial:
+                raise GraphError(f"{where}: node {spec.id!r} is already defined")
+            trial.add(spec)
+        self.graph = trial
+        if isinstance(descriptor, Mapping):
+            self._descriptor_extra.update({k: v for k, v in descriptor.items() if k != "nodes"})
+        return [spec.id for spec in specs]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **kwargs: Any) -> Dataflow:
+        """A dataflow holding the nodes of the descriptor at ``path``."""
+        flow = cls(**kwargs)
+        flow.load_yaml(Path(path))
+        flow.graph.validate()
+        return flow
+
+    def descriptor(self) -> dict[str, Any]:
+        """The graph as a dora descriptor mapping."""
+        return {**self._descriptor_extra, **self.graph.to_descriptor()}
+
+    # -- running -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None and not self._engine.done.is_set()
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine of the current or last run."""
+        return self._engine
+
+    def start(self) -> None:
+        """Validate the graph and start it in the background; return at once."""
+        if self.running:
+            raise DataflowError("the dataflow is already running; stop it first")
+        self.graph.validate()
+        if not len(self.graph):
+            raise GraphError("the dataflow has no nodes")
+        self._engine = Engine(self.graph.copy(), self._publish, self.descriptor())
+        self._engine.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the graph finishes; False if ``timeout`` seconds passed first."""
+        if self._engine is None:
+            raise DataflowError("the dataflow was never started")
+        return self._engine.wait(timeout)
+
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """Stop the graph within ``timeout`` seconds; return the nodes that were stuck."""
+        if self._engine is None:
+            return []
+        return self._engine.stop(timeout)
+
+    def run(self, timeout: float | None = None) -> list[str]:
+        """Start, wait up to ``timeout`` seconds, then stop; return stuck nodes."""
+        self.start()
+        self.wait(timeout)
+        return self.stop()
+
+    def _check_idle(self, what: str) -> None:
+        if self.running:
+            raise DataflowError(f"cannot {what} while the dataflow runs; stop it first")
+
+    # -- observing -----------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Report], None]) -> Callable[[], None]:
+        """Call ``callback(report)`` for everything a node reports; returns an unsubscribe."""
+        with self._sub_lock:
+            self._subscribers = [*self._subscribers, callback]
+
+        def unsubscribe() -> None:
+            with self._sub_lock:
+                self._subscribers = [s for s in self._subscribers if s is not callback]
+        return unsubscribe
+
+    def _publish(self, report: Report) -> None:
+        if self.echo:
+            _echo(report)
+        for callback in self._subscribers:
+            callback(report)
+
+    def status(self, node_id: str | None = None) -> NodeStatus | dict[str, NodeStatus]:
+        """Status and counters of one node, or of all nodes by id."""
+        if node_id is not None:
+            if node_id not in self.graph:
+                raise KeyError(f"no node {node_id!r} (nodes: {', '.join(s.id for s in self.graph)})")
+            return self._status_of(node_id)
+        return {spec.id: self._status_of(spec.id) for spec in self.graph}
+
+    def _status_of(self, node_id: str) -> NodeStatus:
+        spec = self.graph[node_id]
+        runner = self._engine.runners.get(node_id) if self._engine is not None else None
+        if runner is None:
+            return NodeStatus(id=node_id, kind=spec.kind, status="defined", received=0,
+                              sent=0, dropped=0, error=None)
+        return NodeStatus(id=node_id, kind=spec.kind, status=runner.status,
+                          received=runner.received, sent=runner.sent,
+                          dropped=runner.dropped, error=runner.error)
+
+    def edges(self) -> list[dict[str, Any]]:
+        """Every edge with its counters: source, target, input, delivered, dropped, queued."""
+        rows = []
+        engine = self._engine
+        for spec in self.graph:
+            runner = engine.runners.get(spec.id) if engine is not None else None
+            for input_id, inp in spec.inputs.items():
+                queue = runner.queues.get(input_id) if runner is not None else None
+                rows.append({
+                    "source": inp.source, "target": spec.id, "input": input_id,
+                    "delivered": queue.received if queue else 0,
+                    "dropped": queue.dropped if queue else 0,
+                    "queued": len(queue.items) if queue else 0,
+                })
+        return rows
+
+
+Inputs = Mapping[str, str | Mapping[str, Any] | InputSpec] | Iterable[str] | None
+
+
+def _inputs(node_id: str, inputs: Inputs, queue_size: int | None) -> dict[str, InputSpec]:
+    """Inputs as a mapping or as ``NAME=SOURCE`` strings; ``queue_size`` applies to all."""
+    if inputs is None:
+        return {}
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not isinstance(inputs, Mapping):
+        pairs = {}
+        for item in inputs:
+            name, sep, source = str(item).partition("=")
+            if not sep or not name or not source:
+                raise GraphError(f"node {node_id!r}: inputs: {item!r} is not NAME=SOURCE")
+            pairs[name] = source
+        inputs = pairs
+    result = {}
+    for name, value in inputs.items():
+        if isinstance(value, InputSpec):
+            value = value.to_yaml()
+        spec = parse_input(node_id, name, value)
+        if queue_size is not None:
+            spec = parse_input(node_id, name, {"source": spec.source, "queue_size": queue_size})
+        result[name] = spec
+    return result
+
+
+def _echo(report: Report) -> None:
+    """Print a node's log line or error the way ``dora run`` does: prefixed by its id."""
+    if report.kind == "log":
+        stream = _capture.original(report.data["stdio"])
+        line = f"{report.node_id}: {report.data['line']}"
+    elif report.kind == "error":
+        stream = _capture.original("stderr")
+        line = "\n".join(f"{report.node_id}: {x}" for x in str(report.data).splitlines())
+    else:
+        return
+    stream.write(line + "\n")
+    stream.flush()

@@ -1,0 +1,27 @@
+"""Exceptions the package raises on purpose.
+
+Every message names what was wrong and where (the node, the field), so that a
+magic or the CLI can show it as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DataflowError", "GraphError", "NodeError"]
+
+
+class DataflowError(Exception):
+    """Base class of every error this package raises deliberately."""
+
+
+class GraphError(DataflowError, ValueError):
+    """The dataflow description is invalid; raised before anything starts.
+
+    >>> raise GraphError("node 'b': inputs.x: unknown source node 'a'")
+    Traceback (most recent call last):
+    ...
+    dora_notebook.errors.GraphError: node 'b': inputs.x: unknown source node 'a'
+    """
+
+
+class NodeError(DataflowError, RuntimeError):
+    """A node misused the dora API (for example an undeclared output id)."""

@@ -1,0 +1,146 @@
+"""dora's words: :class:`DoraStatus`, the event dict, and the data conversions
+``send_output`` performs.
+
+>>> import pyarrow as pa
+>>> ev = input_event("x", pa.array([1, 2], pa.uint8()), {"k": 1})
+>>> ev["type"], ev["id"], ev["data"]
+('INPUT', 'x', b'\\x01\\x02')
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = [
+    "DoraStatus",
+    "Event",
+    "closed_event",
+    "error_event",
+    "input_event",
+    "reload_event",
+    "status_value",
+    "stop_event",
+    "to_arrow",
+    "utcnow",
+    "value_bytes",
+]
+
+
+class DoraStatus(enum.Enum):
+    """What ``on_event`` returns: go on, stop this operator, or stop the graph."""
+
+    CONTINUE = 0
+    STOP = 1
+    STOP_ALL = 2
+
+
+def status_value(result: object) -> int:
+    """The numeric status of whatever ``on_event`` returned.
+
+    ``None`` counts as CONTINUE; any object with a ``.value`` (dora-rs's own
+    enum included) is read through it.
+
+    >>> status_value(DoraStatus.STOP), status_value(None)
+    (1, 0)
+    """
+    if result is None:
+        return 0
+    value = getattr(result, "value", result)
+    if isinstance(value, int) and value in (0, 1, 2):
+        return int(value)
+    raise TypeError(
+        f"on_event must return a DoraStatus (CONTINUE, STOP or STOP_ALL), not {result!r}"
+    )
+
+
+class Event(dict):
+    """A dora event: a plain dict whose ``data`` key is computed on first read.
+
+    ``data`` is the value's bytes; computing it copies, so an operator that
+    only uses ``value`` never pays for it.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> Any:
+        if key == "data" and "value" in self:
+            data = value_bytes(dict.__getitem__(self, "value"))
+            self["data"] = data
+            return data
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (key == "data" and dict.__contains__(self, "value"))
+
+
+def value_bytes(value: pa.Array) -> bytes:
+    """The bytes of an Arrow array's values, as dora's ``data`` documents.
+
+    Fixed-width arrays give their value buffer, binary and string arrays the
+    concatenation of their items.
+    """
+    if isinstance(value.type, pa.FixedWidthType) and value.null_count == 0 and not pa.types.is_boolean(value.type):
+        width = value.type.bit_width // 8
+        buffer = value.buffers()[1]
+        if buffer is None:
+            return b""
+        start = value.offset * width
+        return buffer.to_pybytes()[start : start + len(value) * width]
+    if pa.types.is_binary(value.type) or pa.types.is_large_binary(value.type):
+        return b"".join(x.as_py() or b"" for x in value)
+    if pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
+        return "".join(x.as_py() or "" for x in value).encode()
+    return value.to_numpy(zero_copy_only=False).tobytes()
+
+
+def to_arrow(data: object) -> pa.Array:
+    """Convert what ``send_output`` accepts, as dora-rs does: ``bytes`` or an Arrow array.
+
+    ``bytes`` become a ``UInt8Array`` over the same memory. Anything else
+    raises ``TypeError``.
+    """
+    if isinstance(data, pa.Array):
+        return data
+    if isinstance(data, bytes):
+        buffer = pa.py_buffer(data)
+        return pa.Array.from_buffers(pa.uint8(), len(data), [None, buffer])
+    raise TypeError(
+        f"invalid `data` type {type(data).__name__!r}: send_output accepts `bytes` or a "
+        "pyarrow Array (for example pa.array(values))"
+    )
+
+
+def utcnow() -> datetime:
+    """Now, as the timezone-aware UTC datetime event metadata carries."""
+    return datetime.now(timezone.utc)
+
+
+def input_event(input_id: str, value: pa.Array, metadata: dict[str, Any]) -> Event:
+    return Event(kind="dora", type="INPUT", id=input_id, value=value, metadata=metadata)
+
+
+def closed_event(input_id: str) -> Event:
+    return Event(kind="dora", type="INPUT_CLOSED", id=input_id)
+
+
+def stop_event(reason: str) -> Event:
+    """A STOP event; ``reason`` is ``MANUAL`` or ``ALL_INPUTS_CLOSED``."""
+    return Event(kind="dora", type="STOP", id=reason)
+
+
+def reload_event(operator_id: str | None = None) -> Event:
+    return Event(kind="dora", type="RELOAD", id=operator_id)
+
+
+def error_event(error: str) -> Event:
+    return Event(kind="dora", type="ERROR", error=error)

@@ -1,0 +1,114 @@
+"""The ``Node`` API of dora-rs custom nodes, on the embedded engine.
+
+Inside a ``%%dora_node`` cell or a node script (run by the engine in a thread
+of its own), ``Node()`` attaches to that node:
+
+.. code-block:: python
+
+    from dora import Node
+
+    node = Node()
+    for event in node:
+        if event["type"] == "INPUT":
+            node.send_output("out", event["value"], event["metadata"])
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import NodeError
+from .events import Event
+
+if TYPE_CHECKING:
+    from .runtime import Runner
+
+__all__ = ["Node"]
+
+
+class _Bound(threading.local):
+    runner: Runner | None = None
+
+
+_bound = _Bound()
+
+
+def bind_runner(runner: Runner | None) -> None:
+    """Make ``Node()`` in the calling thread attach to ``runner`` (engine use)."""
+    _bound.runner = runner
+
+
+class Node:
+    """A custom node's handle on the running dataflow.
+
+    ``node_id`` is accepted for dora compatibility; inside a node's own
+    thread it may be omitted (or must name that node).
+    """
+
+    def __init__(self, node_id: str | None = None) -> None:
+        runner = _bound.runner
+        if runner is None:
+            raise NodeError(
+                "Node() works inside a custom node's code while its dataflow runs "
+                "(a %%dora_node cell, add_node(), or a node script of a descriptor)"
+            )
+        if node_id is not None and node_id != runner.id:
+            raise NodeError(f"Node({node_id!r}) called from the code of node {runner.id!r}")
+        self._runner = runner
+        self._engine = runner.engine
+        self._engine.node_ready(runner)
+
+    def __repr__(self) -> str:
+        return f"Node({self._runner.id!r})"
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event; an ``ERROR`` event after ``timeout`` seconds; ``None`` once closed."""
+        return self._engine.next_event(self._runner, timeout)
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def try_recv(self) -> Event | None:
+        """The next event if one is queued, else ``None`` (never blocks)."""
+        with self._engine.lock:
+            return self._runner.take()
+
+    def drain(self) -> list[Event]:
+        """Every event queued right now, oldest first."""
+        events = []
+        with self._engine.lock:
+            while (event := self._runner.take()) is not None:
+                events.append(event)
+        return events
+
+    def is_empty(self) -> bool:
+        """True when no event is queued."""
+        with self._engine.lock:
+            return not self._runner.has_event()
+
+    def send_output(self, output_id: str, data: object, metadata: dict[str, Any] | None = None) -> None:
+        """Send ``data`` (``bytes`` or a pyarrow Array) on ``output_id``."""
+        self._engine.send(self._runner, output_id, data, metadata)
+
+    def dataflow_descriptor(self) -> dict[str, Any]:
+        """The whole dataflow as a dora descriptor mapping."""
+        return self._engine.descriptor
+
+    def node_config(self) -> dict[str, Any]:
+        """This node's entry of the descriptor."""
+        for entry in self._engine.descriptor.get("nodes", []):
+            if entry.get("id") == self._runner.id:
+                return entry
+        return {"id": self._runner.id}
+
+    def dataflow_id(self) -> str:
+        """The id of this run of the dataflow."""
+        return self._engine.job_id

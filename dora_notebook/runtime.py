@@ -1,0 +1,572 @@
+"""The embedded engine: one process, one runtime thread for the operators, one
+thread per custom node, one timer thread.
+
+Messages move by reference: the Arrow array a node sends is the very object
+its receivers get. Each input has a bounded queue that drops its oldest
+message when full, as dora does, and counts the drop. Nothing is delivered
+before every node is ready (operators built, custom nodes holding a
+``Node()``), so a fast source cannot outrun a slow starter.
+
+The engine is driven through :class:`~dora_notebook.dataflow.Dataflow`; tests
+of the lifecycle go through that API too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import heapq
+import itertools
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from . import _capture
+from ._loader import load_module, load_operator_class
+from .errors import NodeError
+from .events import (
+    Event,
+    closed_event,
+    error_event,
+    input_event,
+    status_value,
+    stop_event,
+    to_arrow,
+    utcnow,
+)
+from .graph import Graph, NodeSpec, Timer
+
+__all__ = ["Engine", "Report", "StopRequested"]
+
+#: One process-wide id, as oocana's session id is one per kernel.
+SESSION_ID = uuid.uuid4().hex
+
+# A timer tick carries no data; dora sends an empty null array.
+_EMPTY = pa.array([], type=pa.null())
+
+
+class StopRequested(BaseException):
+    """Raised inside node code that did not return when the graph was stopped."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """Something a node reported: ``kind`` is ``status``, ``log``, ``error``..."""
+
+    node_id: str
+    kind: str
+    data: Any
+    time: float
+
+
+class _Closed:
+    """Marks the end of an input; queued behind that input's last message."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+
+
+class _Message:
+    __slots__ = ("metadata", "seq", "value")
+
+    def __init__(self, value: pa.Array, metadata: dict[str, Any], seq: int) -> None:
+        self.value = value
+        self.metadata = metadata
+        self.seq = seq
+
+
+class InputQueue:
+    """The bounded queue of one input; its counters are the edge's counters."""
+
+    __slots__ = ("capacity", "dropped", "input_id", "items", "received", "source")
+
+    def __init__(self, input_id: str, source: str, capacity: int) -> None:
+        self.input_id = input_id
+        self.source = source
+        self.capacity = capacity
+        self.items: deque[_Message | _Closed] = deque()
+        self.received = 0
+        self.dropped = 0
+
+
+class Runner:
+    """The live state of one node during a run."""
+
+    def __init__(self, engine: Engine, spec: NodeSpec) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.id = spec.id
+        self.outputs = frozenset(spec.outputs)
+        self.queues = {
+            i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()
+        }
+        self.open_inputs = len(self.queues)
+        self.status = "defined"
+        self.error: str | None = None
+        self.received = 0
+        self.sent = 0
+        self.dropped = 0
+        self.ready = False
+        self.finished = False
+        self.stop_reason: str | None = None
+        self.stop_delivered = False
+        self.scheduled = False
+        self.waiting = False
+        self.instance: Any = None
+        self.thread: threading.Thread | None = None
+        self.cond = threading.Condition(engine.lock)
+        self.send_output: Callable[..., None] = functools.partial(engine.send, self)
+
+    def __repr__(self) -> str:
+        return f"<{self.spec.kind} {self.id}: {self.status}>"
+
+    # All of the following run with engine.lock held.
+
+    def has_event(self) -> bool:
+        if self.stop_reason is not None and not self.stop_delivered:
+            return True
+        return any(q.items for q in self.queues.values())
+
+    def take(self) -> Event | None:
+        """The next event in arrival order, or None when nothing is queued."""
+        if self.stop_reason is not None and not self.stop_delivered:
+            self.stop_delivered = True
+            return stop_event(self.stop_reason)
+        best: InputQueue | None = None
+        for queue in self.queues.values():
+            if queue.items and (best is None or queue.items[0].seq < best.items[0].seq):
+                best = queue
+        if best is None:
+            return None
+        item = best.items.popleft()
+        if isinstance(item, _Closed):
+            self.open_inputs -= 1
+            if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
+                self.stop_reason = "ALL_INPUTS_CLOSED"
+            return closed_event(best.input_id)
+        best.received += 1
+        self.received += 1
+        # Receivers of one message share its value but not its metadata dict.
+        return input_event(best.input_id, item.value, dict(item.metadata))
+
+    def push(self, input_id: str, item: _Message | _Closed) -> None:
+        if self.finished:
+            return
+        queue = self.queues[input_id]
+        if isinstance(item, _Message) and len(queue.items) >= queue.capacity:
+            # Drop the oldest message of this input (never a close marker:
+            # nothing is pushed after one).
+            queue.items.popleft()
+            queue.dropped += 1
+            self.dropped += 1
+        queue.items.append(item)
+        self.engine.wake(self)
+
+
+class Engine:
+    """Runs one :class:`~dora_notebook.graph.Graph` once.
+
+    ``report`` is called (from any engine thread) with every :class:`Report`.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        report: Callable[[Report], None],
+        descriptor: dict[str, Any] | None = None,
+    ) -> None:
+        graph.validate()
+        self.graph = graph
+        self.descriptor = descriptor if descriptor is not None else graph.to_descriptor()
+        self.job_id = uuid.uuid4().hex
+        self.lock = threading.Lock()
+        self._report = report
+        self._seq = itertools.count()
+        self.runners = {spec.id: Runner(self, spec) for spec in graph}
+        self._operators = [r for r in self.runners.values() if r.spec.kind == "operator"]
+        self._subscribers: dict[tuple[str, str], list[tuple[Runner, str]]] = {}
+        self._timers: dict[str, list[tuple[Runner, str]]] = {}
+        for runner in self.runners.values():
+            for input_id, spec in runner.spec.inputs.items():
+                if spec.is_timer:
+                    self._timers.setdefault(spec.timer.spec, []).append((runner, input_id))
+                else:
+                    key = (spec.source_node, spec.source_output)
+                    self._subscribers.setdefault(key, []).append((runner, input_id))
+        self._ready_ops: deque[Runner] = deque()
+        self._runtime_cond = threading.Condition(self.lock)
+        self._runtime_waiting = False
+        self._unready = len(self.runners)
+        self.all_ready = threading.Event()
+        self.done = threading.Event()
+        self._stopping = threading.Event()
+        self._current_op: Runner | None = None
+        self._threads: list[threading.Thread] = []
+        self.started_at: float | None = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every thread and return at once."""
+        self.started_at = time.time()
+        _capture.install()
+        threads = [threading.Thread(target=self._run_operators, daemon=True,
+                                    name=f"dora-runtime-{self.job_id[:8]}")]
+        for runner in self.runners.values():
+            if runner.spec.kind == "node":
+                runner.thread = threading.Thread(
+                    target=self._run_node, args=(runner,), daemon=True,
+                    name=f"dora-node-{runner.id}")
+                threads.append(runner.thread)
+        if self._timers:
+            threads.append(threading.Thread(target=self._run_timers, daemon=True,
+                                            name=f"dora-timers-{self.job_id[:8]}"))
+        self._threads = threads
+        for runner in self.runners.values():
+            self._set_status(runner, "running")
+        if not self.runners:
+            self._finish_run()
+        for thread in threads:
+            thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every node has finished; False if ``timeout`` passed first."""
+        return self.done.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask every node to stop (``STOP`` with id ``MANUAL``) without waiting."""
+        with self.lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+            for runner in self.runners.values():
+                if not runner.finished and runner.stop_reason is None:
+                    runner.stop_reason = "MANUAL"
+                self.wake(runner)
+            self._runtime_cond.notify_all()
+        self.all_ready.set()
+
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """Stop the graph; return within ``timeout`` seconds.
+
+        Returns the ids of nodes that did not stop by themselves; their code
+        got a :class:`StopRequested` exception and they are marked failed.
+        """
+        start = time.monotonic()
+        self.request_stop()
+        self._join(start + timeout * 0.5)
+        stuck = [r for r in self.runners.values() if not r.finished]
+        if not stuck:
+            self._join(start + timeout * 0.9)
+            return []
+        for runner in stuck:
+            self._interrupt(runner)
+        self._join(start + timeout * 0.9)
+        names = [r.id for r in stuck]
+        with self.lock:
+            for runner in stuck:
+                if not runner.finished:
+                    self._fail(runner, f"did not stop within {timeout:g} s")
+            self._maybe_done()
+        return names
+
+    def _join(self, deadline: float) -> None:
+        for thread in self._threads:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if thread is not threading.current_thread():
+                thread.join(remaining)
+
+    def _interrupt(self, runner: Runner) -> None:
+        """Raise StopRequested in the thread running ``runner``'s code."""
+        if runner.spec.kind == "operator":
+            if self._current_op is not runner:
+                return
+            thread = self._threads[0]
+        else:
+            thread = runner.thread
+        if thread is None or thread.ident is None or not thread.is_alive():
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(StopRequested))
+
+    # -- bookkeeping (lock held) ---------------------------------------------
+
+    def wake(self, runner: Runner) -> None:
+        if runner.spec.kind == "operator":
+            if not runner.scheduled and self.all_ready.is_set():
+                runner.scheduled = True
+                self._ready_ops.append(runner)
+                if self._runtime_waiting:
+                    self._runtime_cond.notify()
+        elif runner.waiting:
+            runner.cond.notify()
+
+    def _set_status(self, runner: Runner, status: str) -> None:
+        runner.status = status
+        self.emit(runner.id, "status", status)
+
+    def emit(self, node_id: str, kind: str, data: Any) -> None:
+        try:
+            self._report(Report(node_id, kind, data, time.time()))
+        except Exception:  # a broken observer must not break the graph
+            traceback.print_exc()
+
+    def _mark_ready(self, runner: Runner) -> None:
+        if runner.ready:
+            return
+        runner.ready = True
+        self._unready -= 1
+        if self._unready == 0:
+            self.all_ready.set()
+            for op in self._operators:
+                if op.has_event():
+                    self.wake(op)
+            self._runtime_cond.notify_all()
+
+    def _close_outputs(self, runner: Runner) -> None:
+        for output in runner.spec.outputs:
+            for target, input_id in self._subscribers.get((runner.id, output), ()):
+                target.push(input_id, _Closed(next(self._seq)))
+
+    def _finish(self, runner: Runner, status: str = "finished") -> None:
+        if runner.finished:
+            return
+        runner.finished = True
+        for queue in runner.queues.values():
+            queue.items.clear()
+        self._close_outputs(runner)
+        self._set_status(runner, status)
+        self._maybe_done()
+
+    def _fail(self, runner: Runner, error: str) -> None:
+        runner.error = error
+        self.emit(runner.id, "error", error)
+        self._finish(runner, "failed")
+
+    def _maybe_done(self) -> None:
+        if all(r.finished for r in self.runners.values()):
+            self._finish_run()
+
+    def _finish_run(self) -> None:
+        if not self.done.is_set():
+            self._stopping.set()
+            self.done.set()
+            self._runtime_cond.notify_all()
+            _capture.uninstall()
+
+    # -- sending -------------------------------------------------------------
+
+    def send(self, runner: Runner, output_id: str, data: object,
+             metadata: dict[str, Any] | None = None) -> None:
+        """``send_output`` of ``runner``: validate, then queue on every subscriber."""
+        if output_id not in runner.outputs:
+            declared = ", ".join(sorted(runner.outputs)) or "none"
+            raise NodeError(
+                f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
+            )
+        value = to_arrow(data)
+        meta = dict(metadata) if metadata else {}
+        meta["timestamp"] = utcnow()
+        with self.lock:
+            if runner.finished:
+                return
+            runner.sent += 1
+            subscribers = self._subscribers.get((runner.id, output_id), ())
+            if subscribers:
+                message = _Message(value, meta, next(self._seq))
+                for target, input_id in subscribers:
+                    target.push(input_id, message)
+
+    def _sink(self, runner: Runner) -> Callable[[str, str], None]:
+        def sink(line: str, stdio: str) -> None:
+            self.emit(runner.id, "log", {"line": line, "stdio": stdio})
+        return sink
+
+    # -- the runtime thread --------------------------------------------------
+
+    def _run_operators(self) -> None:
+        for runner in self._operators:
+            self._build_operator(runner)
+        with self.lock:
+            for runner in self._operators:
+                self._mark_ready(runner)
+            # An operator without inputs never gets an event: it is done.
+            for runner in self._operators:
+                if not runner.queues and not runner.finished:
+                    self._finish(runner)
+        self.all_ready.wait()
+        while True:
+            with self.lock:
+                while not self._ready_ops and not self.done.is_set():
+                    if all(r.finished for r in self._operators):
+                        return
+                    self._runtime_waiting = True
+                    self._runtime_cond.wait()
+                    self._runtime_waiting = False
+                if not self._ready_ops:
+                    return
+                runner = self._ready_ops.popleft()
+                runner.scheduled = False
+                if runner.finished:
+                    continue
+                event = runner.take()
+                if event is None:
+                    continue
+                self._current_op = runner
+            try:
+                self._dispatch(runner, event)
+            except StopRequested:
+                # The async exception may land after on_event returned.
+                pass
+            with self.lock:
+                self._current_op = None
+                if not runner.finished and runner.has_event():
+                    self.wake(runner)
+
+    def _build_operator(self, runner: Runner) -> None:
+        _capture.current.sink = self._sink(runner)
+        try:
+            cls = load_operator_class(runner.spec)
+            runner.instance = cls()
+        except StopRequested:
+            with self.lock:
+                self._fail(runner, "did not stop while starting")
+        except BaseException:
+            with self.lock:
+                self._fail(runner, _format_exc())
+        finally:
+            _capture.flush_current()
+            _capture.current.sink = None
+
+    def _dispatch(self, runner: Runner, event: Event) -> None:
+        _capture.current.sink = self._sink(runner)
+        try:
+            result = runner.instance.on_event(event, runner.send_output)
+            status = status_value(result)
+        except StopRequested:
+            with self.lock:
+                self._fail(runner, "did not stop: interrupted while handling "
+                           f"{event['type']} {event.get('id')!r}")
+            return
+        except BaseException:
+            with self.lock:
+                self._fail(runner, _format_exc())
+            return
+        finally:
+            _capture.flush_current()
+            _capture.current.sink = None
+        with self.lock:
+            last_close = event["type"] == "INPUT_CLOSED" and runner.open_inputs == 0
+            if status == 0 and event["type"] != "STOP" and not last_close:
+                return
+            self._finish(runner)
+        if status == 2:
+            self.request_stop()
+
+    # -- custom-node threads -------------------------------------------------
+
+    def _run_node(self, runner: Runner) -> None:
+        from .node import bind_runner
+
+        _capture.current.sink = self._sink(runner)
+        bind_runner(runner)
+        try:
+            if runner.spec.obj is not None:
+                runner.spec.obj()
+            else:
+                load_module(runner.spec, as_main=True)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                with self.lock:
+                    self._fail(runner, f"exited with code {exc.code}")
+        except StopRequested:
+            with self.lock:
+                self._fail(runner, "did not stop: interrupted")
+        except BaseException:
+            with self.lock:
+                self._fail(runner, _format_exc())
+        finally:
+            _capture.flush_current()
+            _capture.current.sink = None
+            bind_runner(None)
+            with self.lock:
+                self._mark_ready(runner)
+                self._finish(runner)
+
+    def node_ready(self, runner: Runner) -> None:
+        """Called by ``Node()``: block until every node is ready."""
+        with self.lock:
+            self._mark_ready(runner)
+        self.all_ready.wait()
+
+    def next_event(self, runner: Runner, timeout: float | None) -> Event | None:
+        """``Node.next``: the next event, an ERROR event on timeout, None at the end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            while True:
+                event = runner.take()
+                if event is not None:
+                    return event
+                if runner.stop_delivered or runner.finished:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return error_event(f"no event within {timeout} s (timeout)")
+                runner.waiting = True
+                try:
+                    runner.cond.wait(remaining)
+                finally:
+                    runner.waiting = False
+
+    # -- timers --------------------------------------------------------------
+
+    def _run_timers(self) -> None:
+        self.all_ready.wait()
+        now = time.monotonic()
+        heap = []
+        for index, spec in enumerate(self._timers):
+            interval = Timer.parse(spec).interval
+            heap.append((now + interval, index, spec, interval))
+        heapq.heapify(heap)
+        while heap and not self._stopping.is_set():
+            due, index, spec, interval = heap[0]
+            delay = due - time.monotonic()
+            if delay > 0 and self._stopping.wait(delay):
+                return
+            heapq.heapreplace(heap, (_next_due(due, interval), index, spec, interval))
+            meta = {"timestamp": utcnow()}
+            with self.lock:
+                message = _Message(_EMPTY, meta, next(self._seq))
+                for target, input_id in self._timers[spec]:
+                    target.push(input_id, message)
+
+
+def _next_due(due: float, interval: float) -> float:
+    nxt = due + interval
+    now = time.monotonic()
+    # Skip ticks missed while the machine was busy rather than bursting them.
+    return nxt if nxt > now else now + interval
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _format_exc() -> str:
+    """The current exception's traceback without the engine's own frames."""
+    exc_type, exc, tb = sys.exc_info()
+    while tb is not None and os.path.dirname(tb.tb_frame.f_code.co_filename) == _PACKAGE_DIR:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(exc_type, exc, tb)).rstrip()
