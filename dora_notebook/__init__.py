@@ -3,8 +3,9 @@ dora-compatible engine.
 
 >>> import dora_notebook
 >>> flow = dora_notebook.Dataflow()
->>> flow.add_operator("noop", "class Operator:\\n    def on_event(self, e, send): pass")
-NodeSpec(...)
+>>> spec = flow.add_operator("noop", "class Operator:\\n    def on_event(self, e, send): pass")
+>>> spec.id, spec.kind
+('noop', 'operator')
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ before, so the kernel's own output is unchanged.
 >>> lines = []
 >>> router = ThreadRouter(io.StringIO(), "stdout")
 >>> current.sink = lambda line, stdio: lines.append((line, stdio))
->>> router.write("a\\nb"); router.flush_thread()
+>>> _ = router.write("a\\nb"); router.flush_thread()
 >>> current.sink = None
 >>> lines
 [('a', 'stdout'), ('b', 'stdout')]

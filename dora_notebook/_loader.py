@@ -68,8 +68,9 @@ def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
 def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:
     views = _views(spec, argv0)
 
-    def node_import(name: str, globals: Any = None, locals: Any = None,  # noqa: A002
-                    fromlist: Any = (), level: int = 0) -> types.ModuleType:
+    def node_import(
+        name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> types.ModuleType:
         if level == 0:
             if name == "dora":
                 return importlib.import_module("dora_notebook.dora_compat")

@@ -2,7 +2,7 @@
 
 >>> import pyarrow as pa
 >>> flow = Dataflow(echo=False)
->>> flow.add_node("src", '''
+>>> _ = flow.add_node("src", '''
 ... from dora import Node
 ... import pyarrow as pa
 ... node = Node()
@@ -14,7 +14,7 @@
 ...     def on_event(self, event, send_output):
 ...         if event["type"] == "INPUT":
 ...             seen.append(event["value"][0].as_py())
->>> flow.add_operator("sink", Sink, inputs={"n": "src/n"})
+>>> _ = flow.add_operator("sink", Sink, inputs={"n": "src/n"})
 >>> flow.start(); flow.wait(10)
 True
 >>> seen
@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,10 @@ class NodeStatus:
             setattr(self, key, fields.get(key))
 
     def __repr__(self) -> str:
-        return (f"{self.id}: {self.status}, {self.received} received, {self.sent} sent, "
-                f"{self.dropped} dropped")
+        return (
+            f"{self.id}: {self.status}, {self.received} received, {self.sent} sent, "
+            f"{self.dropped} dropped"
+        )
 
 
 class Dataflow:
@@ -76,25 +79,54 @@ class Dataflow:
 
     # -- building ------------------------------------------------------------
 
-    def add_operator(self, node_id: str, code: Code, *, inputs: Inputs = None,
-                     outputs: Iterable[str] = (), queue_size: int | None = None,
-                     machine: str | None = None, replace: bool = False) -> NodeSpec:
+    def add_operator(
+        self,
+        node_id: str,
+        code: Code,
+        *,
+        inputs: Inputs = None,
+        outputs: Iterable[str] = (),
+        queue_size: int | None = None,
+        machine: str | None = None,
+        replace: bool = False,
+    ) -> NodeSpec:
         """Add an operator: Python source defining ``class Operator``, a file, or the class."""
         return self._add("operator", node_id, code, inputs, outputs, queue_size, machine, replace)
 
-    def add_node(self, node_id: str, code: Code, *, inputs: Inputs = None,
-                 outputs: Iterable[str] = (), queue_size: int | None = None,
-                 machine: str | None = None, replace: bool = False) -> NodeSpec:
+    def add_node(
+        self,
+        node_id: str,
+        code: Code,
+        *,
+        inputs: Inputs = None,
+        outputs: Iterable[str] = (),
+        queue_size: int | None = None,
+        machine: str | None = None,
+        replace: bool = False,
+    ) -> NodeSpec:
         """Add a custom node: a script's source, a file, or a callable run in the node's thread."""
         return self._add("node", node_id, code, inputs, outputs, queue_size, machine, replace)
 
-    def _add(self, kind: str, node_id: str, code: Code, inputs: Inputs,
-             outputs: Iterable[str], queue_size: int | None, machine: str | None,
-             replace: bool) -> NodeSpec:
+    def _add(
+        self,
+        kind: str,
+        node_id: str,
+        code: Code,
+        inputs: Inputs,
+        outputs: Iterable[str],
+        queue_size: int | None,
+        machine: str | None,
+        replace: bool,
+    ) -> NodeSpec:
         if isinstance(outputs, str):
             outputs = [outputs]
-        spec = NodeSpec(node_id, kind, _inputs(node_id, inputs, queue_size),  # type: ignore[arg-type]
-                        list(outputs), machine=machine)
+        spec = NodeSpec(
+            node_id,
+            kind,
+            _inputs(node_id, inputs, queue_size),  # type: ignore[arg-type]
+            list(outputs),
+            machine=machine,
+        )
         if isinstance(code, Path):
             spec.path = code.resolve()
         elif isinstance(code, str):
@@ -102,8 +134,10 @@ class Dataflow:
         elif callable(code):
             spec.obj = code
         else:
-            raise GraphError(f"node {node_id!r}: code must be source text, a Path, a class "
-                             f"or a callable, not {type(code).__name__}")
+            raise GraphError(
+                f"node {node_id!r}: code must be source text, a Path, a class "
+                f"or a callable, not {type(code).__name__}"
+            )
         self.graph.add(spec, replace=replace)
         return spec
 
@@ -118,8 +152,9 @@ class Dataflow:
         Relative file names resolve against ``base_dir``, by default the
         descriptor's folder for a path and the working directory for text.
         """
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
-                                        and source.endswith((".yml", ".yaml"))):
+        if isinstance(source, Path) or (
+            isinstance(source, str) and "\n" not in source and source.endswith((".yml", ".yaml"))
+        ):
             path = Path(source)
             if not path.is_file():
                 raise GraphError(f"descriptor file {str(path)!r} does not exist")
@@ -205,6 +240,7 @@ class Dataflow:
         def unsubscribe() -> None:
             with self._sub_lock:
                 self._subscribers = [s for s in self._subscribers if s is not callback]
+
         return unsubscribe
 
     def _publish(self, report: Report) -> None:
@@ -217,7 +253,9 @@ class Dataflow:
         """Status and counters of one node, or of all nodes by id."""
         if node_id is not None:
             if node_id not in self.graph:
-                raise KeyError(f"no node {node_id!r} (nodes: {', '.join(s.id for s in self.graph)})")
+                raise KeyError(
+                    f"no node {node_id!r} (nodes: {', '.join(s.id for s in self.graph)})"
+                )
             return self._status_of(node_id)
         return {spec.id: self._status_of(spec.id) for spec in self.graph}
 
@@ -225,11 +263,24 @@ class Dataflow:
         spec = self.graph[node_id]
         runner = self._engine.runners.get(node_id) if self._engine is not None else None
         if runner is None:
-            return NodeStatus(id=node_id, kind=spec.kind, status="defined", received=0,
-                              sent=0, dropped=0, error=None)
-        return NodeStatus(id=node_id, kind=spec.kind, status=runner.status,
-                          received=runner.received, sent=runner.sent,
-                          dropped=runner.dropped, error=runner.error)
+            return NodeStatus(
+                id=node_id,
+                kind=spec.kind,
+                status="defined",
+                received=0,
+                sent=0,
+                dropped=0,
+                error=None,
+            )
+        return NodeStatus(
+            id=node_id,
+            kind=spec.kind,
+            status=runner.status,
+            received=runner.received,
+            sent=runner.sent,
+            dropped=runner.dropped,
+            error=runner.error,
+        )
 
     def edges(self) -> list[dict[str, Any]]:
         """Every edge with its counters: source, target, input, delivered, dropped, queued."""
@@ -239,12 +290,16 @@ class Dataflow:
             runner = engine.runners.get(spec.id) if engine is not None else None
             for input_id, inp in spec.inputs.items():
                 queue = runner.queues.get(input_id) if runner is not None else None
-                rows.append({
-                    "source": inp.source, "target": spec.id, "input": input_id,
-                    "delivered": queue.received if queue else 0,
-                    "dropped": queue.dropped if queue else 0,
-                    "queued": len(queue.items) if queue else 0,
-                })
+                rows.append(
+                    {
+                        "source": inp.source,
+                        "target": spec.id,
+                        "input": input_id,
+                        "delivered": queue.received if queue else 0,
+                        "dropped": queue.dropped if queue else 0,
+                        "queued": len(queue.items) if queue else 0,
+                    }
+                )
         return rows
 
 
@@ -277,14 +332,18 @@ def _inputs(node_id: str, inputs: Inputs, queue_size: int | None) -> dict[str, I
 
 
 def _echo(report: Report) -> None:
-    """Print a node's log line or error the way ``dora run`` does: prefixed by its id."""
+    """Print a node's log line or error as ``dora run`` does.
+
+    Every line goes to standard output as ``HH:MM:SS stdout node: text``
+    (``stderr`` for the node's standard error and for its errors).
+    """
     if report.kind == "log":
-        stream = _capture.original(report.data["stdio"])
-        line = f"{report.node_id}: {report.data['line']}"
+        stdio, lines = report.data["stdio"], [report.data["line"]]
     elif report.kind == "error":
-        stream = _capture.original("stderr")
-        line = "\n".join(f"{report.node_id}: {x}" for x in str(report.data).splitlines())
+        stdio, lines = "stderr", str(report.data).splitlines()
     else:
         return
-    stream.write(line + "\n")
+    stamp = time.strftime("%H:%M:%S", time.localtime(report.time))
+    stream = _capture.original("stdout")
+    stream.write("".join(f"{stamp} {stdio} {report.node_id}: {line}\n" for line in lines))
     stream.flush()

@@ -15,9 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from .errors import NodeError
+
 __all__ = [
+    "DataTypeError",
     "DoraStatus",
     "Event",
+    "check_metadata",
     "closed_event",
     "error_event",
     "input_event",
@@ -28,6 +32,10 @@ __all__ = [
     "utcnow",
     "value_bytes",
 ]
+
+
+class DataTypeError(NodeError, TypeError):
+    """``send_output`` got data that is neither ``bytes`` nor a pyarrow Array."""
 
 
 class DoraStatus(enum.Enum):
@@ -89,8 +97,9 @@ def value_bytes(value: pa.Array) -> bytes:
     Fixed-width arrays give their value buffer, binary and string arrays the
     concatenation of their items.
     """
-    if isinstance(value.type, pa.FixedWidthType) and value.null_count == 0 and not pa.types.is_boolean(value.type):
-        width = value.type.bit_width // 8
+    kind = value.type
+    if pa.types.is_primitive(kind) and not pa.types.is_boolean(kind) and value.null_count == 0:
+        width = kind.bit_width // 8
         buffer = value.buffers()[1]
         if buffer is None:
             return b""
@@ -107,17 +116,30 @@ def to_arrow(data: object) -> pa.Array:
     """Convert what ``send_output`` accepts, as dora-rs does: ``bytes`` or an Arrow array.
 
     ``bytes`` become a ``UInt8Array`` over the same memory. Anything else
-    raises ``TypeError``.
+    raises :class:`DataTypeError`, a ``RuntimeError`` as in dora-rs (and a
+    ``TypeError``, which is what it is).
     """
     if isinstance(data, pa.Array):
         return data
     if isinstance(data, bytes):
         buffer = pa.py_buffer(data)
         return pa.Array.from_buffers(pa.uint8(), len(data), [None, buffer])
-    raise TypeError(
-        f"invalid `data` type {type(data).__name__!r}: send_output accepts `bytes` or a "
-        "pyarrow Array (for example pa.array(values))"
+    raise DataTypeError(
+        f"invalid `data` type {type(data).__name__!r}, must be `PyBytes` or arrow array "
+        "(wrap values with pyarrow.array(...))"
     )
+
+
+def check_metadata(metadata: object) -> dict[str, Any]:
+    """A copy of ``send_output``'s metadata; dora refuses non-dicts and non-str keys."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+    for key in metadata:
+        if not isinstance(key, str):
+            raise DataTypeError(f"Parsing metadata keys: key {key!r} is not a str")
+    return dict(metadata)
 
 
 def utcnow() -> datetime:

@@ -50,14 +50,69 @@ _TIMER_UNITS = {"millis": 1e-3, "secs": 1.0, "hz": None}
 
 # Keys of a dora-rs 1.1 node that the embedded engine accepts. Those it does
 # not use itself are kept so that a loaded descriptor writes back unchanged.
-_NODE_KEYS = {"id", "name", "description", "path", "args", "env", "build", "inputs",
-              "outputs", "operator", "deploy", "_unstable_deploy", "send_stdout_as",
-              "send_logs_as", "min_log_level", "max_log_size", "restart_policy", "git",
-              "branch", "tag", "rev"}
-_OPERATOR_KEYS = {"id", "name", "description", "python", "inputs", "outputs", "build",
-                  "send_stdout_as"}
-_TOP_KEYS = {"nodes", "communication", "_unstable_deploy", "deploy", "debug",
-             "health_check_interval", "_unstable_debug"}
+_NODE_KEYS = {
+    "id",
+    "name",
+    "description",
+    "path",
+    "path_sha256",
+    "args",
+    "env",
+    "operators",
+    "operator",
+    "ros2",
+    "outputs",
+    "output_types",
+    "output_framing",
+    "inputs",
+    "input_types",
+    "output_metadata",
+    "pattern",
+    "send_stdout_as",
+    "send_logs_as",
+    "min_log_level",
+    "max_log_size",
+    "max_rotated_files",
+    "build",
+    "git",
+    "hub",
+    "branch",
+    "tag",
+    "rev",
+    "restart_policy",
+    "shared_memory_pool_size",
+    "max_restarts",
+    "restart_delay",
+    "max_restart_delay",
+    "restart_window",
+    "health_check_timeout",
+    "finish_grace_secs",
+    "module",
+    "params",
+    "cpu_affinity",
+    "deploy",
+    "startup_timeout",
+}
+_OPERATOR_KEYS = {
+    "id",
+    "name",
+    "description",
+    "python",
+    "inputs",
+    "outputs",
+    "build",
+    "send_stdout_as",
+}
+_TOP_KEYS = {
+    "nodes",
+    "deploy",
+    "debug",
+    "health_check_interval",
+    "strict_types",
+    "exit_when_nodes_finish",
+    "type_rules",
+    "env",
+}
 # Node keys the engine interprets; the rest travel in NodeSpec.extra.
 _INTERPRETED = {"id", "path", "args", "env", "inputs", "outputs", "operator"}
 
@@ -171,10 +226,10 @@ class NodeSpec:
 def check_node_id(node_id: object, where: str = "node id") -> str:
     """Return ``node_id`` if it is a valid id, else raise :class:`GraphError`.
 
-    >>> check_node_id("../etc")
+    >>> check_node_id("../etc")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    dora_notebook.errors.GraphError: invalid node id '../etc': use letters, digits, '_', '-' and single dots (no '/', '\\\\' or '..')
+    dora_notebook.errors.GraphError: invalid node id '../etc': use letters, digits, ...
     """
     if not isinstance(node_id, str) or not _ID_RE.match(node_id):
         raise GraphError(
@@ -210,7 +265,9 @@ def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
         raw_size = value.get("queue_size")
         if raw_size is not None:
             if isinstance(raw_size, bool) or not isinstance(raw_size, int) or raw_size < 1:
-                raise GraphError(f"{where}: queue_size must be a whole number >= 1, not {raw_size!r}")
+                raise GraphError(
+                    f"{where}: queue_size must be a whole number >= 1, not {raw_size!r}"
+                )
             queue_size = raw_size
         value = value["source"]
     if not isinstance(value, str) or not value:
@@ -283,7 +340,9 @@ class Graph:
             parse_input(spec.id, input_id, inp.to_yaml())
         if spec.path is not None and not Path(spec.path).is_file():
             field_name = "operator.python" if spec.kind == "operator" else "path"
-            raise GraphError(f"node {spec.id!r}: {field_name}: file {str(spec.path)!r} does not exist")
+            raise GraphError(
+                f"node {spec.id!r}: {field_name}: file {str(spec.path)!r} does not exist"
+            )
 
     def validate(self) -> None:
         """Check that every input names an existing node and output.
@@ -397,7 +456,7 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
     node_id = check_node_id(raw["id"])
     where = f"node {node_id!r}"
     unknown = set(raw) - _NODE_KEYS
-    if "operators" in unknown:
+    if "operators" in raw:
         raise GraphError(
             f"{where}: 'operators' (several operators in one runtime node) is not supported; "
             "give each operator its own node with 'operator:'"
@@ -406,7 +465,7 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
         raise GraphError(f"{where}: unknown key(s) {sorted(map(str, unknown))}")
     extra = {k: copy.deepcopy(v) for k, v in raw.items() if k not in _INTERPRETED}
     machine = None
-    deploy = raw.get("deploy") or raw.get("_unstable_deploy")
+    deploy = raw.get("deploy")
     if isinstance(deploy, Mapping) and isinstance(deploy.get("machine"), str):
         machine = deploy["machine"]
         extra.pop("deploy", None)
@@ -421,12 +480,21 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
         if bad:
             raise GraphError(f"{where}: operator: unknown key(s) {sorted(map(str, bad))}")
         python = op.get("python")
+        if isinstance(python, Mapping):  # dora's long form {source: op.py}
+            python = python.get("source")
         if not isinstance(python, str) or not python:
             raise GraphError(f"{where}: operator.python must name a Python file")
         path = _resolve(python, base_dir, where, "operator.python")
-        return NodeSpec(node_id, "operator", _inputs(node_id, op.get("inputs")),
-                        _outputs(node_id, op.get("outputs")), path=path, env=env,
-                        machine=machine, extra=extra)
+        return NodeSpec(
+            node_id,
+            "operator",
+            _inputs(node_id, op.get("inputs")),
+            _outputs(node_id, op.get("outputs")),
+            path=path,
+            env=env,
+            machine=machine,
+            extra=extra,
+        )
     raw_path = raw.get("path")
     if not isinstance(raw_path, str) or not raw_path:
         raise GraphError(f"{where}: needs 'path' (a Python script) or 'operator'")
@@ -441,10 +509,17 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
             f"{where}: path: {raw_path!r} is not a Python script (.py); the embedded engine "
             "runs Python nodes only"
         )
-    return NodeSpec(node_id, "node", _inputs(node_id, raw.get("inputs")),
-                    _outputs(node_id, raw.get("outputs")), path=path,
-                    args=_args_from_yaml(raw.get("args"), where), env=env,
-                    machine=machine, extra=extra)
+    return NodeSpec(
+        node_id,
+        "node",
+        _inputs(node_id, raw.get("inputs")),
+        _outputs(node_id, raw.get("outputs")),
+        path=path,
+        args=_args_from_yaml(raw.get("args"), where),
+        env=env,
+        machine=machine,
+        extra=extra,
+    )
 
 
 def _resolve(name: str, base_dir: Path, where: str, field_name: str) -> Path:
@@ -452,7 +527,9 @@ def _resolve(name: str, base_dir: Path, where: str, field_name: str) -> Path:
     if not path.is_absolute():
         path = base_dir / path
     if not path.is_file():
-        raise GraphError(f"{where}: {field_name}: file {name!r} does not exist (looked in {base_dir})")
+        raise GraphError(
+            f"{where}: {field_name}: file {name!r} does not exist (looked in {base_dir})"
+        )
     return path.resolve()
 
 

@@ -94,7 +94,9 @@ class Node:
         with self._engine.lock:
             return not self._runner.has_event()
 
-    def send_output(self, output_id: str, data: object, metadata: dict[str, Any] | None = None) -> None:
+    def send_output(
+        self, output_id: str, data: object, metadata: dict[str, Any] | None = None
+    ) -> None:
         """Send ``data`` (``bytes`` or a pyarrow Array) on ``output_id``."""
         self._engine.send(self._runner, output_id, data, metadata)
 

@@ -13,6 +13,7 @@ of the lifecycle go through that API too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import heapq
@@ -35,6 +36,7 @@ from ._loader import load_module, load_operator_class
 from .errors import NodeError
 from .events import (
     Event,
+    check_metadata,
     closed_event,
     error_event,
     input_event,
@@ -108,9 +110,7 @@ class Runner:
         self.spec = spec
         self.id = spec.id
         self.outputs = frozenset(spec.outputs)
-        self.queues = {
-            i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()
-        }
+        self.queues = {i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()}
         self.open_inputs = len(self.queues)
         self.status = "defined"
         self.error: str | None = None
@@ -140,7 +140,9 @@ class Runner:
 
     def take(self) -> Event | None:
         """The next event in arrival order, or None when nothing is queued."""
-        if self.stop_reason is not None and not self.stop_delivered:
+        if self.stop_reason is not None:
+            if self.stop_delivered:
+                return None  # nothing follows a STOP
             self.stop_delivered = True
             return stop_event(self.stop_reason)
         best: InputQueue | None = None
@@ -221,17 +223,26 @@ class Engine:
         """Start every thread and return at once."""
         self.started_at = time.time()
         _capture.install()
-        threads = [threading.Thread(target=self._run_operators, daemon=True,
-                                    name=f"dora-runtime-{self.job_id[:8]}")]
+        threads = [
+            threading.Thread(
+                target=self._run_operators, daemon=True, name=f"dora-runtime-{self.job_id[:8]}"
+            )
+        ]
         for runner in self.runners.values():
             if runner.spec.kind == "node":
                 runner.thread = threading.Thread(
-                    target=self._run_node, args=(runner,), daemon=True,
-                    name=f"dora-node-{runner.id}")
+                    target=self._run_node,
+                    args=(runner,),
+                    daemon=True,
+                    name=f"dora-node-{runner.id}",
+                )
                 threads.append(runner.thread)
         if self._timers:
-            threads.append(threading.Thread(target=self._run_timers, daemon=True,
-                                            name=f"dora-timers-{self.job_id[:8]}"))
+            threads.append(
+                threading.Thread(
+                    target=self._run_timers, daemon=True, name=f"dora-timers-{self.job_id[:8]}"
+                )
+            )
         self._threads = threads
         for runner in self.runners.values():
             self._set_status(runner, "running")
@@ -300,7 +311,8 @@ class Engine:
         if thread is None or thread.ident is None or not thread.is_alive():
             return
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(StopRequested))
+            ctypes.c_ulong(thread.ident), ctypes.py_object(StopRequested)
+        )
 
     # -- bookkeeping (lock held) ---------------------------------------------
 
@@ -369,8 +381,9 @@ class Engine:
 
     # -- sending -------------------------------------------------------------
 
-    def send(self, runner: Runner, output_id: str, data: object,
-             metadata: dict[str, Any] | None = None) -> None:
+    def send(
+        self, runner: Runner, output_id: str, data: object, metadata: dict[str, Any] | None = None
+    ) -> None:
         """``send_output`` of ``runner``: validate, then queue on every subscriber."""
         if output_id not in runner.outputs:
             declared = ", ".join(sorted(runner.outputs)) or "none"
@@ -378,8 +391,9 @@ class Engine:
                 f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
             )
         value = to_arrow(data)
-        meta = dict(metadata) if metadata else {}
-        meta["timestamp"] = utcnow()
+        meta = check_metadata(metadata)
+        # As in dora, a forwarded timestamp is kept: it dates the original input.
+        meta.setdefault("timestamp", utcnow())
         with self.lock:
             if runner.finished:
                 return
@@ -393,6 +407,7 @@ class Engine:
     def _sink(self, runner: Runner) -> Callable[[str, str], None]:
         def sink(line: str, stdio: str) -> None:
             self.emit(runner.id, "log", {"line": line, "stdio": stdio})
+
         return sink
 
     # -- the runtime thread --------------------------------------------------
@@ -426,11 +441,9 @@ class Engine:
                 if event is None:
                     continue
                 self._current_op = runner
-            try:
+            # An interrupt from stop() may land just after on_event returned.
+            with contextlib.suppress(StopRequested):
                 self._dispatch(runner, event)
-            except StopRequested:
-                # The async exception may land after on_event returned.
-                pass
             with self.lock:
                 self._current_op = None
                 if not runner.finished and runner.has_event():
@@ -458,8 +471,10 @@ class Engine:
             status = status_value(result)
         except StopRequested:
             with self.lock:
-                self._fail(runner, "did not stop: interrupted while handling "
-                           f"{event['type']} {event.get('id')!r}")
+                self._fail(
+                    runner,
+                    f"did not stop: interrupted while handling {event['type']} {event.get('id')!r}",
+                )
             return
         except BaseException:
             with self.lock:
@@ -524,7 +539,9 @@ class Engine:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return error_event(f"no event within {timeout} s (timeout)")
+                    return error_event(
+                        f"Timeout event stream error: Receiver timed out after {timeout} s"
+                    )
                 runner.waiting = True
                 try:
                     runner.cond.wait(remaining)

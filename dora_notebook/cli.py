@@ -1,0 +1,106 @@
+"""The ``dora-notebook`` command.
+
+    dora-notebook run DATAFLOW.yml [--stop-after SECONDS]
+    dora-notebook --version
+
+``run`` executes a dora-rs descriptor on the embedded engine, in the
+descriptor's folder, printing each node's output prefixed with its id. It
+exits 0 when every node finished cleanly, 1 with a one-line reason when a
+node failed or the descriptor is invalid, and 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .dataflow import Dataflow
+from .errors import DataflowError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dora-notebook",
+        description="Run dora-rs dataflows on dora-notebook's embedded engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"dora-notebook {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a dora-rs dataflow descriptor on the embedded engine",
+        description="Run a dora-rs dataflow descriptor (Python custom nodes and operators) "
+        "on the embedded engine, in the descriptor's folder.",
+    )
+    run.add_argument("dataflow", metavar="DATAFLOW.yml", help="the dora-rs descriptor")
+    run.add_argument(
+        "--stop-after",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop the dataflow after this many seconds",
+    )
+    return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.rstrip("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("--stop-after must be positive")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(Path(args.dataflow), args.stop_after)
+    _parser().print_help()
+    return 2
+
+
+def _run(path: Path, stop_after: float | None) -> int:
+    try:
+        flow = Dataflow.from_yaml(path)
+    except DataflowError as exc:
+        print(f"dora-notebook: {exc}", file=sys.stderr)
+        return 1
+    # Nodes see the descriptor's folder as their working directory, as under dora.
+    os.chdir(path.resolve().parent)
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        flow.start()
+        deadline = None if stop_after is None else time.monotonic() + stop_after
+        # Poll in short waits so that Ctrl-C (handled on this thread) is seen.
+        while not flow.wait(0.05):
+            if interrupted.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                break
+        stuck = flow.stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    failed = {k: v for k, v in flow.status().items() if v.status == "failed"}  # type: ignore[union-attr]
+    if stuck:
+        print(f"dora-notebook: node(s) did not stop: {', '.join(stuck)}", file=sys.stderr)
+    if failed:
+        first = next(iter(failed.values()))
+        reason = (first.error or "").strip().splitlines()[-1:] or ["failed"]
+        print(f"dora-notebook: node {first.id!r} failed: {reason[0]}", file=sys.stderr)
+        return 1
+    if interrupted.is_set():
+        print("dora-notebook: interrupted; dataflow stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

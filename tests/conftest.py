@@ -1,0 +1,43 @@
+"""Shared fixtures: every test fails if it leaves a thread or a child process behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import pytest
+
+
+def _live_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.is_alive()}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Fail the test if it leaves threads or child processes running."""
+    threads = _live_threads()
+    children = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    deadline = time.monotonic() + 3.0
+    while True:
+        leaked = [
+            t
+            for t in _live_threads() - threads
+            if not t.name.startswith(("asyncio", "ThreadPoolExecutor"))
+        ]
+        orphans = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in children and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        ]
+        if not leaked and not orphans:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for proc in orphans:
+        proc.kill()
+    pytest.fail(
+        f"test leaked threads {[t.name for t in leaked]} / processes {[p.pid for p in orphans]}"
+    )

@@ -1,0 +1,149 @@
+"""``dora-notebook run``: exit codes, output format, working directory, Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "dora_notebook.cli"]
+
+
+def write_flow(tmp_path: Path, nodes: str, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    path = tmp_path / "dataflow.yml"
+    path.write_text("nodes:\n" + nodes)
+    return path
+
+
+def run(path: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "run", str(path), *args], capture_output=True, text=True, timeout=timeout, cwd="/"
+    )
+
+
+SRC = """
+import os, sys
+import pyarrow as pa
+from dora import Node
+node = Node()
+print(os.getenv("GREETING"), sys.argv[1:], os.getcwd())
+for i in range(3):
+    node.send_output("n", pa.array([i]))
+"""
+OP = """
+from dora import DoraStatus
+class Operator:
+    def on_event(self, event, send_output):
+        if event["type"] == "INPUT":
+            print("got", event["value"].to_pylist())
+            if event["value"][0].as_py() == FAIL_AT:
+                raise RuntimeError("broken on purpose")
+        return DoraStatus.CONTINUE
+"""
+NODES = """  - id: src
+    path: src.py
+    args: --count "3 times"
+    env: {GREETING: hi}
+    outputs: [n]
+  - id: op
+    operator:
+      python: op.py
+      inputs: {n: src/n}
+"""
+
+
+def test_run_prints_prefixed_output_in_the_descriptor_folder(tmp_path: Path) -> None:
+    path = write_flow(tmp_path, NODES, {"src.py": SRC, "op.py": OP.replace("FAIL_AT", "-1")})
+    result = run(path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d stdout src: hi \['--count', '3 times'\] .*", lines[0])
+    assert lines[0].endswith(str(tmp_path))
+    assert [line[9:] for line in lines[1:]] == [f"stdout op: got [{i}]" for i in range(3)]
+
+
+def test_a_failing_node_exits_1_with_a_one_line_reason(tmp_path: Path) -> None:
+    path = write_flow(tmp_path, NODES, {"src.py": SRC, "op.py": OP.replace("FAIL_AT", "1")})
+    result = run(path)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip() == "dora-notebook: node 'op' failed: RuntimeError: broken on purpose"
+    )
+    assert "stderr op: Traceback" in result.stdout  # the traceback is in the node's output
+
+
+def test_invalid_descriptor_exits_1_without_traceback(tmp_path: Path) -> None:
+    path = write_flow(
+        tmp_path, "  - id: a\n    path: a.py\n    inputs: {x: dora/timer/parsecs/3}\n", {"a.py": ""}
+    )
+    result = run(path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "dora-notebook: node 'a': inputs.x: unknown timer unit 'parsecs' in "
+        "'dora/timer/parsecs/3' (use dora/timer/millis/N, dora/timer/secs/N "
+        "or dora/timer/hz/N)\n"
+    )
+
+
+TICKER = """
+from dora import Node
+for event in Node():
+    if event["type"] == "INPUT":
+        print("tick")
+"""
+
+
+def test_stop_after_stops_a_graph_that_would_run_forever(tmp_path: Path) -> None:
+    path = write_flow(
+        tmp_path,
+        "  - id: t\n    path: t.py\n    inputs: {x: dora/timer/millis/100}\n",
+        {"t.py": TICKER},
+    )
+    began = time.monotonic()
+    result = run(path, "--stop-after", "1")
+    assert result.returncode == 0, result.stderr
+    assert 0.9 < time.monotonic() - began < 10
+    assert 5 <= result.stdout.count("stdout t: tick") <= 11
+
+
+def test_ctrl_c_stops_the_graph_cleanly(tmp_path: Path) -> None:
+    path = write_flow(
+        tmp_path,
+        "  - id: t\n    path: t.py\n    inputs: {x: dora/timer/millis/50}\n",
+        {"t.py": TICKER + "print('stopped', event['type'], event['id'])\n"},
+    )
+    proc = subprocess.Popen(
+        [*CLI, "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert "tick" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert "stdout t: stopped STOP MANUAL" in out
+    assert err.strip() == "dora-notebook: interrupted; dataflow stopped"
+
+
+def test_version_and_usage_errors() -> None:
+    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip().startswith("dora-notebook ")
+    bad = subprocess.run(
+        [*CLI, "run", "x.yml", "--stop-after", "soon"], capture_output=True, text=True, timeout=30
+    )
+    assert bad.returncode == 2 and "'soon' is not a number of seconds" in bad.stderr
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("dora-notebook")
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "dora-notebook" in result.stdout
