@@ -11,20 +11,23 @@ dora-compatible engine.
 from __future__ import annotations
 
 from ._version import __version__
-from .dataflow import Dataflow, NodeStatus
+from .context import Context
+from .dataflow import Dataflow
 from .errors import DataflowError, GraphError, NodeError
 from .events import DoraStatus
 from .node import Node
-from .runtime import Report
+from .observe import LogLine, NodeState, Report
 
 __all__ = [
+    "Context",
     "Dataflow",
     "DataflowError",
     "DoraStatus",
     "GraphError",
+    "LogLine",
     "Node",
     "NodeError",
-    "NodeStatus",
+    "NodeState",
     "Report",
     "__version__",
 ]

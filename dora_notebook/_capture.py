@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["ThreadRouter", "current", "install", "uninstall"]
+__all__ = ["NodeThread", "ThreadRouter", "current", "install", "original", "uninstall"]
 
 Sink = Callable[[str, str], None]
 
@@ -77,6 +77,26 @@ class ThreadRouter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+class NodeThread(threading.Thread):
+    """A ``threading.Thread`` that keeps the sink of the node that created it.
+
+    Node code sees this class as ``threading.Thread``, so the prints of the
+    threads a node starts land in that node's log too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dora_sink = current.sink
+
+    def run(self) -> None:
+        current.sink = self._dora_sink
+        try:
+            super().run()
+        finally:
+            flush_current()
+            current.sink = None
 
 
 _lock = threading.Lock()

@@ -19,10 +19,12 @@ import importlib
 import linecache
 import os
 import sys
+import threading
 import types
 from collections.abc import Mapping
 from typing import Any
 
+from ._capture import NodeThread
 from .graph import NodeSpec
 
 __all__ = ["load_module", "load_operator_class"]
@@ -50,19 +52,25 @@ class _ModuleView(types.ModuleType):
 
 
 def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
-    """``sys`` and ``os`` as this node sees them (only when it has args or env)."""
+    """``sys``, ``os`` and ``threading`` as this node's code sees them.
+
+    ``threading.Thread`` keeps the node's print capture in threads it starts;
+    ``sys.argv`` and ``os.environ`` carry the node's own ``args`` and ``env``.
+    """
+    views: dict[str, types.ModuleType] = {
+        "threading": _ModuleView(threading, {"Thread": NodeThread}),
+    }
     if not spec.args and not spec.env and spec.kind == "operator":
-        return {}
+        return views
     environ = dict(os.environ)
     environ.update(spec.env)
 
     def getenv(key: str, default: str | None = None) -> str | None:
         return environ.get(key, default)
 
-    return {
-        "sys": _ModuleView(sys, {"argv": [argv0, *spec.args]}),
-        "os": _ModuleView(os, {"environ": environ, "getenv": getenv}),
-    }
+    views["sys"] = _ModuleView(sys, {"argv": [argv0, *spec.args]})
+    views["os"] = _ModuleView(os, {"environ": environ, "getenv": getenv})
+    return views
 
 
 def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def _run(path: Path, stop_after: float | None) -> int:
     if failed:
         first = next(iter(failed.values()))
         reason = (first.error or "").strip().splitlines()[-1:] or ["failed"]
-        print(f"dora-notebook: node {first.id!r} failed: {reason[0]}", file=sys.stderr)
+        print(f"dora-notebook: node {first.node_id!r} failed: {reason[0]}", file=sys.stderr)
         return 1
     if interrupted.is_set():
         print("dora-notebook: interrupted; dataflow stopped", file=sys.stderr)

@@ -39,27 +39,12 @@ from .graph import (
     parse_input,
     specs_from_descriptor,
 )
-from .runtime import Engine, Report
+from .observe import NodeState, Report
+from .runtime import Engine
 
-__all__ = ["Dataflow", "NodeStatus"]
+__all__ = ["Dataflow"]
 
 Code = str | Path | type | Callable[[], Any]
-
-
-class NodeStatus:
-    """A snapshot of one node: status, counters, last error."""
-
-    __slots__ = ("dropped", "error", "id", "kind", "received", "sent", "status")
-
-    def __init__(self, **fields: Any) -> None:
-        for key in self.__slots__:
-            setattr(self, key, fields.get(key))
-
-    def __repr__(self) -> str:
-        return (
-            f"{self.id}: {self.status}, {self.received} received, {self.sent} sent, "
-            f"{self.dropped} dropped"
-        )
 
 
 class Dataflow:
@@ -74,6 +59,7 @@ class Dataflow:
         self.echo = echo
         self._engine: Engine | None = None
         self._subscribers: list[Callable[[Report], None]] = []
+        self._states: dict[str, NodeState] = {}
         self._sub_lock = threading.Lock()
         self._descriptor_extra: dict[str, Any] = {}
 
@@ -206,6 +192,8 @@ class Dataflow:
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
         self._engine = Engine(self.graph.copy(), self._publish, self.descriptor())
+        for node_id, runner in self._engine.runners.items():
+            self.node(node_id).attach(runner)
         self._engine.start()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -244,43 +232,27 @@ class Dataflow:
         return unsubscribe
 
     def _publish(self, report: Report) -> None:
+        self.node(report.node_id).apply(report)
         if self.echo:
             _echo(report)
         for callback in self._subscribers:
             callback(report)
 
-    def status(self, node_id: str | None = None) -> NodeStatus | dict[str, NodeStatus]:
-        """Status and counters of one node, or of all nodes by id."""
-        if node_id is not None:
+    def node(self, node_id: str) -> NodeState:
+        """The live state of a node: status, counters, progress, previews, logs."""
+        state = self._states.get(node_id)
+        if state is None:
             if node_id not in self.graph:
-                raise KeyError(
-                    f"no node {node_id!r} (nodes: {', '.join(s.id for s in self.graph)})"
-                )
-            return self._status_of(node_id)
-        return {spec.id: self._status_of(spec.id) for spec in self.graph}
+                known = ", ".join(s.id for s in self.graph) or "none"
+                raise KeyError(f"no node {node_id!r} (nodes: {known})")
+            state = self._states.setdefault(node_id, NodeState(node_id, self.graph[node_id].kind))
+        return state
 
-    def _status_of(self, node_id: str) -> NodeStatus:
-        spec = self.graph[node_id]
-        runner = self._engine.runners.get(node_id) if self._engine is not None else None
-        if runner is None:
-            return NodeStatus(
-                id=node_id,
-                kind=spec.kind,
-                status="defined",
-                received=0,
-                sent=0,
-                dropped=0,
-                error=None,
-            )
-        return NodeStatus(
-            id=node_id,
-            kind=spec.kind,
-            status=runner.status,
-            received=runner.received,
-            sent=runner.sent,
-            dropped=runner.dropped,
-            error=runner.error,
-        )
+    def status(self, node_id: str | None = None) -> NodeState | dict[str, NodeState]:
+        """The state of one node, or of every node by id."""
+        if node_id is not None:
+            return self.node(node_id)
+        return {spec.id: self.node(spec.id) for spec in self.graph}
 
     def edges(self) -> list[dict[str, Any]]:
         """Every edge with its counters: source, target, input, delivered, dropped, queued."""

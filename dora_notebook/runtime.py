@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
-import heapq
 import itertools
 import os
 import sys
@@ -26,13 +24,14 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from . import _capture
+from ._clock import Clock
 from ._loader import load_module, load_operator_class
+from .context import Context
 from .errors import NodeError
 from .events import (
     Event,
@@ -46,11 +45,9 @@ from .events import (
     utcnow,
 )
 from .graph import Graph, NodeSpec, Timer
+from .observe import Report
 
-__all__ = ["Engine", "Report", "StopRequested"]
-
-#: One process-wide id, as oocana's session id is one per kernel.
-SESSION_ID = uuid.uuid4().hex
+__all__ = ["Engine", "Runner", "StopRequested"]
 
 # A timer tick carries no data; dora sends an empty null array.
 _EMPTY = pa.array([], type=pa.null())
@@ -58,16 +55,6 @@ _EMPTY = pa.array([], type=pa.null())
 
 class StopRequested(BaseException):
     """Raised inside node code that did not return when the graph was stopped."""
-
-
-@dataclass(frozen=True)
-class Report:
-    """Something a node reported: ``kind`` is ``status``, ``log``, ``error``..."""
-
-    node_id: str
-    kind: str
-    data: Any
-    time: float
 
 
 class _Closed:
@@ -126,7 +113,7 @@ class Runner:
         self.instance: Any = None
         self.thread: threading.Thread | None = None
         self.cond = threading.Condition(engine.lock)
-        self.send_output: Callable[..., None] = functools.partial(engine.send, self)
+        self.context = Context(self)
 
     def __repr__(self) -> str:
         return f"<{self.spec.kind} {self.id}: {self.status}>"
@@ -156,11 +143,14 @@ class Runner:
             self.open_inputs -= 1
             if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
                 self.stop_reason = "ALL_INPUTS_CLOSED"
-            return closed_event(best.input_id)
-        best.received += 1
-        self.received += 1
-        # Receivers of one message share its value but not its metadata dict.
-        return input_event(best.input_id, item.value, dict(item.metadata))
+            event = closed_event(best.input_id)
+        else:
+            best.received += 1
+            self.received += 1
+            # Receivers of one message share its value but not its metadata dict.
+            event = input_event(best.input_id, item.value, dict(item.metadata))
+        self.context._set_event(event)
+        return event
 
     def push(self, input_id: str, item: _Message | _Closed) -> None:
         if self.finished:
@@ -214,6 +204,8 @@ class Engine:
         self.done = threading.Event()
         self._stopping = threading.Event()
         self._current_op: Runner | None = None
+        # Timer ticks and throttled progress flushes run on the clock's thread.
+        self.clock = Clock(self.job_id[:8])
         self._threads: list[threading.Thread] = []
         self.started_at: float | None = None
 
@@ -237,13 +229,8 @@ class Engine:
                     name=f"dora-node-{runner.id}",
                 )
                 threads.append(runner.thread)
-        if self._timers:
-            threads.append(
-                threading.Thread(
-                    target=self._run_timers, daemon=True, name=f"dora-timers-{self.job_id[:8]}"
-                )
-            )
         self._threads = threads
+        self.clock.start()
         for runner in self.runners.values():
             self._set_status(runner, "running")
         if not self.runners:
@@ -280,6 +267,7 @@ class Engine:
         stuck = [r for r in self.runners.values() if not r.finished]
         if not stuck:
             self._join(start + timeout * 0.9)
+            self.clock.stop(max(0.0, start + timeout - time.monotonic()))
             return []
         for runner in stuck:
             self._interrupt(runner)
@@ -290,6 +278,7 @@ class Engine:
                 if not runner.finished:
                     self._fail(runner, f"did not stop within {timeout:g} s")
             self._maybe_done()
+        self.clock.stop(max(0.0, start + timeout - time.monotonic()))
         return names
 
     def _join(self, deadline: float) -> None:
@@ -343,6 +332,7 @@ class Engine:
         self._unready -= 1
         if self._unready == 0:
             self.all_ready.set()
+            self._start_timers()
             for op in self._operators:
                 if op.has_event():
                     self.wake(op)
@@ -353,20 +343,36 @@ class Engine:
             for target, input_id in self._subscribers.get((runner.id, output), ()):
                 target.push(input_id, _Closed(next(self._seq)))
 
-    def _finish(self, runner: Runner, status: str = "finished") -> None:
+    def _finish(self, runner: Runner) -> None:
         if runner.finished:
             return
         runner.finished = True
         for queue in runner.queues.values():
             queue.items.clear()
         self._close_outputs(runner)
-        self._set_status(runner, status)
+        runner.context.flush_progress()  # the last progress precedes the final status
+        self._set_status(runner, "failed" if runner.error is not None else "finished")
         self._maybe_done()
 
     def _fail(self, runner: Runner, error: str) -> None:
+        self._error(runner, error)
+        self._finish(runner)
+
+    def _error(self, runner: Runner, error: str) -> None:
         runner.error = error
         self.emit(runner.id, "error", error)
-        self._finish(runner, "failed")
+        if runner.status != "failed":
+            self._set_status(runner, "failed")
+
+    def node_error(self, runner: Runner, error: str) -> None:
+        """A node reported an error: it is marked failed but keeps running."""
+        with self.lock:
+            self._error(runner, error)
+
+    def finish_node(self, runner: Runner) -> None:
+        """The node said it is done (oocana's ``done``): close its outputs."""
+        with self.lock:
+            self._finish(runner)
 
     def _maybe_done(self) -> None:
         if all(r.finished for r in self.runners.values()):
@@ -375,6 +381,7 @@ class Engine:
     def _finish_run(self) -> None:
         if not self.done.is_set():
             self._stopping.set()
+            self.clock.cancel()
             self.done.set()
             self._runtime_cond.notify_all()
             _capture.uninstall()
@@ -382,15 +389,23 @@ class Engine:
     # -- sending -------------------------------------------------------------
 
     def send(
-        self, runner: Runner, output_id: str, data: object, metadata: dict[str, Any] | None = None
+        self,
+        runner: Runner,
+        output_id: str,
+        data: object,
+        metadata: dict[str, Any] | None = None,
+        convert: bool = True,
     ) -> None:
-        """``send_output`` of ``runner``: validate, then queue on every subscriber."""
+        """``send_output`` of ``runner``: validate, then queue on every subscriber.
+
+        ``convert=False`` sends ``data`` as it is (the context's by-reference outputs).
+        """
         if output_id not in runner.outputs:
             declared = ", ".join(sorted(runner.outputs)) or "none"
             raise NodeError(
                 f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
             )
-        value = to_arrow(data)
+        value = to_arrow(data) if convert else data
         meta = check_metadata(metadata)
         # As in dora, a forwarded timestamp is kept: it dates the original input.
         meta.setdefault("timestamp", utcnow())
@@ -467,7 +482,7 @@ class Engine:
     def _dispatch(self, runner: Runner, event: Event) -> None:
         _capture.current.sink = self._sink(runner)
         try:
-            result = runner.instance.on_event(event, runner.send_output)
+            result = runner.instance.on_event(event, runner.context)
             status = status_value(result)
         except StopRequested:
             with self.lock:
@@ -548,27 +563,29 @@ class Engine:
                 finally:
                     runner.waiting = False
 
-    # -- timers --------------------------------------------------------------
+    # -- timers ----------------------------------------------------------------
 
-    def _run_timers(self) -> None:
-        self.all_ready.wait()
+    def _start_timers(self) -> None:
+        """Schedule every timer's first tick (when all nodes are ready)."""
         now = time.monotonic()
-        heap = []
-        for index, spec in enumerate(self._timers):
+        for spec, targets in self._timers.items():
             interval = Timer.parse(spec).interval
-            heap.append((now + interval, index, spec, interval))
-        heapq.heapify(heap)
-        while heap and not self._stopping.is_set():
-            due, index, spec, interval = heap[0]
-            delay = due - time.monotonic()
-            if delay > 0 and self._stopping.wait(delay):
+            self.clock.call_at(now + interval, self._ticker(targets, now + interval, interval))
+
+    def _ticker(
+        self, targets: list[tuple[Runner, str]], due: float, interval: float
+    ) -> Callable[[], None]:
+        def tick() -> None:
+            if self._stopping.is_set():
                 return
-            heapq.heapreplace(heap, (_next_due(due, interval), index, spec, interval))
-            meta = {"timestamp": utcnow()}
             with self.lock:
-                message = _Message(_EMPTY, meta, next(self._seq))
-                for target, input_id in self._timers[spec]:
+                message = _Message(_EMPTY, {"timestamp": utcnow()}, next(self._seq))
+                for target, input_id in targets:
                     target.push(input_id, message)
+            nxt = _next_due(due, interval)
+            self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
+
+        return tick
 
 
 def _next_due(due: float, interval: float) -> float:
