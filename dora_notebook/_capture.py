@@ -1,17 +1,17 @@
 """Route ``print()`` from node code to that node's log.
 
 While any graph runs, ``sys.stdout`` and ``sys.stderr`` are wrapped by a
-:class:`ThreadRouter`. A thread that is executing node code has a *sink* set
-in :data:`current`; its writes become complete lines handed to the sink.
-Every other thread writes straight through to the stream that was there
-before, so the kernel's own output is unchanged.
+:class:`ThreadRouter`. A thread that is executing node code has that node's
+:class:`LineSink` in :data:`current`; its writes become complete lines handed
+to the sink. Every other thread writes straight through to the stream that
+was there before, so the kernel's own output is unchanged.
 
 >>> import io
 >>> lines = []
 >>> router = ThreadRouter(io.StringIO(), "stdout")
->>> current.sink = lambda line, stdio: lines.append((line, stdio))
->>> _ = router.write("a\\nb"); router.flush_thread()
->>> current.sink = None
+>>> current.sink = LineSink(lambda line, stdio: lines.append((line, stdio)))
+>>> _ = router.write("a\\nb")
+>>> current.sink.flush(); current.sink = None
 >>> lines
 [('a', 'stdout'), ('b', 'stdout')]
 """
@@ -23,13 +23,49 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["NodeThread", "ThreadRouter", "current", "install", "original", "uninstall"]
+__all__ = [
+    "LineSink",
+    "NodeThread",
+    "ThreadRouter",
+    "current",
+    "install",
+    "original",
+    "uninstall",
+]
 
-Sink = Callable[[str, str], None]
+
+class LineSink:
+    """Cuts one node's writes into lines and hands each to ``emit(line, stdio)``.
+
+    The unfinished line is kept per sink, not per thread: operators share the
+    runtime thread, and a half line of one must not join the next one's text.
+    """
+
+    __slots__ = ("_emit", "_lock", "_partial")
+
+    def __init__(self, emit: Callable[[str, str], None]) -> None:
+        self._emit = emit
+        self._partial: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def write(self, text: str, stdio: str) -> None:
+        with self._lock:
+            *lines, rest = (self._partial.pop(stdio, "") + text).split("\n")
+            if rest:
+                self._partial[stdio] = rest
+        for line in lines:
+            self._emit(line, stdio)
+
+    def flush(self) -> None:
+        """Hand over the unfinished lines (at the end of the node)."""
+        with self._lock:
+            partial, self._partial = self._partial, {}
+        for stdio, rest in partial.items():
+            self._emit(rest, stdio)
 
 
 class _Current(threading.local):
-    sink: Sink | None = None
+    sink: LineSink | None = None
 
 
 #: The sink of the node whose code the current thread is running, if any.
@@ -42,7 +78,6 @@ class ThreadRouter:
     def __init__(self, stream: TextIO, stdio: str) -> None:
         self._stream = stream
         self._stdio = stdio
-        self._partial = threading.local()
 
     @property
     def wrapped(self) -> TextIO:
@@ -52,20 +87,8 @@ class ThreadRouter:
         sink = current.sink
         if sink is None:
             return self._stream.write(text)
-        buffered = getattr(self._partial, "text", "") + text
-        *lines, rest = buffered.split("\n")
-        self._partial.text = rest
-        for line in lines:
-            sink(line, self._stdio)
+        sink.write(text, self._stdio)
         return len(text)
-
-    def flush_thread(self) -> None:
-        """Hand the current thread's unterminated line to its sink."""
-        rest = getattr(self._partial, "text", "")
-        sink = current.sink
-        if rest and sink is not None:
-            self._partial.text = ""
-            sink(rest, self._stdio)
 
     def flush(self) -> None:
         if current.sink is None:
@@ -95,14 +118,11 @@ class NodeThread(threading.Thread):
         try:
             super().run()
         finally:
-            flush_current()
             current.sink = None
 
 
 _lock = threading.Lock()
 _users = 0
-
-
 def install() -> None:
     """Wrap stdout and stderr (counted: every ``install`` needs an ``uninstall``)."""
     global _users
@@ -134,10 +154,3 @@ def original(stdio: str) -> TextIO:
     """The stream under the router: where writes that bypass node capture go."""
     stream = sys.stderr if stdio == "stderr" else sys.stdout
     return stream.wrapped if isinstance(stream, ThreadRouter) else stream
-
-
-def flush_current() -> None:
-    """Flush the calling thread's partial lines on both routed streams."""
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, ThreadRouter):
-            stream.flush_thread()

@@ -188,7 +188,7 @@ class Context:
 
     def _check_handles(self, handles: list[str]) -> bool:
         for handle in handles:
-            if handle not in self._runner.outputs:
+            if handle not in self._runner.routes:
                 self.send_error(
                     f"Output handle key: [{handle}] is not defined in Block outputs schema."
                 )

@@ -23,6 +23,7 @@ from .errors import NodeError
 from .events import Event
 
 if TYPE_CHECKING:
+    from .context import Context
     from .runtime import Runner
 
 __all__ = ["Node"]
@@ -62,6 +63,11 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node({self._runner.id!r})"
+
+    @property
+    def context(self) -> Context:
+        """The node's oocana-style context (previews, progress, logs, outputs)."""
+        return self._runner.context
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event; an ``ERROR`` event after ``timeout`` seconds; ``None`` once closed."""

@@ -13,7 +13,6 @@ of the lifecycle go through that API too.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import itertools
 import os
@@ -96,8 +95,11 @@ class Runner:
         self.engine = engine
         self.spec = spec
         self.id = spec.id
-        self.outputs = frozenset(spec.outputs)
+        self.is_operator = spec.kind == "operator"
         self.queues = {i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()}
+        # Where each output goes, filled in by the engine once every runner exists.
+        self.routes: dict[str, list[tuple[Runner, InputQueue]]] = {o: [] for o in spec.outputs}
+        self.pending = 0  # items queued over all inputs
         self.open_inputs = len(self.queues)
         self.status = "defined"
         self.error: str | None = None
@@ -114,6 +116,10 @@ class Runner:
         self.thread: threading.Thread | None = None
         self.cond = threading.Condition(engine.lock)
         self.context = Context(self)
+        self.sink = _capture.LineSink(self._log)
+
+    def _log(self, line: str, stdio: str) -> None:
+        self.engine.emit(self.id, "log", {"line": line, "stdio": stdio})
 
     def __repr__(self) -> str:
         return f"<{self.spec.kind} {self.id}: {self.status}>"
@@ -121,9 +127,9 @@ class Runner:
     # All of the following run with engine.lock held.
 
     def has_event(self) -> bool:
-        if self.stop_reason is not None and not self.stop_delivered:
-            return True
-        return any(q.items for q in self.queues.values())
+        if self.stop_reason is not None:
+            return not self.stop_delivered
+        return self.pending > 0
 
     def take(self) -> Event | None:
         """The next event in arrival order, or None when nothing is queued."""
@@ -132,13 +138,15 @@ class Runner:
                 return None  # nothing follows a STOP
             self.stop_delivered = True
             return stop_event(self.stop_reason)
+        if not self.pending:
+            return None
         best: InputQueue | None = None
         for queue in self.queues.values():
             if queue.items and (best is None or queue.items[0].seq < best.items[0].seq):
                 best = queue
-        if best is None:
-            return None
+        assert best is not None
         item = best.items.popleft()
+        self.pending -= 1
         if isinstance(item, _Closed):
             self.open_inputs -= 1
             if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
@@ -152,18 +160,26 @@ class Runner:
         self.context._set_event(event)
         return event
 
-    def push(self, input_id: str, item: _Message | _Closed) -> None:
+    def push(self, queue: InputQueue, item: _Message | _Closed) -> None:
         if self.finished:
             return
-        queue = self.queues[input_id]
-        if isinstance(item, _Message) and len(queue.items) >= queue.capacity:
+        items = queue.items
+        if len(items) >= queue.capacity and type(item) is _Message:
             # Drop the oldest message of this input (never a close marker:
             # nothing is pushed after one).
-            queue.items.popleft()
+            items.popleft()
             queue.dropped += 1
             self.dropped += 1
-        queue.items.append(item)
-        self.engine.wake(self)
+        else:
+            self.pending += 1
+        items.append(item)
+        if not self.scheduled:
+            self.engine.wake(self)
+
+    def clear(self) -> None:
+        for queue in self.queues.values():
+            queue.items.clear()
+        self.pending = 0
 
 
 class Engine:
@@ -187,15 +203,14 @@ class Engine:
         self._seq = itertools.count()
         self.runners = {spec.id: Runner(self, spec) for spec in graph}
         self._operators = [r for r in self.runners.values() if r.spec.kind == "operator"]
-        self._subscribers: dict[tuple[str, str], list[tuple[Runner, str]]] = {}
-        self._timers: dict[str, list[tuple[Runner, str]]] = {}
+        self._timers: dict[str, list[tuple[Runner, InputQueue]]] = {}
         for runner in self.runners.values():
             for input_id, spec in runner.spec.inputs.items():
+                route = (runner, runner.queues[input_id])
                 if spec.is_timer:
-                    self._timers.setdefault(spec.timer.spec, []).append((runner, input_id))
+                    self._timers.setdefault(spec.timer.spec, []).append(route)
                 else:
-                    key = (spec.source_node, spec.source_output)
-                    self._subscribers.setdefault(key, []).append((runner, input_id))
+                    self.runners[spec.source_node].routes[spec.source_output].append(route)
         self._ready_ops: deque[Runner] = deque()
         self._runtime_cond = threading.Condition(self.lock)
         self._runtime_waiting = False
@@ -245,15 +260,19 @@ class Engine:
     def request_stop(self) -> None:
         """Ask every node to stop (``STOP`` with id ``MANUAL``) without waiting."""
         with self.lock:
-            if self._stopping.is_set():
-                return
-            self._stopping.set()
-            for runner in self.runners.values():
-                if not runner.finished and runner.stop_reason is None:
-                    runner.stop_reason = "MANUAL"
-                self.wake(runner)
-            self._runtime_cond.notify_all()
+            self._request_stop_locked()
+
+    def _request_stop_locked(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        # Release nodes still waiting in Node() for the others to be ready.
         self.all_ready.set()
+        for runner in self.runners.values():
+            if not runner.finished and runner.stop_reason is None:
+                runner.stop_reason = "MANUAL"
+            self.wake(runner)
+        self._runtime_cond.notify_all()
 
     def stop(self, timeout: float = 2.0) -> list[str]:
         """Stop the graph; return within ``timeout`` seconds.
@@ -306,7 +325,7 @@ class Engine:
     # -- bookkeeping (lock held) ---------------------------------------------
 
     def wake(self, runner: Runner) -> None:
-        if runner.spec.kind == "operator":
+        if runner.is_operator:
             if not runner.scheduled and self.all_ready.is_set():
                 runner.scheduled = True
                 self._ready_ops.append(runner)
@@ -339,17 +358,17 @@ class Engine:
             self._runtime_cond.notify_all()
 
     def _close_outputs(self, runner: Runner) -> None:
-        for output in runner.spec.outputs:
-            for target, input_id in self._subscribers.get((runner.id, output), ()):
-                target.push(input_id, _Closed(next(self._seq)))
+        for routes in runner.routes.values():
+            for target, queue in routes:
+                target.push(queue, _Closed(next(self._seq)))
 
     def _finish(self, runner: Runner) -> None:
         if runner.finished:
             return
         runner.finished = True
-        for queue in runner.queues.values():
-            queue.items.clear()
+        runner.clear()
         self._close_outputs(runner)
+        runner.sink.flush()
         runner.context.flush_progress()  # the last progress precedes the final status
         self._set_status(runner, "failed" if runner.error is not None else "finished")
         self._maybe_done()
@@ -400,8 +419,9 @@ class Engine:
 
         ``convert=False`` sends ``data`` as it is (the context's by-reference outputs).
         """
-        if output_id not in runner.outputs:
-            declared = ", ".join(sorted(runner.outputs)) or "none"
+        routes = runner.routes.get(output_id)
+        if routes is None:
+            declared = ", ".join(sorted(runner.routes)) or "none"
             raise NodeError(
                 f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
             )
@@ -413,17 +433,10 @@ class Engine:
             if runner.finished:
                 return
             runner.sent += 1
-            subscribers = self._subscribers.get((runner.id, output_id), ())
-            if subscribers:
+            if routes:
                 message = _Message(value, meta, next(self._seq))
-                for target, input_id in subscribers:
-                    target.push(input_id, message)
-
-    def _sink(self, runner: Runner) -> Callable[[str, str], None]:
-        def sink(line: str, stdio: str) -> None:
-            self.emit(runner.id, "log", {"line": line, "stdio": stdio})
-
-        return sink
+                for target, queue in routes:
+                    target.push(queue, message)
 
     # -- the runtime thread --------------------------------------------------
 
@@ -438,34 +451,55 @@ class Engine:
                 if not runner.queues and not runner.finished:
                     self._finish(runner)
         self.all_ready.wait()
+        runner: Runner | None = None
+        event: Event | None = None
+        status: int | None = None
         while True:
-            with self.lock:
-                while not self._ready_ops and not self.done.is_set():
-                    if all(r.finished for r in self._operators):
+            try:
+                with self.lock:
+                    if runner is not None:
+                        self._settle(runner, event, status)
+                        runner = None
+                    runner, event = self._next_operator_event()
+                    if runner is None:
                         return
-                    self._runtime_waiting = True
-                    self._runtime_cond.wait()
-                    self._runtime_waiting = False
-                if not self._ready_ops:
-                    return
-                runner = self._ready_ops.popleft()
-                runner.scheduled = False
-                if runner.finished:
-                    continue
+                    self._current_op = runner
+                status = self._dispatch(runner, event)
+            except StopRequested:
+                # stop() interrupts a stuck operator; this one already returned.
+                continue
+
+    def _next_operator_event(self) -> tuple[Runner | None, Event | None]:
+        """The next operator and event to dispatch; (None, None) when all are done."""
+        while True:
+            while not self._ready_ops:
+                if self.done.is_set() or all(r.finished for r in self._operators):
+                    return None, None
+                self._runtime_waiting = True
+                self._runtime_cond.wait()
+                self._runtime_waiting = False
+            runner = self._ready_ops.popleft()
+            runner.scheduled = False
+            if not runner.finished:
                 event = runner.take()
-                if event is None:
-                    continue
-                self._current_op = runner
-            # An interrupt from stop() may land just after on_event returned.
-            with contextlib.suppress(StopRequested):
-                self._dispatch(runner, event)
-            with self.lock:
-                self._current_op = None
-                if not runner.finished and runner.has_event():
-                    self.wake(runner)
+                if event is not None:
+                    return runner, event
+
+    def _settle(self, runner: Runner, event: Event | None, status: int | None) -> None:
+        """After ``on_event`` returned ``status`` (None if it raised): finish or go on."""
+        self._current_op = None
+        if status is not None and event is not None:
+            kind = event["type"]
+            last_close = kind == "INPUT_CLOSED" and runner.open_inputs == 0
+            if status != 0 or kind == "STOP" or last_close:
+                self._finish(runner)
+            if status == 2:
+                self._request_stop_locked()
+        if not runner.finished and runner.has_event():
+            self.wake(runner)
 
     def _build_operator(self, runner: Runner) -> None:
-        _capture.current.sink = self._sink(runner)
+        _capture.current.sink = runner.sink
         try:
             cls = load_operator_class(runner.spec)
             runner.instance = cls()
@@ -476,42 +510,30 @@ class Engine:
             with self.lock:
                 self._fail(runner, _format_exc())
         finally:
-            _capture.flush_current()
             _capture.current.sink = None
 
-    def _dispatch(self, runner: Runner, event: Event) -> None:
-        _capture.current.sink = self._sink(runner)
+    def _dispatch(self, runner: Runner, event: Event) -> int | None:
+        """Call ``on_event``; return its status, or None if it raised (node failed)."""
+        local = _capture.current
+        local.sink = runner.sink
         try:
-            result = runner.instance.on_event(event, runner.context)
-            status = status_value(result)
+            return status_value(runner.instance.on_event(event, runner.context))
         except StopRequested:
-            with self.lock:
-                self._fail(
-                    runner,
-                    f"did not stop: interrupted while handling {event['type']} {event.get('id')!r}",
-                )
-            return
+            error = f"did not stop: interrupted while handling {event['type']} {event.get('id')!r}"
         except BaseException:
-            with self.lock:
-                self._fail(runner, _format_exc())
-            return
+            error = _format_exc()
         finally:
-            _capture.flush_current()
-            _capture.current.sink = None
+            local.sink = None
         with self.lock:
-            last_close = event["type"] == "INPUT_CLOSED" and runner.open_inputs == 0
-            if status == 0 and event["type"] != "STOP" and not last_close:
-                return
-            self._finish(runner)
-        if status == 2:
-            self.request_stop()
+            self._fail(runner, error)
+        return None
 
     # -- custom-node threads -------------------------------------------------
 
     def _run_node(self, runner: Runner) -> None:
         from .node import bind_runner
 
-        _capture.current.sink = self._sink(runner)
+        _capture.current.sink = runner.sink
         bind_runner(runner)
         try:
             if runner.spec.obj is not None:
@@ -529,7 +551,6 @@ class Engine:
             with self.lock:
                 self._fail(runner, _format_exc())
         finally:
-            _capture.flush_current()
             _capture.current.sink = None
             bind_runner(None)
             with self.lock:
@@ -573,15 +594,15 @@ class Engine:
             self.clock.call_at(now + interval, self._ticker(targets, now + interval, interval))
 
     def _ticker(
-        self, targets: list[tuple[Runner, str]], due: float, interval: float
+        self, targets: list[tuple[Runner, InputQueue]], due: float, interval: float
     ) -> Callable[[], None]:
         def tick() -> None:
             if self._stopping.is_set():
                 return
             with self.lock:
                 message = _Message(_EMPTY, {"timestamp": utcnow()}, next(self._seq))
-                for target, input_id in targets:
-                    target.push(input_id, message)
+                for target, queue in targets:
+                    target.push(queue, message)
             nxt = _next_due(due, interval)
             self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
 
