@@ -123,6 +123,8 @@ class NodeThread(threading.Thread):
 
 _lock = threading.Lock()
 _users = 0
+
+
 def install() -> None:
     """Wrap stdout and stderr (counted: every ``install`` needs an ``uninstall``)."""
     global _users

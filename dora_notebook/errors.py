@@ -6,7 +6,7 @@ magic or the CLI can show it as one line without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataflowError", "GraphError", "NodeError"]
+__all__ = ["DataflowError", "GraphError", "NodeError", "PreviewError"]
 
 
 class DataflowError(Exception):
@@ -25,3 +25,14 @@ class GraphError(DataflowError, ValueError):
 
 class NodeError(DataflowError, RuntimeError):
     """A node misused the dora API (for example an undeclared output id)."""
+
+
+class PreviewError(DataflowError, ValueError):
+    """The payload cannot be shown; the message says why, on one line.
+
+    >>> from dora_notebook.preview import normalize
+    >>> normalize(object())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dora_notebook.errors.PreviewError: cannot preview object: pass a DataFrame, ...
+    """

@@ -21,6 +21,7 @@ def recorder(log: list) -> type:
         def on_event(self, event, send_output):
             if event["type"] == "INPUT":
                 log.append(event)
+
     return Operator
 
 
@@ -33,6 +34,7 @@ def one_shot(body) -> type:
                 body(context, event)
                 return DoraStatus.STOP
             return DoraStatus.CONTINUE
+
     return Operator
 
 
@@ -59,8 +61,7 @@ def test_seed_style_operator_runs_and_is_observable() -> None:
             return DoraStatus.CONTINUE
 
     flow = Dataflow(echo=False)
-    flow.add_operator("block", Operator, inputs={"t": "dora/timer/millis/10"},
-                      outputs=["answer"])
+    flow.add_operator("block", Operator, inputs={"t": "dora/timer/millis/10"}, outputs=["answer"])
     flow.add_operator("sink", recorder(got), inputs={"a": "block/answer"})
     reports = run_flow(flow)
     state = flow.node("block")
@@ -74,16 +75,19 @@ def test_seed_style_operator_runs_and_is_observable() -> None:
     assert kinds == ["status", "preview", "progress", "status"]
 
 
-@pytest.mark.parametrize(("value", "expected_type", "expected"), [
-    (7, pa.int64(), [7]),
-    (2.5, pa.float64(), [2.5]),
-    (True, pa.bool_(), [True]),
-    ("hi", pa.string(), ["hi"]),
-    ([1, 2, 3], pa.int64(), [1, 2, 3]),
-    (np.arange(6, dtype=np.uint8).reshape(2, 3), pa.uint8(), [0, 1, 2, 3, 4, 5]),
-    (pd.DataFrame({"a": [1, 2]}), pa.struct([("a", pa.int64())]), [{"a": 1}, {"a": 2}]),
-    (pa.table({"b": ["x"]}), pa.struct([("b", pa.string())]), [{"b": "x"}]),
-])
+@pytest.mark.parametrize(
+    ("value", "expected_type", "expected"),
+    [
+        (7, pa.int64(), [7]),
+        (2.5, pa.float64(), [2.5]),
+        (True, pa.bool_(), [True]),
+        ("hi", pa.string(), ["hi"]),
+        ([1, 2, 3], pa.int64(), [1, 2, 3]),
+        (np.arange(6, dtype=np.uint8).reshape(2, 3), pa.uint8(), [0, 1, 2, 3, 4, 5]),
+        (pd.DataFrame({"a": [1, 2]}), pa.struct([("a", pa.int64())]), [{"a": 1}, {"a": 2}]),
+        (pa.table({"b": ["x"]}), pa.struct([("b", pa.string())]), [{"b": "x"}]),
+    ],
+)
 def test_output_converts_to_arrow(value, expected_type, expected) -> None:
     array = as_arrow(value)
     assert array is not None and array.type == expected_type
@@ -161,10 +165,15 @@ def test_done_finishes_the_node_once_and_finish_sends_its_result_first() -> None
 
 def test_done_with_error_marks_failed_and_output_done_true_finishes() -> None:
     flow = Dataflow(echo=False)
-    flow.add_operator("a", one_shot(lambda c, e: c.done("it broke")),
-                      inputs={"t": "dora/timer/millis/5"})
-    flow.add_operator("b", one_shot(lambda c, e: c.output(1, "out", done=True)),
-                      inputs={"t": "dora/timer/millis/5"}, outputs=["out"])
+    flow.add_operator(
+        "a", one_shot(lambda c, e: c.done("it broke")), inputs={"t": "dora/timer/millis/5"}
+    )
+    flow.add_operator(
+        "b",
+        one_shot(lambda c, e: c.output(1, "out", done=True)),
+        inputs={"t": "dora/timer/millis/5"},
+        outputs=["out"],
+    )
     run_flow(flow)
     assert flow.node("a").status == "failed" and flow.node("a").error == "it broke"
     assert flow.node("b").status == "finished" and flow.node("b").sent == 1
@@ -200,6 +209,7 @@ def test_progress_state_is_per_node() -> None:
             for i in range(5_000):
                 context.report_progress(i % 50)
             context.report_progress(value)
+
         return run
 
     flow = Dataflow(echo=False)
@@ -274,14 +284,24 @@ def test_properties_and_node_context() -> None:
         for event in n:
             if event["type"] == "INPUT":
                 ctx = n.context
-                seen.update(inputs=ctx.inputs, node_id=ctx.node_id, session=ctx.session_id,
-                            job=ctx.job_id, job_info=ctx.job_info, block=ctx.block_info,
-                            keep=ctx.keepAlive, logger=ctx.logger.name)
+                seen.update(
+                    inputs=ctx.inputs,
+                    node_id=ctx.node_id,
+                    session=ctx.session_id,
+                    job=ctx.job_id,
+                    job_info=ctx.job_info,
+                    block=ctx.block_info,
+                    keep=ctx.keepAlive,
+                    logger=ctx.logger.name,
+                )
                 ctx.output([1, 2], "out")
 
     flow = Dataflow(echo=False)
-    flow.add_node("src", "from dora import Node\nimport pyarrow as pa\n"
-                         "Node().send_output('v', pa.array([3]))", outputs=["v"])
+    flow.add_node(
+        "src",
+        "from dora import Node\nimport pyarrow as pa\nNode().send_output('v', pa.array([3]))",
+        outputs=["v"],
+    )
     flow.add_node("n", node, inputs={"v": "src/v"}, outputs=["out"])
     run_flow(flow)
     assert seen["inputs"]["v"].to_pylist() == [3]
@@ -313,7 +333,9 @@ def test_context_is_callable_like_send_output() -> None:
 
 def test_prints_from_threads_a_node_starts_stay_in_that_node() -> None:
     flow = Dataflow(echo=False)
-    flow.add_node("a", """
+    flow.add_node(
+        "a",
+        """
 import threading
 def work(n):
     for i in range(20):
@@ -323,9 +345,38 @@ for t in threads:
     t.start()
 for t in threads:
     t.join()
-""")
+""",
+    )
     flow.add_node("b", "for i in range(60):\n    print('b', i)\n")
     run_flow(flow)
     a_lines, b_lines = flow.node("a").log_text(), flow.node("b").log_text()
     assert len(a_lines) == 60 and all(line.startswith("a-thread") for line in a_lines)
     assert b_lines == [f"b {i}" for i in range(60)]
+
+
+def test_preview_slots_and_bad_payloads_never_kill_the_node() -> None:
+    from matplotlib.figure import Figure
+
+    def body(context: Context, event) -> None:
+        context.preview("first")
+        context.preview("second")  # replaces the default slot
+        context.preview({"a": 1}, id="stats")
+        fig = Figure(figsize=(2, 1), dpi=50)
+        fig.add_subplot().plot([1, 3, 2])
+        context.preview(fig, id="plot")
+        context.preview(object(), id="bad")
+        context.preview({"type": "hologram", "data": 1}, id="bad")
+        context.report_progress(100)
+
+    flow = Dataflow(echo=False)
+    flow.add_operator("op", one_shot(body), inputs={"t": "dora/timer/millis/5"})
+    run_flow(flow)
+    state = flow.node("op")
+    assert set(state.previews) == {"default", "stats", "plot"}
+    assert state.previews["default"] == {"type": "text", "data": "second"}
+    assert state.previews["stats"] == {"type": "json", "data": {"a": 1}}
+    assert state.previews["plot"]["data"].startswith("data:image/png;base64,")
+    assert len(state.errors) == 2
+    assert state.errors[0].startswith("preview: cannot preview object")
+    assert "hologram" in state.errors[1]
+    assert state.progress == 100.0  # the node went on after the bad previews
