@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _capture
-from .errors import DataflowError, GraphError
+from .errors import DataflowError, GraphError, ReloadError
 from .graph import (
     Graph,
     InputSpec,
@@ -124,8 +124,28 @@ class Dataflow:
                 f"node {node_id!r}: code must be source text, a Path, a class "
                 f"or a callable, not {type(code).__name__}"
             )
-        self.graph.add(spec, replace=replace)
+        engine = self._engine
+        if self.running and replace and engine is not None and node_id in engine.runners:
+            self._swap(engine, spec)
+        else:
+            self.graph.add(spec, replace=replace)
         return spec
+
+    def _swap(self, engine: Engine, spec: NodeSpec) -> None:
+        """Hot-swap a node of the running graph (dora's hot reload), or raise ReloadError."""
+        trial = self.graph.copy()
+        trial.add(spec, replace=True)
+        trial.validate()
+        try:
+            error = engine.reload(spec).result(timeout=10)
+        except TimeoutError:
+            error = "the runtime did not take the new version within 10 s (is an operator stuck?)"
+        if error is not None:
+            raise ReloadError(
+                f"node {spec.id!r}: the new version did not start; the previous one keeps "
+                f"running: {error.strip().splitlines()[-1]}"
+            )
+        self.graph = trial
 
     def remove(self, node_id: str) -> None:
         """Forget a node (the graph must not be running)."""

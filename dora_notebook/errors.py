@@ -6,7 +6,7 @@ magic or the CLI can show it as one line without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataflowError", "GraphError", "NodeError", "PreviewError"]
+__all__ = ["ReloadError", "DataflowError", "GraphError", "NodeError", "PreviewError"]
 
 
 class DataflowError(Exception):
@@ -35,4 +35,11 @@ class PreviewError(DataflowError, ValueError):
     Traceback (most recent call last):
     ...
     dora_notebook.errors.PreviewError: cannot preview object: pass a DataFrame, ...
+    """
+
+
+class ReloadError(DataflowError, RuntimeError):
+    """A node redefined while its graph runs could not be swapped in.
+
+    The previous version keeps running; the message says why.
     """

@@ -23,6 +23,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +31,7 @@ import pyarrow as pa
 from . import _capture
 from ._clock import Clock
 from ._loader import load_module, load_operator_class
+from ._rewire import rewire
 from .context import Context
 from .errors import NodeError
 from .events import (
@@ -38,6 +40,7 @@ from .events import (
     closed_event,
     error_event,
     input_event,
+    reload_event,
     status_value,
     stop_event,
     to_arrow,
@@ -77,7 +80,7 @@ class _Message:
 class InputQueue:
     """The bounded queue of one input; its counters are the edge's counters."""
 
-    __slots__ = ("capacity", "dropped", "input_id", "items", "received", "source")
+    __slots__ = ("capacity", "closed", "dropped", "input_id", "items", "received", "source")
 
     def __init__(self, input_id: str, source: str, capacity: int) -> None:
         self.input_id = input_id
@@ -86,6 +89,12 @@ class InputQueue:
         self.items: deque[_Message | _Closed] = deque()
         self.received = 0
         self.dropped = 0
+        self.closed = False
+
+
+def closed_marker(engine: Engine) -> _Closed:
+    """A close marker numbered in the engine's arrival order."""
+    return _Closed(next(engine._seq))
 
 
 class Runner:
@@ -117,6 +126,7 @@ class Runner:
         self.cond = threading.Condition(engine.lock)
         self.context = Context(self)
         self.sink = _capture.LineSink(self._log)
+        self.reloading = False
 
     def _log(self, line: str, stdio: str) -> None:
         self.engine.emit(self.id, "log", {"line": line, "stdio": stdio})
@@ -148,6 +158,7 @@ class Runner:
         item = best.items.popleft()
         self.pending -= 1
         if isinstance(item, _Closed):
+            best.closed = True
             self.open_inputs -= 1
             if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
                 self.stop_reason = "ALL_INPUTS_CLOSED"
@@ -212,6 +223,7 @@ class Engine:
                 else:
                     self.runners[spec.source_node].routes[spec.source_output].append(route)
         self._ready_ops: deque[Runner] = deque()
+        self._reloads: deque[tuple[Runner, NodeSpec, Future[str | None]]] = deque()
         self._runtime_cond = threading.Condition(self.lock)
         self._runtime_waiting = False
         self._unready = len(self.runners)
@@ -454,16 +466,30 @@ class Engine:
         runner: Runner | None = None
         event: Event | None = None
         status: int | None = None
+        reloaded: Future[str | None] | None = None
         while True:
             try:
                 with self.lock:
                     if runner is not None:
                         self._settle(runner, event, status)
                         runner = None
-                    runner, event = self._next_operator_event()
+                    if reloaded is not None:
+                        reloaded.set_result(None)
+                        reloaded = None
+                    if self._reloads:
+                        request = self._reloads.popleft()
+                    else:
+                        request = None
+                        runner, event = self._next_operator_event()
+                        if runner is None:
+                            if self._reloads:
+                                continue
+                            return
+                        self._current_op = runner
+                if request is not None:
+                    runner, event, reloaded = self._reload_operator(*request)
                     if runner is None:
-                        return
-                    self._current_op = runner
+                        continue
                 status = self._dispatch(runner, event)
             except StopRequested:
                 # stop() interrupts a stuck operator; this one already returned.
@@ -473,6 +499,8 @@ class Engine:
         """The next operator and event to dispatch; (None, None) when all are done."""
         while True:
             while not self._ready_ops:
+                if self._reloads:
+                    return None, None
                 if self.done.is_set() or all(r.finished for r in self._operators):
                     return None, None
                 self._runtime_waiting = True
@@ -528,6 +556,106 @@ class Engine:
             self._fail(runner, error)
         return None
 
+    # -- hot redefinition ------------------------------------------------------
+
+    def reload(self, spec: NodeSpec) -> Future[str | None]:
+        """Swap node ``spec.id`` for a new definition while the graph runs.
+
+        The future gives None once the new version runs, or the reason it
+        does not (the running version then keeps running). Queued messages
+        and counters carry over; changed inputs and outputs are rewired.
+        """
+        future: Future[str | None] = Future()
+        runner = self.runners[spec.id]
+        with self.lock:
+            if runner.finished or self.done.is_set():
+                future.set_result(
+                    f"node {spec.id!r} has {runner.status}; stop and start the dataflow to run "
+                    "the new version"
+                )
+            elif spec.kind != runner.spec.kind:
+                future.set_result(
+                    f"node {spec.id!r} changed from {runner.spec.kind} to {spec.kind}; "
+                    "stop and start the dataflow to run it"
+                )
+            elif runner.is_operator:
+                self._reloads.append((runner, spec, future))
+                if self._runtime_waiting:
+                    self._runtime_cond.notify()
+        if not future.done() and not runner.is_operator:
+            threading.Thread(
+                target=self._reload_node,
+                args=(runner, spec, future),
+                name=f"dora-reload-{spec.id}",
+                daemon=True,
+            ).start()
+        return future
+
+    def _reload_operator(
+        self, runner: Runner, spec: NodeSpec, future: Future[str | None]
+    ) -> tuple[Runner | None, Event | None, Future[str | None] | None]:
+        """On the runtime thread: build the new operator, then hand back its RELOAD event."""
+        _capture.current.sink = runner.sink
+        try:
+            new = load_operator_class(spec)()
+        except BaseException:
+            error = _format_exc()
+            self.emit(
+                runner.id,
+                "warning",
+                f"the new version failed; the previous one keeps running\n{error}",
+            )
+            future.set_result(error)
+            return None, None, None
+        finally:
+            _capture.current.sink = None
+        # dora's hot reload: the old instance's attributes carry over.
+        new.__dict__.update(getattr(runner.instance, "__dict__", {}))
+        with self.lock:
+            if runner.finished:
+                future.set_result(f"node {runner.id!r} finished while it was being reloaded")
+                return None, None, None
+            rewire(self, runner, spec)
+            runner.instance = new
+            self._current_op = runner
+        return runner, reload_event(runner.id), future
+
+    def _reload_node(self, runner: Runner, spec: NodeSpec, future: Future[str | None]) -> None:
+        """Stop the node's running script, then run the new one on the same queues."""
+        try:
+            compile(spec.source or "", spec.code_name(), "exec")
+        except SyntaxError:
+            future.set_result(_format_exc())
+            return
+        with self.lock:
+            runner.reloading = True
+            if runner.stop_reason is None:
+                runner.stop_reason = "MANUAL"
+            self.wake(runner)
+        old = runner.thread
+        if old is not None:
+            old.join(1.5)
+            if old.is_alive():
+                self._interrupt(runner)
+                old.join(0.5)
+        with self.lock:
+            runner.reloading = False
+            if old is not None and old.is_alive():
+                future.set_result(f"the running version of {runner.id!r} did not stop")
+                return
+            if runner.finished:
+                future.set_result(f"node {runner.id!r} finished while it was being reloaded")
+                return
+            runner.stop_reason = None
+            runner.stop_delivered = False
+            rewire(self, runner, spec)
+            runner.thread = threading.Thread(
+                target=self._run_node, args=(runner,), daemon=True, name=f"dora-node-{runner.id}"
+            )
+            self._threads.append(runner.thread)
+            runner.thread.start()
+        future.set_result(None)
+
     # -- custom-node threads -------------------------------------------------
 
     def _run_node(self, runner: Runner) -> None:
@@ -535,6 +663,7 @@ class Engine:
 
         _capture.current.sink = runner.sink
         bind_runner(runner)
+        error: str | None = None
         try:
             if runner.spec.obj is not None:
                 runner.spec.obj()
@@ -542,19 +671,21 @@ class Engine:
                 load_module(runner.spec, as_main=True)
         except SystemExit as exc:
             if exc.code not in (None, 0):
-                with self.lock:
-                    self._fail(runner, f"exited with code {exc.code}")
+                error = f"exited with code {exc.code}"
         except StopRequested:
-            with self.lock:
-                self._fail(runner, "did not stop: interrupted")
+            error = "did not stop: interrupted"
         except BaseException:
-            with self.lock:
-                self._fail(runner, _format_exc())
+            error = _format_exc()
         finally:
             _capture.current.sink = None
             bind_runner(None)
-            with self.lock:
-                self._mark_ready(runner)
+        with self.lock:
+            if runner.reloading:
+                return  # the new version takes over this node's queues
+            self._mark_ready(runner)
+            if error is not None:
+                self._fail(runner, error)
+            else:
                 self._finish(runner)
 
     def node_ready(self, runner: Runner) -> None:
@@ -588,10 +719,22 @@ class Engine:
 
     def _start_timers(self) -> None:
         """Schedule every timer's first tick (when all nodes are ready)."""
-        now = time.monotonic()
         for spec, targets in self._timers.items():
-            interval = Timer.parse(spec).interval
-            self.clock.call_at(now + interval, self._ticker(targets, now + interval, interval))
+            self._schedule_timer(spec, targets)
+
+    def _schedule_timer(self, spec: str, targets: list[tuple[Runner, InputQueue]]) -> None:
+        interval = Timer.parse(spec).interval
+        due = time.monotonic() + interval
+        self.clock.call_at(due, self._ticker(targets, due, interval))
+
+    def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]:
+        """The subscribers of timer ``spec``, made (and ticking) if new. Lock held."""
+        targets = self._timers.get(spec)
+        if targets is None:
+            targets = self._timers[spec] = []
+            if self.all_ready.is_set():
+                self._schedule_timer(spec, targets)
+        return targets
 
     def _ticker(
         self, targets: list[tuple[Runner, InputQueue]], due: float, interval: float
