@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from common import Outcome
+from common import Outcome, SizePlan
 from streamz import Stream
 
 __all__ = ["chain", "node_hop"]
@@ -34,12 +34,14 @@ class _Recorder:
         meta = message[1]
         outcome = self.outcome
         outcome.received += 1
+        if meta["i"] < self.warmup:
+            return
+        outcome.measured_received += 1
         outcome.first_recv_ns = outcome.first_recv_ns or now
         outcome.last_recv_ns = now
-        if meta["i"] >= self.warmup:
-            outcome.latencies_ns.append(now - meta["t"])
-            if "t_op3" in meta:
-                outcome.spans_ns.append(meta["t_op3"] - meta["t_op1"])
+        outcome.latencies_ns.append(now - meta["t"])
+        if "t_op3" in meta:
+            outcome.spans_ns.append(meta["t_op3"] - meta["t_op1"])
 
 
 def _stamper(key: str) -> Callable[[Message], Message]:
@@ -50,43 +52,46 @@ def _stamper(key: str) -> Callable[[Message], Message]:
     return stamp
 
 
-def _send(source: Stream, recorder: _Recorder, size: int, count: int, warmup: int,
-          pace_s: float) -> Outcome:
-    """Emit ``warmup + count`` messages into ``source``, ``pace_s`` apart."""
-    payload = pa.array(np.zeros(size, np.uint8))
+def _send(source: Stream, recorder: _Recorder, plan: SizePlan) -> Outcome:
+    """Emit the messages of ``plan`` into ``source``, as the dora source node does."""
+    payload = pa.array(np.zeros(plan.size, np.uint8))
     emit = source.emit
     first = time.monotonic_ns()
-    for i in range(warmup + count):
+    for i in range(plan.total):
+        if i == plan.warmup:
+            first = time.monotonic_ns()
         emit((payload, {"t": time.monotonic_ns(), "i": i}))
-        if pace_s:
-            time.sleep(pace_s)
+        pace = plan.warm_pace_s if i < plan.warmup else plan.pace_s
+        if pace:
+            time.sleep(pace)
     outcome = recorder.outcome
-    outcome.sent = warmup + count
+    outcome.sent = plan.total
+    outcome.measured_sent = plan.count
     outcome.first_send_ns = first
     outcome.last_send_ns = time.monotonic_ns()
     return outcome
 
 
-def node_hop(size: int, count: int, warmup: int, pace_s: float) -> Outcome:
+def node_hop(plan: SizePlan) -> Outcome:
     """One ``map`` hop whose function is the receiver."""
     source = Stream()
-    recorder = _Recorder(warmup)
+    recorder = _Recorder(plan.warmup)
     hop = source.map(recorder)
     try:
-        return _send(source, recorder, size, count, warmup, pace_s)
+        return _send(source, recorder, plan)
     finally:
         hop.destroy()
 
 
-def chain(size: int, count: int, warmup: int, pace_s: float) -> Outcome:
+def chain(plan: SizePlan) -> Outcome:
     """``source -> map(op1) -> map(op2) -> map(op3) -> sink``."""
     source = Stream()
-    recorder = _Recorder(warmup)
+    recorder = _Recorder(plan.warmup)
     stream = source
     for index in (1, 2, 3):
         stream = stream.map(_stamper(f"t_op{index}"))
     sink = stream.sink(recorder)
     try:
-        return _send(source, recorder, size, count, warmup, pace_s)
+        return _send(source, recorder, plan)
     finally:
         sink.destroy()

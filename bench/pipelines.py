@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import Outcome
+from common import Outcome, SizePlan
 
 __all__ = ["Stage", "chain", "node_hop", "read_outcome"]
 
 _PARAMS = "# <params>"
 
-SOURCE = f'''"""Benchmark source: send WARMUP + COUNT messages, each stamped with its send time."""
+SOURCE = f'''"""Benchmark source: WARMUP paced messages, then COUNT measured ones, each
+stamped with its send time and index."""
 
 import json
 import time
@@ -43,11 +44,15 @@ def main() -> None:
     time.sleep(DELAY_S)
     first = time.monotonic_ns()
     for i in range(WARMUP + COUNT):
+        if i == WARMUP:
+            first = time.monotonic_ns()
         node.send_output("out", payload, {{"t": time.monotonic_ns(), "i": i}})
-        if PACE_S:
-            time.sleep(PACE_S)
+        pace = WARMUP_PACE_S if i < WARMUP else PACE_S
+        if pace:
+            time.sleep(pace)
     last = time.monotonic_ns()
-    record = {{"sent": WARMUP + COUNT, "first_send_ns": first, "last_send_ns": last}}
+    record = {{"sent": WARMUP + COUNT, "measured_sent": COUNT,
+              "first_send_ns": first, "last_send_ns": last}}
     with open(RECORD, "w") as file:
         json.dump(record, file)
 
@@ -69,20 +74,23 @@ from dora import Node
 def main() -> None:
     node = Node()
     latencies, spans = [], []
-    received = first = last = 0
+    received = measured = first = last = 0
     for event in node:
         if event["type"] != "INPUT":
             continue
         now = time.monotonic_ns()
         meta = event["metadata"]
         received += 1
+        if meta["i"] < WARMUP:
+            continue
+        measured += 1
         first = first or now
         last = now
-        if meta["i"] >= WARMUP:
-            latencies.append(now - meta["t"])
-            if "t_op3" in meta:
-                spans.append(meta["t_op3"] - meta["t_op1"])
-    record = {{"received": received, "first_recv_ns": first, "last_recv_ns": last,
+        latencies.append(now - meta["t"])
+        if "t_op3" in meta:
+            spans.append(meta["t_op3"] - meta["t_op1"])
+    record = {{"received": received, "measured_received": measured,
+              "first_recv_ns": first, "last_recv_ns": last,
               "latencies_ns": latencies, "spans_ns": spans}}
     with open(RECORD, "w") as file:
         json.dump(record, file)
@@ -129,41 +137,37 @@ class Stage:
     queue_size: int | None = None
 
 
-def _source(folder: Path, size: int, count: int, warmup: int, pace_s: float,
-            delay_s: float) -> Stage:
-    code = render(SOURCE, SIZE=size, COUNT=count, WARMUP=warmup, PACE_S=pace_s,
-                  DELAY_S=delay_s, RECORD=str(folder / "source.json"))
+def _source(folder: Path, plan: SizePlan, delay_s: float) -> Stage:
+    code = render(SOURCE, SIZE=plan.size, COUNT=plan.count, WARMUP=plan.warmup,
+                  PACE_S=plan.pace_s, WARMUP_PACE_S=plan.warm_pace_s, DELAY_S=delay_s,
+                  RECORD=str(folder / "source.json"))
     return Stage("src", "node", code, outputs=["out"])
 
 
-def _sink(folder: Path, warmup: int, upstream: str, queue_size: int) -> Stage:
-    code = render(SINK, WARMUP=warmup, RECORD=str(folder / "sink.json"))
-    return Stage("sink", "node", code, inputs={"in": upstream}, queue_size=queue_size)
+def _sink(folder: Path, plan: SizePlan, upstream: str) -> Stage:
+    code = render(SINK, WARMUP=plan.warmup, RECORD=str(folder / "sink.json"))
+    return Stage("sink", "node", code, inputs={"in": upstream}, queue_size=plan.total)
 
 
-def node_hop(folder: Path, size: int, count: int, warmup: int, pace_s: float,
-             delay_s: float) -> list[Stage]:
+def node_hop(folder: Path, plan: SizePlan, delay_s: float) -> list[Stage]:
     """``src -> sink``: one hop between two custom nodes."""
-    queue = count + warmup
-    return [
-        _source(folder, size, count, warmup, pace_s, delay_s),
-        _sink(folder, warmup, "src/out", queue),
-    ]
+    return [_source(folder, plan, delay_s), _sink(folder, plan, "src/out")]
 
 
-def chain(folder: Path, size: int, count: int, warmup: int, pace_s: float,
-          delay_s: float) -> list[Stage]:
-    """``src -> op1 -> op2 -> op3 -> sink``: three operators between custom nodes."""
-    queue = count + warmup
-    stages = [_source(folder, size, count, warmup, pace_s, delay_s)]
+def chain(folder: Path, plan: SizePlan, delay_s: float) -> list[Stage]:
+    """``src -> op1 -> op2 -> op3 -> sink``: three operators between custom nodes.
+
+    Every queue holds a whole run, so nothing needs to be dropped.
+    """
+    stages = [_source(folder, plan, delay_s)]
     upstream = "src/out"
     for index in (1, 2, 3):
         op_id = f"op{index}"
         code = render(OPERATOR, STAMP=f"t_{op_id}")
         stages.append(Stage(op_id, "operator", code, inputs={"in": upstream},
-                            outputs=["out"], queue_size=queue))
+                            outputs=["out"], queue_size=plan.total))
         upstream = f"{op_id}/out"
-    stages.append(_sink(folder, warmup, upstream, queue))
+    stages.append(_sink(folder, plan, upstream))
     return stages
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from common import MEASUREMENTS, Result, size_label
 
-__all__ = ["Target", "table", "targets"]
+__all__ = ["Target", "table", "targets", "targets_text", "warmup_losses"]
 
 NB, RS, SZ = "dora-notebook", "dora-rs", "streamz"
 
@@ -57,7 +57,7 @@ def _cell(result: Result | None) -> str:
     if not result.ok:
         return "FAILED"
     if result.rate is not None:
-        return f"{fmt_rate(result.rate)} ({result.received}/{result.sent})"
+        return f"{fmt_rate(result.rate)} ({result.measured_received}/{result.measured_sent})"
     assert result.median_us is not None and result.p95_us is not None
     return f"{fmt_time(result.median_us)} (p95 {fmt_time(result.p95_us)})"
 
@@ -85,6 +85,14 @@ def _lost(cells: Cells, measurement: str, size: int) -> str:
         result = cells.any(engine, measurement, size)
         parts.append("-" if result is None or not result.ok else str(result.lost))
     return "/".join(parts)
+
+
+def warmup_losses(results: Iterable[Result]) -> str:
+    """One line per cell whose engine lost warm-up messages (not in the table)."""
+    return "\n".join(
+        f"{r.engine} lost {r.warmup_lost} of {r.sent - r.measured_sent} warm-up messages "
+        f"({_TITLES[r.measurement]}, {size_label(r.size)})"
+        for r in results if r.ok and r.warmup_lost and r.measurement != "op_hop")
 
 
 def table(results: Iterable[Result]) -> str:
@@ -156,7 +164,8 @@ def _no_loss_target(results: list[Result]) -> Target:
     if not ours:
         return Target(name, None, "not measured")
     bad = [f"{r.measurement} {size_label(r.size)}: "
-           + (r.error or f"{r.received}/{r.expected}") for r in ours if not r.ok or r.lost]
+           + (r.error or f"{r.received}/{r.sent} received")
+           for r in ours if not r.ok or r.received != r.sent]
     return Target(name, not bad, "; ".join(bad) or "every message delivered")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import engine_dora
 from common import ENGINES, Result, Settings, size_label
-from report import Target, table, targets, targets_text
+from report import Target, table, targets, targets_text, warmup_losses
 from suite import measure
 
 __all__ = ["main"]
@@ -74,7 +74,12 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "versions": _versions()}
+            "platform": platform.platform(), "versions": _versions(),
+            "load_before": os.getloadavg()}
+
+
+def _load(load: Sequence[float]) -> str:
+    return " ".join(f"{x:.2f}" for x in load)
 
 
 def _versions() -> dict[str, str]:
@@ -93,7 +98,7 @@ def save(path: Path, settings: Settings, info: dict[str, Any], results: list[Res
          checked: list[Target], elapsed_s: float) -> None:
     data = {
         "settings": asdict(settings),
-        "machine": info,
+        "machine": {**info, "load_after": os.getloadavg()},
         "elapsed_s": elapsed_s,
         "results": [r.to_json() for r in results],
         "targets": [{"name": t.name, "met": t.met, "detail": t.detail} for t in checked],
@@ -116,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     checked = targets(results)
     print()
     print(table(results))
+    losses = warmup_losses(results)
+    if losses:
+        print(losses)
+    print(f"load average before/after: {_load(info['load_before'])} / {_load(os.getloadavg())}")
     print()
     print(targets_text(checked))
     for result in results:

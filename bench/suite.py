@@ -27,8 +27,10 @@ from common import (
 
 __all__ = ["make_engine", "measure"]
 
-#: Seconds a throughput message may take at worst, to bound a run.
-_WORST_PER_MESSAGE_S = 200e-6
+#: Seconds a message may take through a whole run at worst, plus per byte:
+#: only a bound, since a run ends by itself when its source is done.
+_WORST_PER_MESSAGE_S = 1e-3
+_WORST_PER_BYTE_S = 10e-9
 
 
 class Engine(Protocol):
@@ -44,7 +46,9 @@ _SHAPES: dict[str, Builder] = {"node": pipelines.node_hop, "chain": pipelines.ch
 
 
 def _expected_s(plan: SizePlan) -> float:
-    return plan.duration_s + plan.total * _WORST_PER_MESSAGE_S
+    """A generous bound of how long the run's messages take."""
+    per_message = _WORST_PER_MESSAGE_S + plan.size * _WORST_PER_BYTE_S
+    return plan.duration_s + plan.total * per_message
 
 
 class EmbeddedEngine:
@@ -55,7 +59,7 @@ class EmbeddedEngine:
     def run(self, shape: str, plan: SizePlan) -> Outcome:
         with tempfile.TemporaryDirectory(prefix="bench-nb-") as tmp:
             folder = Path(tmp)
-            stages = _SHAPES[shape](folder, plan.size, plan.count, plan.warmup, plan.pace_s, 0.0)
+            stages = _SHAPES[shape](folder, plan, 0.0)
             engine_embedded.run(stages, timeout_s=_expected_s(plan) + 30.0)
             return pipelines.read_outcome(folder)
 
@@ -71,8 +75,7 @@ class DoraEngine:
     def run(self, shape: str, plan: SizePlan) -> Outcome:
         with tempfile.TemporaryDirectory(prefix="bench-dora-") as tmp:
             folder = Path(tmp)
-            stages = _SHAPES[shape](folder, plan.size, plan.count, plan.warmup, plan.pace_s,
-                                    self.delay_s)
+            stages = _SHAPES[shape](folder, plan, self.delay_s)
             engine_dora.run(stages, folder, expected_s=self.delay_s + _expected_s(plan))
             return pipelines.read_outcome(folder)
 
@@ -84,7 +87,7 @@ class StreamzEngine:
 
     def run(self, shape: str, plan: SizePlan) -> Outcome:
         run = engine_streamz.node_hop if shape == "node" else engine_streamz.chain
-        return run(plan.size, plan.count, plan.warmup, plan.pace_s)
+        return run(plan)
 
 
 def make_engine(name: str, settings: Settings) -> Engine:
@@ -112,8 +115,7 @@ def node_hop(engine: Engine, plan: SizePlan) -> list[Result]:
     outcome = _attempt(engine, "node", plan, ("node_hop",))
     if isinstance(outcome, list):
         return outcome
-    return [latency_result(engine.name, "node_hop", plan.size, outcome, plan.total,
-                           outcome.latencies_ns, 1)]
+    return [latency_result(engine.name, "node_hop", plan.size, outcome, outcome.latencies_ns, 1)]
 
 
 def chain_hops(engine: Engine, plan: SizePlan) -> list[Result]:
@@ -122,29 +124,39 @@ def chain_hops(engine: Engine, plan: SizePlan) -> list[Result]:
     if isinstance(outcome, list):
         return outcome
     return [
-        latency_result(engine.name, "chain_hop", plan.size, outcome, plan.total,
-                       outcome.latencies_ns, CHAIN_HOPS),
-        latency_result(engine.name, "op_hop", plan.size, outcome, plan.total,
-                       outcome.spans_ns, OP_SPAN_HOPS),
+        latency_result(engine.name, "chain_hop", plan.size, outcome, outcome.latencies_ns,
+                       CHAIN_HOPS),
+        latency_result(engine.name, "op_hop", plan.size, outcome, outcome.spans_ns,
+                       OP_SPAN_HOPS),
     ]
 
 
-def throughput(engine: Engine, count: int) -> list[Result]:
-    """8-byte messages through the chain, the source sending as fast as it can."""
-    plan = SizePlan(8, count, 0, 0.0)
-    outcome = _attempt(engine, "chain", plan, ("throughput",))
-    if isinstance(outcome, list):
-        return outcome
-    return [throughput_result(engine.name, outcome, count)]
+def throughput(engine: Engine, plan: SizePlan, runs: int) -> list[Result]:
+    """8-byte messages through the chain, the source sending as fast as it can.
+
+    ``runs`` bursts; the one with the median rate is kept (a failed run
+    fails the cell).
+    """
+    cells = []
+    for _ in range(runs):
+        outcome = _attempt(engine, "chain", plan, ("throughput",))
+        if isinstance(outcome, list):
+            return outcome
+        cells.append(throughput_result(engine.name, outcome))
+    if any(not cell.ok for cell in cells):
+        return [next(cell for cell in cells if not cell.ok)]
+    cells.sort(key=lambda cell: cell.rate or 0.0)
+    return [cells[len(cells) // 2]]
 
 
 def _steps(engine: Engine, settings: Settings) -> Iterator[tuple[str, Callable[[], list[Result]]]]:
     for size in settings.sizes:
-        plan = settings.plan(size)
+        plan = settings.plan(size, engine.name)
         yield f"node hop {size} B", lambda plan=plan: node_hop(engine, plan)
         yield f"chain {size} B", lambda plan=plan: chain_hops(engine, plan)
-    yield f"throughput {settings.throughput_count} msgs", \
-        lambda: throughput(engine, settings.throughput_count)
+    runs = settings.throughput_runs
+    yield (f"throughput {runs} x {settings.throughput_count} msgs",
+           lambda: throughput(engine, settings.throughput_plan(), runs))
 
 
 def measure(settings: Settings, log: Callable[[str], None] | None = None) -> list[Result]:

@@ -6,7 +6,7 @@ magic or the CLI can show it as one line without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["ReloadError", "DataflowError", "GraphError", "NodeError", "PreviewError"]
+__all__ = ["DataflowError", "GraphError", "NodeError", "PreviewError", "ReloadError"]
 
 
 class DataflowError(Exception):
