@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .context import Context
-from .dataflow import Dataflow
+from .dataflow import Dataflow, current
 from .errors import DataflowError, GraphError, NodeError
 from .events import DoraStatus
 from .node import Node
@@ -30,4 +30,29 @@ __all__ = [
     "NodeState",
     "Report",
     "__version__",
+    "current",
+    "load_ipython_extension",
+    "unload_ipython_extension",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext dora_notebook``: register the dora magics."""
+    import atexit
+
+    from . import kernel_state
+    from .magics import DoraMagics
+
+    ipython.register_magics(DoraMagics)  # type: ignore[attr-defined]
+    # Threads of a running graph must not outlive the kernel.
+    atexit.register(kernel_state.shutdown)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext dora_notebook``: stop the graph and the UI thread."""
+    import atexit
+
+    from . import kernel_state
+
+    kernel_state.shutdown()
+    atexit.unregister(kernel_state.shutdown)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _capture
 from .errors import DataflowError, GraphError, ReloadError
@@ -41,8 +41,12 @@ from .graph import (
 )
 from .observe import NodeState, Report
 from .runtime import Engine
+from .tap import Tap
 
-__all__ = ["Dataflow"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Dataflow", "current"]
 
 Code = str | Path | type | Callable[[], Any]
 
@@ -60,6 +64,7 @@ class Dataflow:
         self._engine: Engine | None = None
         self._subscribers: list[Callable[[Report], None]] = []
         self._states: dict[str, NodeState] = {}
+        self._taps: dict[tuple[str, str], Tap] = {}
         self._sub_lock = threading.Lock()
         self._descriptor_extra: dict[str, Any] = {}
 
@@ -211,7 +216,7 @@ class Dataflow:
         self.graph.validate()
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
-        self._engine = Engine(self.graph.copy(), self._publish, self.descriptor())
+        self._engine = Engine(self.graph.copy(), self._publish, self.descriptor(), self._taps)
         for node_id, runner in self._engine.runners.items():
             self.node(node_id).attach(runner)
         self._engine.start()
@@ -233,6 +238,19 @@ class Dataflow:
         self.start()
         self.wait(timeout)
         return self.stop()
+
+    def clear(self) -> list[str]:
+        """Stop the graph and forget every node, its state and its taps.
+
+        Returns the nodes that were stuck when stopping.
+        """
+        stuck = self.stop()
+        self.graph.clear()
+        self._states.clear()
+        self._taps.clear()
+        self._descriptor_extra.clear()
+        self._engine = None
+        return stuck
 
     def _check_idle(self, what: str) -> None:
         if self.running:
@@ -273,6 +291,40 @@ class Dataflow:
         if node_id is not None:
             return self.node(node_id)
         return {spec.id: self.node(spec.id) for spec in self.graph}
+
+    def tap(self, source: str, n: int = 10, timeout: float = 1.0) -> pd.DataFrame:
+        """The last ``n`` messages sent on ``source`` (``node/output``) as a DataFrame.
+
+        The first tap of an output starts recording it; while the graph runs
+        this waits up to ``timeout`` seconds for ``n`` messages to arrive.
+        Columns: ``time`` (UTC), ``metadata``, ``value``.
+        """
+        node_id, sep, output_id = source.partition("/")
+        if not sep or node_id not in self.graph:
+            known = ", ".join(s.id for s in self.graph) or "none"
+            raise GraphError(f"tap {source!r}: no node {node_id!r} (nodes: {known})")
+        outputs = self.graph[node_id].outputs
+        if output_id not in outputs:
+            declared = ", ".join(outputs) or "none"
+            raise GraphError(
+                f"tap {source!r}: node {node_id!r} has no output {output_id!r} "
+                f"(declared: {declared})"
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise GraphError(f"tap {source!r}: n must be a whole number >= 1, not {n!r}")
+        key = (node_id, output_id)
+        tap = self._taps.get(key)
+        if tap is None:
+            tap = self._taps[key] = Tap(n)
+            engine = self._engine
+            if engine is not None and node_id in engine.runners:
+                with engine.lock:
+                    engine.runners[node_id].taps[output_id] = tap
+        else:
+            tap.resize(n)
+        if self.running:
+            tap.wait(n, timeout)
+        return tap.frame(n)
 
     def edges(self) -> list[dict[str, Any]]:
         """Every edge with its counters: source, target, input, delivered, dropped, queued."""
@@ -339,3 +391,16 @@ def _echo(report: Report) -> None:
     stream = _capture.original("stdout")
     stream.write("".join(f"{stamp} {stdio} {report.node_id}: {line}\n" for line in lines))
     stream.flush()
+
+
+_current: Dataflow | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Dataflow:
+    """The kernel's one dataflow, the one the magics act on (made on first use)."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Dataflow(echo=False)
+        return _current

@@ -48,6 +48,7 @@ from .events import (
 )
 from .graph import Graph, NodeSpec, Timer
 from .observe import Report
+from .tap import Tap
 
 __all__ = ["Engine", "Runner", "StopRequested"]
 
@@ -109,6 +110,7 @@ class Runner:
         # Where each output goes, filled in by the engine once every runner exists.
         self.routes: dict[str, list[tuple[Runner, InputQueue]]] = {o: [] for o in spec.outputs}
         self.pending = 0  # items queued over all inputs
+        self.taps: dict[str, Tap] = {}  # output id -> tap, only for tapped outputs
         self.open_inputs = len(self.queues)
         self.status = "defined"
         self.error: str | None = None
@@ -204,6 +206,7 @@ class Engine:
         graph: Graph,
         report: Callable[[Report], None],
         descriptor: dict[str, Any] | None = None,
+        taps: dict[tuple[str, str], Tap] | None = None,
     ) -> None:
         graph.validate()
         self.graph = graph
@@ -214,6 +217,9 @@ class Engine:
         self._seq = itertools.count()
         self.runners = {spec.id: Runner(self, spec) for spec in graph}
         self._operators = [r for r in self.runners.values() if r.spec.kind == "operator"]
+        for (node_id, output_id), tap in (taps or {}).items():
+            if node_id in self.runners:
+                self.runners[node_id].taps[output_id] = tap
         self._timers: dict[str, list[tuple[Runner, InputQueue]]] = {}
         for runner in self.runners.values():
             for input_id, spec in runner.spec.inputs.items():
@@ -445,6 +451,10 @@ class Engine:
             if runner.finished:
                 return
             runner.sent += 1
+            if runner.taps:
+                tap = runner.taps.get(output_id)
+                if tap is not None:
+                    tap.record(value, meta)
             if routes:
                 message = _Message(value, meta, next(self._seq))
                 for target, queue in routes:

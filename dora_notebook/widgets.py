@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from .graphview import render_dataflow_svg, render_text
 from .render import mimebundle
 
 if TYPE_CHECKING:
+    from .dataflow import Dataflow
     from .observe import NodeState
 
-__all__ = ["LOG_LINES_SHOWN", "NodePanel", "UIPump"]
+__all__ = ["LOG_LINES_SHOWN", "GraphView", "NodePanel", "UIPump"]
 
 #: How many of a node's latest log lines its panel shows (all are kept in its state).
 LOG_LINES_SHOWN = 40
@@ -40,7 +42,16 @@ _STATUS_COLOURS = {
 _STDIO_COLOURS = {"stderr": "#b35900", "warning": "#9a6700", "error": "#cf222e"}
 
 
-class NodePanel(widgets.VBox):
+class _FullText:
+    """Widgets cut their text/plain repr at 110 characters; ours is short and whole."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+
+class NodePanel(_FullText, widgets.VBox):
     """The live panel of one node; its text repr summarises the node truthfully."""
 
     def __init__(self, state: NodeState) -> None:
@@ -149,6 +160,36 @@ class NodePanel(widgets.VBox):
         return 1
 
 
+class GraphView(_FullText, widgets.HTML):
+    """The graph of a dataflow as SVG, with live status and counts.
+
+    Its text repr is the plain-text summary of the same graph.
+    """
+
+    def __init__(self, flow: Dataflow, max_hz: float = 2.0) -> None:
+        super().__init__()
+        self._flow = flow
+        self._period = 1.0 / max_hz
+        self._last = float("-inf")
+        self.redraw(force=True)
+
+    def __repr__(self) -> str:
+        flow = self._flow
+        return render_text(flow.graph, flow.status(), flow.edges())
+
+    def redraw(self, force: bool = False) -> int:
+        """Re-render (at most ``max_hz`` times a second unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._last < self._period:
+            return 0
+        self._last = now
+        svg = render_dataflow_svg(self._flow)
+        if svg == self.value:
+            return 0
+        self.value = svg
+        return 1
+
+
 class UIPump:
     """One named thread that redraws panels at most ``hz`` times a second.
 
@@ -164,6 +205,7 @@ class UIPump:
         self.hz = hz
         self._active = active
         self._panels: dict[str, NodePanel] = {}
+        self._views: list[GraphView] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -179,10 +221,16 @@ class UIPump:
                 panel.rebind(state)
             return panel
 
+    def track(self, view: GraphView) -> None:
+        """Keep a graph view up to date (the few most recent ones)."""
+        with self._lock:
+            self._views = [*self._views[-4:], view]
+
     def forget(self) -> None:
-        """Drop every panel (after a reset)."""
+        """Drop every panel and view (after a reset)."""
         with self._lock:
             self._panels.clear()
+            self._views.clear()
 
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -203,11 +251,13 @@ class UIPump:
             thread.join(2.0)
         self.flush()
 
-    def flush(self) -> int:
-        """Redraw every panel now; return how many widgets changed."""
+    def flush(self, force: bool = True) -> int:
+        """Redraw every panel and view; return how many widgets changed."""
         with self._lock:
             panels = list(self._panels.values())
+            views = list(self._views)
         changes = sum(panel.redraw() for panel in panels)
+        changes += sum(view.redraw(force) for view in views)
         self.redraws += changes
         return changes
 
@@ -217,7 +267,7 @@ class UIPump:
             began = time.monotonic()
             active = self._active()
             # Counters change without any report: redraw on a fixed period.
-            self.flush()
+            self.flush(force=not active)
             if not active:
                 return
             rest = period - (time.monotonic() - began)

@@ -1,0 +1,296 @@
+"""IPython magics: thin adapters from notebook cells to :class:`~dora_notebook.Dataflow`.
+
+``%load_ext dora_notebook`` registers :class:`DoraMagics`. Every magic parses
+its arguments (a wrong one is a one-line usage error), makes one call into
+the Python API, and displays the result. The graph is the kernel's one
+:func:`~dora_notebook.current` dataflow.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Float
+
+from . import kernel_state
+from .errors import DataflowError, ReloadError
+
+__all__ = ["DoraMagics"]
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """Parse a magic's arguments; every mistake becomes a one-line UsageError."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as exc:  # unbalanced quotes and the like, from shlex
+        usage = " ".join(magic.parser.format_usage().replace("::", "").split())
+        raise UsageError(f"{exc}; usage: {usage}") from None
+
+
+def _positive(name: str, value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{name} must be a positive number of seconds, not {value:g}")
+    return value
+
+
+def _definition():
+    """The shared argument list of %%dora_operator and %%dora_node."""
+
+    def decorate(func: Any) -> Any:
+        for arg in reversed(
+            [
+                argument("node_id", help="the node's id, as in a dora descriptor"),
+                argument(
+                    "--inputs",
+                    nargs="+",
+                    action="extend",
+                    default=[],
+                    metavar="NAME=SOURCE",
+                    help="inputs: SOURCE is node/output or dora/timer/millis|secs|hz/N",
+                ),
+                argument(
+                    "--outputs",
+                    nargs="+",
+                    action="extend",
+                    default=[],
+                    metavar="NAME",
+                    help="output ids this node sends on",
+                ),
+                argument(
+                    "--queue-size",
+                    type=int,
+                    metavar="N",
+                    help="queue length of every input (default 10, dora's default)",
+                ),
+                argument(
+                    "--machine",
+                    metavar="NAME",
+                    help="the dora machine to place this node on (dora engine)",
+                ),
+            ]
+        ):
+            func = arg(func)
+        # Named so that the usage line reads %%dora_operator, as the cell magic is typed.
+        return magic_arguments(name=f"%{func.__name__}")(func)
+
+    return decorate
+
+
+@magics_class
+class DoraMagics(Magics):
+    """The dora magics; configurable with ``%config DoraMagics.preview_hz = N``."""
+
+    preview_hz = Float(10.0, help="How many times a second each panel widget redraws at most.").tag(
+        config=True
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.observe(self._hz_changed, names="preview_hz")
+        kernel_state.pump().hz = self.preview_hz
+
+    def _hz_changed(self, change: dict[str, Any]) -> None:
+        if not change["new"] > 0:
+            raise UsageError("DoraMagics.preview_hz must be positive")
+        kernel_state.pump().hz = change["new"]
+
+    # -- definitions ----------------------------------------------------------
+
+    @_definition()
+    @cell_magic
+    def dora_operator(self, line: str, cell: str) -> None:
+        """Define a dora operator: the cell defines ``class Operator`` with ``on_event``.
+
+        It runs on the runtime thread once the graph starts; re-running the
+        cell while the graph runs hot-swaps it (dora's hot reload).
+        """
+        self._define("operator", self.dora_operator, line, cell)
+
+    @_definition()
+    @cell_magic
+    def dora_node(self, line: str, cell: str) -> None:
+        """Define a dora custom node: the cell is a script using ``node = Node()``.
+
+        It runs in a thread of its own once the graph starts.
+        """
+        self._define("node", self.dora_node, line, cell)
+
+    def _define(self, kind: str, magic: Any, line: str, cell: str) -> None:
+        args = _parse(magic, line)
+        if args.queue_size is not None and args.queue_size < 1:
+            raise UsageError(f"--queue-size must be at least 1, not {args.queue_size}")
+        try:
+            compile(cell, f"<dora {kind} {args.node_id}>", "exec")
+        except SyntaxError as exc:
+            raise UsageError(
+                f"node {args.node_id!r}: {type(exc).__name__}: {exc.msg} (line {exc.lineno})"
+            ) from None
+        try:
+            note = kernel_state.define(
+                kind, args.node_id, cell, args.inputs, args.outputs, args.queue_size, args.machine
+            )
+        except ReloadError as exc:
+            # The previous version keeps running; its panel says why the new one did not.
+            display(kernel_state.panel(args.node_id))
+            raise UsageError(str(exc)) from None
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        display(kernel_state.panel(args.node_id))
+        if note:
+            print(note)
+
+    @magic_arguments()
+    @argument("path", nargs="?", help="a dora descriptor file (or give YAML as the cell body)")
+    @line_cell_magic
+    def dora_dataflow(self, line: str, cell: str | None = None) -> None:
+        """Load nodes from a dora-rs dataflow descriptor (YAML in the cell, or a file path).
+
+        File paths in it resolve against the notebook's working directory.
+        """
+        args = _parse(self.dora_dataflow, line)
+        if (cell is None) == (args.path is None):
+            raise UsageError(
+                "give either a descriptor PATH (%dora_dataflow PATH) or YAML as the "
+                "body of %%dora_dataflow, not both"
+            )
+        try:
+            ids = kernel_state.load_yaml(args.path if cell is None else cell)
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        for node_id in ids:
+            display(kernel_state.panel(node_id))
+
+    # -- running ------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "--engine",
+        choices=["embedded", "dora"],
+        default="embedded",
+        help="where the graph runs (default: in this kernel)",
+    )
+    @argument("--coordinator", metavar="HOST:PORT", help="an existing dora coordinator")
+    @argument("--wait", action="store_true", help="block until the graph finishes")
+    @argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: stop the graph after this many seconds",
+    )
+    @line_magic
+    def dora_start(self, line: str) -> None:
+        """Start the graph in the background; the notebook stays usable.
+
+        With ``--wait`` the cell blocks until the graph finishes (all nodes
+        done, ``STOP_ALL``, or ``--timeout`` reached, which stops it); an
+        interrupt of the kernel stops the graph cleanly.
+        """
+        args = _parse(self.dora_start, line)
+        timeout = _positive("--timeout", args.timeout)
+        if args.timeout is not None and not args.wait:
+            raise UsageError("--timeout applies to --wait; add --wait, or use %dora_wait --timeout")
+        if args.engine == "dora" or args.coordinator:
+            raise UsageError(
+                "the dora engine is not yet available in this version; "
+                "use the embedded engine (the default)"
+            )
+        try:
+            kernel_state.start()
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        if args.wait:
+            self._wait(timeout, stop_at_timeout=True)
+
+    @magic_arguments()
+    @argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after this long")
+    @line_magic
+    def dora_wait(self, line: str) -> None:
+        """Block until the running graph finishes (or ``--timeout`` passes)."""
+        args = _parse(self.dora_wait, line)
+        self._wait(_positive("--timeout", args.timeout), stop_at_timeout=False)
+
+    def _wait(self, timeout: float | None, stop_at_timeout: bool) -> None:
+        flow = kernel_state.current()
+        if flow.engine is None:
+            raise UsageError("the dataflow was never started; use %dora_start")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            # Short waits keep the kernel responsive to an interrupt.
+            while not flow.wait(0.1):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        except KeyboardInterrupt:
+            kernel_state.stop()
+            print("interrupted: the dataflow was stopped")
+            raise
+        if flow.running:
+            if not stop_at_timeout:
+                print(f"still running after {timeout:g} s")
+                return
+            stuck = kernel_state.stop()
+            print(f"stopped after {timeout:g} s" + _stuck_note(stuck))
+        kernel_state.pump().flush()
+        print(kernel_state.summary())
+
+    @magic_arguments()
+    @line_magic
+    def dora_stop(self, line: str) -> None:
+        """Stop the graph; returns within 2 seconds even if an operator is stuck."""
+        _parse(self.dora_stop, line)
+        flow = kernel_state.current()
+        if not flow.running:
+            print("the dataflow is not running")
+            return
+        print("stopped" + _stuck_note(kernel_state.stop()))
+
+    @magic_arguments()
+    @line_magic
+    def dora_status(self, line: str) -> None:
+        """Show the graph: nodes, edges with their ids, timers, live status and counts."""
+        _parse(self.dora_status, line)
+        display(kernel_state.graph_view())
+
+    @magic_arguments()
+    @argument("directory", help="where to write dataflow.yml and the node files")
+    @line_magic
+    def dora_export(self, line: str) -> None:
+        """Write DIR/dataflow.yml and one Python file per node, runnable with ``dora run``."""
+        _parse(self.dora_export, line)
+        raise UsageError(
+            "%dora_export is not yet available in this version: exporting to a dora "
+            "dataflow comes with the dora engine"
+        )
+
+    @magic_arguments()
+    @argument("source", metavar="NODE/OUTPUT", help="the output to look at")
+    @argument("-n", type=int, default=10, metavar="N", help="how many messages (default 10)")
+    @line_magic
+    def dora_tap(self, line: str) -> Any:
+        """The last N messages of an edge as a DataFrame (time, metadata, value).
+
+        The first tap of an output starts recording it (untapped outputs cost
+        nothing); while the graph runs it waits up to a second for N messages.
+        """
+        args = _parse(self.dora_tap, line)
+        try:
+            return kernel_state.current().tap(args.source, args.n)
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+
+    @magic_arguments()
+    @line_magic
+    def dora_reset(self, line: str) -> None:
+        """Stop the graph and forget every node (threads and panels included)."""
+        _parse(self.dora_reset, line)
+        print("reset" + _stuck_note(kernel_state.reset()))
+
+
+def _stuck_note(stuck: list[str]) -> str:
+    if not stuck:
+        return ""
+    return "; did not stop within 2 s (interrupted): " + ", ".join(stuck)

@@ -1,0 +1,122 @@
+"""One class owns the boundary to a real ipykernel: run cells, collect outputs and widget state."""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+
+@dataclass
+class CellResult:
+    """What one cell execution produced."""
+
+    status: str
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """All stream text and text/plain of the cell's outputs, joined."""
+        parts = []
+        for out in self.outputs:
+            if out["msg_type"] == "stream":
+                parts.append(out["content"]["text"])
+            elif out["msg_type"] in ("display_data", "execute_result"):
+                parts.append(out["content"]["data"].get("text/plain", "") + "\n")
+        return "".join(parts)
+
+    def widget_ids(self) -> list[str]:
+        """Model ids of the widgets the cell displayed."""
+        return [
+            out["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+            for out in self.outputs
+            if out["msg_type"] in ("display_data", "execute_result")
+            and "application/vnd.jupyter.widget-view+json" in out["content"]["data"]
+        ]
+
+
+class Kernel:
+    """A real ipykernel (this interpreter) driven through jupyter_client.
+
+    Widget models are rebuilt from the comm messages the kernel sends, so
+    tests assert on what a frontend would show. Every comm message is kept
+    with its arrival time in :attr:`comm_log`.
+    """
+
+    def __init__(self) -> None:
+        # ipykernel's built-in "python3" spec runs this very interpreter.
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel()
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+        self.models: dict[str, dict[str, Any]] = {}
+        self.comm_log: list[tuple[float, str, dict[str, Any]]] = []
+        self.other: list[dict[str, Any]] = []
+
+    def execute(self, code: str, timeout: float = 60, allow_error: bool = False) -> CellResult:
+        msg_id = self.client.execute(code)
+        result = CellResult(status="unknown")
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"cell did not finish within {timeout} s:\n{code}")
+            try:
+                msg = self.client.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            self._absorb(msg)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            if kind in ("stream", "display_data", "execute_result"):
+                result.outputs.append(msg)
+            elif kind == "error":
+                result.error = msg["content"]
+        reply = self.client.get_shell_msg(timeout=timeout)
+        result.status = reply["content"]["status"]
+        if result.error is not None and not allow_error:
+            raise AssertionError("cell failed:\n" + "\n".join(result.error["traceback"]))
+        return result
+
+    def drain(self, seconds: float) -> None:
+        """Absorb iopub messages (widget updates from background threads) for a while."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                self._absorb(self.client.get_iopub_msg(timeout=remaining))
+            except queue.Empty:
+                return
+
+    def _absorb(self, msg: dict[str, Any]) -> None:
+        kind = msg["msg_type"]
+        content = msg["content"]
+        if kind == "comm_open":
+            state = content["data"].get("state", {})
+            self.models[content["comm_id"]] = dict(state)
+            self.comm_log.append((time.monotonic(), content["comm_id"], dict(state)))
+        elif kind == "comm_msg":
+            data = content["data"]
+            if data.get("method") == "update":
+                self.models.setdefault(content["comm_id"], {}).update(data.get("state", {}))
+                self.comm_log.append((time.monotonic(), content["comm_id"], data.get("state", {})))
+        elif kind not in ("status", "execute_input"):
+            self.other.append(msg)
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        return self.models[model_id]
+
+    def child_ids(self, model_id: str) -> list[str]:
+        """Model ids of a box's children (references are 'IPY_MODEL_<id>')."""
+        return [c.removeprefix("IPY_MODEL_") for c in self.models[model_id].get("children", [])]
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)

@@ -1,0 +1,460 @@
+"""The notebook layer in a real ipykernel: magics, panels, coalescing, reload, interrupt."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+
+import pytest
+
+from .kernel import Kernel
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    k = Kernel()
+    k.execute("%load_ext dora_notebook")
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph(kernel: Kernel):
+    """Every test starts with an empty graph, and leaves no dora thread in the kernel."""
+    kernel.execute("%dora_reset")
+    yield
+    kernel.execute("%dora_reset")
+    threads = kernel.execute(
+        "import threading; print(sorted(t.name for t in threading.enumerate() "
+        "if t.name.startswith('dora')))"
+    )
+    assert threads.text.strip() == "[]", f"dora threads left in the kernel: {threads.text}"
+
+
+def define(kernel: Kernel, magic: str, body: str):
+    return kernel.execute(f"{magic}\n{textwrap.dedent(body)}")
+
+
+TICKER = """
+import pyarrow as pa
+class Operator:
+    def __init__(self):
+        self.n = 0
+    def on_event(self, event, context):
+        if event["type"] == "INPUT":
+            self.n += 1
+            context.send_output("n", pa.array([self.n]))
+            context.report_progress(self.n * 100 / 12)
+            print("tick", self.n)
+            if self.n == 12:
+                return DoraStatus.STOP
+        return DoraStatus.CONTINUE
+"""
+
+
+def panel_parts(kernel: Kernel, panel_id: str) -> dict[str, object]:
+    header, progress, previews, log = kernel.child_ids(panel_id)
+    bar, percent = kernel.child_ids(progress)
+    return {
+        "header": kernel.model(header)["value"],
+        "bar": kernel.model(bar)["value"],
+        "percent": kernel.model(percent)["value"],
+        "previews": [kernel.model(p)["outputs"] for p in kernel.child_ids(previews)],
+        "log": kernel.model(log)["value"],
+    }
+
+
+def test_panels_show_status_counts_progress_previews_and_logs(kernel: Kernel) -> None:
+    ticker = define(
+        kernel,
+        "%%dora_operator ticker --inputs tick=dora/timer/millis/10 --outputs n",
+        "from dora import DoraStatus\n" + TICKER,
+    )
+    assert ticker.text.strip() == "ticker: defined, 0 received, 0 sent"
+    sink = define(
+        kernel,
+        "%%dora_operator sink --inputs n=ticker/n",
+        """
+        import pandas as pd
+        from matplotlib.figure import Figure
+        class Operator:
+            def __init__(self):
+                self.values = []
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    self.values += event["value"].to_pylist()
+                    squares = [v * v for v in self.values]
+                    context.preview(pd.DataFrame({"n": self.values, "sq": squares}))
+                    fig = Figure(figsize=(2, 1), dpi=40)
+                    fig.add_subplot().plot(self.values)
+                    context.preview(fig, id="plot")
+                    context.logger.warning("seen %d", len(self.values))
+    """,
+    )
+    done = kernel.execute("%dora_start --wait --timeout 20")
+    assert "ticker: finished, 12 received, 12 sent" in done.text
+    assert "sink: finished, 12 received, 0 sent" in done.text
+    kernel.drain(0.3)
+    (ticker_id,) = ticker.widget_ids()
+    (sink_id,) = sink.widget_ids()
+    t = panel_parts(kernel, ticker_id)
+    assert "<b>ticker</b>" in t["header"] and "finished" in t["header"]
+    assert "12 received · 12 sent · " in t["header"]  # slow previews may drop ticks
+    assert t["bar"] == pytest.approx(100.0) and t["percent"] == "100%"
+    assert "tick 1\ntick 2" in t["log"] and "tick 12" in t["log"]
+    s = panel_parts(kernel, sink_id)
+    table, plot = s["previews"]
+    html = table[0]["data"]["text/html"]
+    assert "<th" in html and ">n</th>" in html and ">sq</th>" in html
+    assert ">...</td>" in html and "12 rows" in html  # the truncated middle and the count
+    assert ">144</td>" in html and ">1</td>" in html  # last and first rows
+    png = base64.b64decode(plot[0]["data"]["image/png"])
+    assert png.startswith(b"\x89PNG")
+    assert "seen 12" in s["log"]
+    # The node's prints went to its panel, never to a cell's output.
+    assert "tick 1" not in ticker.text + sink.text + done.text
+
+
+def test_prints_never_reach_the_running_cell(kernel: Kernel) -> None:
+    define(
+        kernel,
+        "%%dora_node chatty --inputs t=dora/timer/millis/5",
+        """
+        from dora import Node
+        for event in Node():
+            print("chatter from the node")
+    """,
+    )
+    kernel.execute("%dora_start")
+    busy = kernel.execute(
+        "import time\nfor i in range(3):\n    print('cell', i)\n    time.sleep(0.1)"
+    )
+    kernel.execute("%dora_stop")
+    assert busy.text == "cell 0\ncell 1\ncell 2\n"
+
+
+def test_coalescing_bounds_widget_updates(kernel: Kernel) -> None:
+    kernel.execute("%config DoraMagics.preview_hz = 5")
+    try:
+        flood = define(
+            kernel,
+            "%%dora_node flood",
+            """
+            import time
+            from dora import Node
+            node = Node()
+            ctx = node.context
+            end = time.monotonic() + 2.0
+            i = 0
+            while time.monotonic() < end:
+                i += 1
+                ctx.preview({"type": "text", "data": f"frame {i}"})
+                ctx.report_progress(i % 100)
+            ctx.preview({"type": "text", "data": f"final {i}"})
+            print("previews", i)
+        """,
+        )
+        start = time.monotonic()
+        kernel.execute("%dora_start --wait --timeout 20")
+        elapsed = time.monotonic() - start
+        kernel.drain(0.3)
+    finally:
+        kernel.execute("%config DoraMagics.preview_hz = 10")
+    (panel_id,) = flood.widget_ids()
+    parts = panel_parts(kernel, panel_id)
+    sent = int(parts["log"].split("previews ")[1].split("<")[0].split("\n")[0])
+    assert sent > 5_000  # the graph really previewed thousands of times a second
+    assert parts["previews"][0][0]["data"]["text/plain"] == f"final {sent}"  # final state shown
+    updates = Counter(comm for when, comm, _ in kernel.comm_log if when >= start)
+    # 5 Hz over the run, plus the first draw and the final one.
+    assert max(updates.values()) <= 5 * elapsed + 3, updates.most_common(3)
+
+
+def test_hot_redefinition_under_load_loses_nothing(kernel: Kernel) -> None:
+    define(
+        kernel,
+        "%%dora_node src --outputs n",
+        """
+        import time
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        for i in range(3000):
+            node.send_output("n", pa.array([i]))
+            if i % 100 == 0:
+                time.sleep(0.01)
+    """,
+    )
+    body = """
+        import builtins
+        SEEN = builtins.__dict__.setdefault("KERNEL_SEEN", [])
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    SEEN.append(("VERSION", event["value"][0].as_py()))
+                elif event["type"] == "RELOAD":
+                    SEEN.append(("RELOAD", None))
+    """
+    define(
+        kernel,
+        "%%dora_operator counter --inputs n=src/n --queue-size 5000",
+        body.replace("VERSION", "v1"),
+    )
+    kernel.execute("%dora_start")
+    time.sleep(0.1)
+    redefined = define(
+        kernel,
+        "%%dora_operator counter --inputs n=src/n --queue-size 5000",
+        body.replace("VERSION", "v2"),
+    )
+    assert redefined.text.strip().startswith("counter: running")
+    kernel.execute("%dora_wait --timeout 20")
+    check = kernel.execute(
+        "import builtins\nseen = builtins.KERNEL_SEEN\n"
+        "print(len([v for t, v in seen if t != 'RELOAD']), "
+        "[v for t, v in seen if t != 'RELOAD'] == list(range(3000)), "
+        "sorted({t for t, _ in seen}))\ndel builtins.KERNEL_SEEN"
+    )
+    assert check.text.strip() == "3000 True ['RELOAD', 'v1', 'v2']"
+
+
+def test_a_broken_redefinition_keeps_the_old_version_and_says_so(kernel: Kernel) -> None:
+    define(
+        kernel,
+        "%%dora_operator op --inputs t=dora/timer/millis/10",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                pass
+    """,
+    )
+    kernel.execute("%dora_start")
+    broken = define(
+        kernel,
+        "%%dora_operator op --inputs t=dora/timer/millis/10",
+        """
+        class Operator:
+            def __init__(self):
+                raise RuntimeError("not today")
+    """,
+    )
+    status = kernel.execute("import dora_notebook\nprint(dora_notebook.current().node('op'))")
+    kernel.execute("%dora_stop")
+    assert "the previous one keeps running" in broken.text
+    assert "RuntimeError: not today" in broken.text
+    assert status.text.startswith("op: running")
+
+
+def test_interrupt_during_wait_stops_the_graph_and_the_kernel_stays_usable(kernel: Kernel) -> None:
+    define(
+        kernel,
+        "%%dora_operator forever --inputs t=dora/timer/millis/10",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                pass
+    """,
+    )
+    msg_id = kernel.client.execute("%dora_start --wait")
+    time.sleep(1.0)
+    kernel.manager.interrupt_kernel()
+    reply = kernel.client.get_shell_msg(timeout=10)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    after = kernel.execute(
+        "import dora_notebook\nflow = dora_notebook.current()\n"
+        "print(flow.running, flow.node('forever').status)"
+    )
+    assert after.text.strip() == "False finished"
+    again = kernel.execute("%dora_start --wait --timeout 0.3")
+    assert "stopped after 0.3 s" in again.text
+
+
+def test_start_stop_change_and_start_again(kernel: Kernel) -> None:
+    body = """
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    context.report_log("VERSION")
+                    return 1
+    """
+    define(
+        kernel, "%%dora_operator op --inputs t=dora/timer/millis/5", body.replace("VERSION", "one")
+    )
+    first = kernel.execute("%dora_start --wait --timeout 10")
+    define(
+        kernel, "%%dora_operator op --inputs t=dora/timer/millis/5", body.replace("VERSION", "two")
+    )
+    second = kernel.execute("%dora_start --wait --timeout 10")
+    logs = kernel.execute(
+        "import dora_notebook\nprint(dora_notebook.current().node('op').log_text())"
+    )
+    assert "op: finished" in first.text and "op: finished" in second.text
+    assert logs.text.strip() == "['one', 'two']"
+
+
+def test_two_cells_both_define_class_operator(kernel: Kernel) -> None:
+    for name, value in (("a", 1), ("b", 2)):
+        define(
+            kernel,
+            f"%%dora_operator {name} --inputs t=dora/timer/millis/5",
+            f"""
+            class Operator:
+                def on_event(self, event, context):
+                    context.report_log("{value}")
+                    return 1
+        """,
+        )
+    kernel.execute("%dora_start --wait --timeout 10")
+    logs = kernel.execute(
+        "import dora_notebook\nf = dora_notebook.current()\n"
+        "print(f.node('a').log_text(), f.node('b').log_text())"
+    )
+    assert logs.text.strip() == "['1'] ['2']"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("%dora_start --bogus", "UsageError: unrecognized arguments: --bogus"),
+        ("%dora_start --engine warp", "UsageError: argument --engine: invalid choice: 'warp'"),
+        ("%dora_start --timeout 5", "UsageError: --timeout applies to --wait"),
+        ("%dora_wait --timeout -1", "UsageError: --timeout must be a positive number"),
+        ("%dora_tap nowhere/x", "UsageError: tap 'nowhere/x': no node 'nowhere'"),
+        ("%dora_tap 'unbalanced", "UsageError: No closing quotation"),
+        ("%dora_stop now", "UsageError: unrecognized arguments: now"),
+        ("%%dora_operator a/b\nclass Operator: pass", "UsageError: invalid node id 'a/b'"),
+        (
+            "%%dora_operator a --inputs t=dora/timer/parsecs/3\nclass Operator: pass",
+            "UsageError: node 'a': inputs.t: unknown timer unit 'parsecs'",
+        ),
+        (
+            "%%dora_operator a --queue-size 0\nclass Operator: pass",
+            "UsageError: --queue-size must be at least 1",
+        ),
+        ("%%dora_operator a\nclass Operator(:\n", "UsageError: node 'a': SyntaxError"),
+        ("%%dora_dataflow\nnodes: 3", "UsageError: descriptor: 'nodes' must be a list"),
+        ("%dora_export out", "UsageError: %dora_export is not yet available in this version"),
+    ],
+)
+def test_wrong_arguments_give_a_one_line_usage_error(
+    kernel: Kernel, line: str, message: str
+) -> None:
+    result = kernel.execute(line, allow_error=True)
+    assert result.error is None  # no traceback
+    lines = [x for x in result.text.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), result.text
+
+
+def test_every_magic_has_help(kernel: Kernel) -> None:
+    for magic in (
+        "%dora_operator",
+        "%dora_node",
+        "dora_dataflow",
+        "dora_start",
+        "dora_wait",
+        "dora_stop",
+        "dora_status",
+        "dora_export",
+        "dora_tap",
+        "dora_reset",
+    ):
+        kernel.client.execute(f"%{magic}?")
+        reply = kernel.client.get_shell_msg(timeout=30)
+        pages = [p for p in reply["content"].get("payload", []) if p.get("source") == "page"]
+        assert pages, magic
+        text = pages[0]["data"]["text/plain"]
+        usage = text.split("::", 1)[1].split()[0]
+        assert usage == f"%{magic}" and "Docstring" in text
+    kernel.drain(0.2)
+
+
+def test_status_graph_view_and_tap(kernel: Kernel) -> None:
+    define(
+        kernel,
+        "%%dora_operator ticker --inputs tick=dora/timer/millis/10 --outputs n",
+        "from dora import DoraStatus\n" + TICKER,
+    )
+    define(
+        kernel,
+        "%%dora_operator sink --inputs n=ticker/n",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                pass
+    """,
+    )
+    kernel.execute("%dora_start")
+    tap = kernel.execute("%dora_tap ticker/n -n 3")
+    kernel.execute("%dora_wait --timeout 10")
+    status = kernel.execute("%dora_status")
+    assert "ticker/n -> sink/n  delivered 12, dropped 0" in status.text
+    (view_id,) = status.widget_ids()
+    svg = kernel.model(view_id)["value"]
+    assert svg.startswith("<svg") and "ticker" in svg and "timer 10 ms" in svg
+    table = tap.outputs[0]["content"]["data"]["text/plain"]
+    assert "time" in table and "value" in table and "[" in table
+    rows = kernel.execute("print(len(_))")  # the tap's DataFrame is the cell's result
+    assert rows.text.strip() == "3"
+
+
+def test_dataflow_magic_loads_yaml(kernel: Kernel, tmp_path) -> None:
+    (tmp_path / "src.py").write_text(
+        textwrap.dedent("""
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        for i in range(3):
+            node.send_output("out", pa.array([i]))
+    """)
+    )
+    (tmp_path / "dataflow.yml").write_text(
+        "nodes:\n  - id: src\n    path: src.py\n    outputs: [out]\n"
+    )
+    loaded = kernel.execute(f"%dora_dataflow {tmp_path / 'dataflow.yml'}")
+    assert loaded.text.strip() == "src: defined, 0 received, 0 sent"
+    define(
+        kernel,
+        "%%dora_operator sink --inputs x=src/out",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    print(event["value"].to_pylist())
+    """,
+    )
+    done = kernel.execute("%dora_start --wait --timeout 10")
+    assert "src: finished, 0 received, 3 sent" in done.text
+
+
+def test_core_never_imports_ipython_or_ipywidgets() -> None:
+    core = [
+        "graph",
+        "events",
+        "runtime",
+        "node",
+        "context",
+        "preview",
+        "observe",
+        "dataflow",
+        "render",
+        "graphview",
+        "tap",
+        "cli",
+    ]
+    code = (
+        "import sys\n"
+        + "".join(f"import dora_notebook.{m}\n" for m in core)
+        + "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('IPython', 'ipywidgets', 'ipykernel')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
