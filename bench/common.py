@@ -114,8 +114,13 @@ class Settings:
     dora_delay_s: float = 1.0
 
     @classmethod
-    def create(cls, *, quick: bool, engines: tuple[str, ...] | None = None,
-               sizes: tuple[int, ...] | None = None) -> Settings:
+    def create(
+        cls,
+        *,
+        quick: bool,
+        engines: tuple[str, ...] | None = None,
+        sizes: tuple[int, ...] | None = None,
+    ) -> Settings:
         return cls(
             quick=quick,
             engines=engines or ENGINES,
@@ -164,11 +169,23 @@ class Outcome:
     @classmethod
     def from_records(cls, source: dict[str, Any], sink: dict[str, Any]) -> Outcome:
         """Join the source's and the sink's JSON records."""
-        return cls(**{name: source[name] for name in
-                      ("sent", "measured_sent", "first_send_ns", "last_send_ns")},
-                   **{name: sink[name] for name in
-                      ("received", "measured_received", "first_recv_ns", "last_recv_ns",
-                       "latencies_ns", "spans_ns")})
+        return cls(
+            **{
+                name: source[name]
+                for name in ("sent", "measured_sent", "first_send_ns", "last_send_ns")
+            },
+            **{
+                name: sink[name]
+                for name in (
+                    "received",
+                    "measured_received",
+                    "first_recv_ns",
+                    "last_recv_ns",
+                    "latencies_ns",
+                    "spans_ns",
+                )
+            },
+        )
 
 
 @dataclass
@@ -222,13 +239,17 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def _counts(outcome: Outcome) -> dict[str, int]:
-    return {"sent": outcome.sent, "received": outcome.received,
-            "measured_sent": outcome.measured_sent,
-            "measured_received": outcome.measured_received}
+    return {
+        "sent": outcome.sent,
+        "received": outcome.received,
+        "measured_sent": outcome.measured_sent,
+        "measured_received": outcome.measured_received,
+    }
 
 
-def latency_result(engine: str, measurement: str, size: int, outcome: Outcome,
-                   samples_ns: list[int], hops: int) -> Result:
+def latency_result(
+    engine: str, measurement: str, size: int, outcome: Outcome, samples_ns: list[int], hops: int
+) -> Result:
     """A latency cell: per-hop median and p95 of ``samples_ns`` spread over ``hops``."""
     samples_us = [x / hops / 1000 for x in samples_ns]
     result = Result(engine, measurement, size, **_counts(outcome), samples_us=samples_us)

@@ -54,12 +54,17 @@ def descriptor(stages: list[Stage]) -> dict[str, Any]:
     """The dora-rs descriptor of ``stages``; stage ``X`` runs the file ``X.py``."""
     nodes = []
     for stage in stages:
-        inputs = {name: {"source": source, "queue_size": stage.queue_size}
-                  if stage.queue_size else source for name, source in stage.inputs.items()}
+        inputs = {
+            name: {"source": source, "queue_size": stage.queue_size} if stage.queue_size else source
+            for name, source in stage.inputs.items()
+        }
         entry: dict[str, Any] = {"id": stage.id}
         if stage.kind == "operator":
-            entry["operator"] = {"python": f"{stage.id}.py", "inputs": inputs,
-                                 "outputs": stage.outputs}
+            entry["operator"] = {
+                "python": f"{stage.id}.py",
+                "inputs": inputs,
+                "outputs": stage.outputs,
+            }
         else:
             entry["path"] = f"{stage.id}.py"
             if inputs:
@@ -94,8 +99,12 @@ def run(stages: list[Stage], folder: Path, expected_s: float) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [cli, "run", str(path), "--stop-after", f"{round(stop_after * 1000)}ms"],
-            cwd=folder, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=folder,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         _STARTED.append((proc.pid, folder))
         try:
@@ -106,8 +115,9 @@ def run(stages: list[Stage], folder: Path, expected_s: float) -> None:
             _kill_leftovers(proc.pid, folder)
             proc.wait()
     if code is None:
-        raise RuntimeError(f"dora run was killed after {stop_after + _KILL_GRACE_S:.0f} s"
-                           f"{_log_tail(log)}")
+        raise RuntimeError(
+            f"dora run was killed after {stop_after + _KILL_GRACE_S:.0f} s{_log_tail(log)}"
+        )
     if code != 0:
         raise RuntimeError(f"dora run exited with {code}{_log_tail(log)}")
 

@@ -14,8 +14,13 @@ def build(stages: list[Stage]) -> Dataflow:
     flow = Dataflow(echo=False)
     for stage in stages:
         add = flow.add_operator if stage.kind == "operator" else flow.add_node
-        add(stage.id, stage.code, inputs=stage.inputs, outputs=stage.outputs,
-            queue_size=stage.queue_size)
+        add(
+            stage.id,
+            stage.code,
+            inputs=stage.inputs,
+            outputs=stage.outputs,
+            queue_size=stage.queue_size,
+        )
     return flow
 
 
@@ -27,7 +32,6 @@ def run(stages: list[Stage], timeout_s: float) -> None:
     stuck = flow.stop()
     if not finished:
         raise RuntimeError(f"did not finish within {timeout_s:.0f} s (stuck: {stuck})")
-    errors = [f"{status.id}: {status.error}" for status in flow.status().values()
-              if status.error]
+    errors = [f"{status.id}: {status.error}" for status in flow.status().values() if status.error]
     if errors:
         raise RuntimeError("; ".join(errors))

@@ -46,9 +46,11 @@ class _Recorder:
 
 def _stamper(key: str) -> Callable[[Message], Message]:
     """An operator: stamp the receive time, forward the same value."""
+
     def stamp(message: Message) -> Message:
         message[1][key] = time.monotonic_ns()
         return message
+
     return stamp
 
 

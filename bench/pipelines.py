@@ -138,9 +138,16 @@ class Stage:
 
 
 def _source(folder: Path, plan: SizePlan, delay_s: float) -> Stage:
-    code = render(SOURCE, SIZE=plan.size, COUNT=plan.count, WARMUP=plan.warmup,
-                  PACE_S=plan.pace_s, WARMUP_PACE_S=plan.warm_pace_s, DELAY_S=delay_s,
-                  RECORD=str(folder / "source.json"))
+    code = render(
+        SOURCE,
+        SIZE=plan.size,
+        COUNT=plan.count,
+        WARMUP=plan.warmup,
+        PACE_S=plan.pace_s,
+        WARMUP_PACE_S=plan.warm_pace_s,
+        DELAY_S=delay_s,
+        RECORD=str(folder / "source.json"),
+    )
     return Stage("src", "node", code, outputs=["out"])
 
 
@@ -164,8 +171,16 @@ def chain(folder: Path, plan: SizePlan, delay_s: float) -> list[Stage]:
     for index in (1, 2, 3):
         op_id = f"op{index}"
         code = render(OPERATOR, STAMP=f"t_{op_id}")
-        stages.append(Stage(op_id, "operator", code, inputs={"in": upstream},
-                            outputs=["out"], queue_size=plan.total))
+        stages.append(
+            Stage(
+                op_id,
+                "operator",
+                code,
+                inputs={"in": upstream},
+                outputs=["out"],
+                queue_size=plan.total,
+            )
+        )
         upstream = f"{op_id}/out"
     stages.append(_sink(folder, plan, upstream))
     return stages

@@ -92,7 +92,9 @@ def warmup_losses(results: Iterable[Result]) -> str:
     return "\n".join(
         f"{r.engine} lost {r.warmup_lost} of {r.sent - r.measured_sent} warm-up messages "
         f"({_TITLES[r.measurement]}, {size_label(r.size)})"
-        for r in results if r.ok and r.warmup_lost and r.measurement != "op_hop")
+        for r in results
+        if r.ok and r.warmup_lost and r.measurement != "op_hop"
+    )
 
 
 def table(results: Iterable[Result]) -> str:
@@ -101,18 +103,23 @@ def table(results: Iterable[Result]) -> str:
     rows = [_HEADER]
     for measurement, size in cells.rows():
         nb = cells.get(NB, measurement, size)
-        rows.append((
-            _TITLES[measurement], size_label(size),
-            _cell(cells.any(NB, measurement, size)),
-            _cell(cells.any(RS, measurement, size)),
-            _cell(cells.any(SZ, measurement, size)),
-            _ratio(speedup(nb, cells.get(RS, measurement, size))),
-            _ratio(speedup(nb, cells.get(SZ, measurement, size))),
-            _lost(cells, measurement, size),
-        ))
+        rows.append(
+            (
+                _TITLES[measurement],
+                size_label(size),
+                _cell(cells.any(NB, measurement, size)),
+                _cell(cells.any(RS, measurement, size)),
+                _cell(cells.any(SZ, measurement, size)),
+                _ratio(speedup(nb, cells.get(RS, measurement, size))),
+                _ratio(speedup(nb, cells.get(SZ, measurement, size))),
+                _lost(cells, measurement, size),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
-             .rstrip() for row in rows]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -163,9 +170,11 @@ def _no_loss_target(results: list[Result]) -> Target:
     ours = [r for r in results if r.engine == NB]
     if not ours:
         return Target(name, None, "not measured")
-    bad = [f"{r.measurement} {size_label(r.size)}: "
-           + (r.error or f"{r.received}/{r.sent} received")
-           for r in ours if not r.ok or r.received != r.sent]
+    bad = [
+        f"{r.measurement} {size_label(r.size)}: " + (r.error or f"{r.received}/{r.sent} received")
+        for r in ours
+        if not r.ok or r.received != r.sent
+    ]
     return Target(name, not bad, "; ".join(bad) or "every message delivered")
 
 

@@ -42,15 +42,25 @@ def parse_size(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
-        description="Per-hop latency and chain throughput of dora-notebook, dora-rs and streamz.")
-    parser.add_argument("--quick", action="store_true",
-                        help="few messages, 8-byte payloads only: a smoke run")
-    parser.add_argument("--out", type=Path, metavar="FILE.json",
-                        help="write the settings, machine and every raw number as JSON")
-    parser.add_argument("--engines", default=",".join(ENGINES),
-                        help=f"comma-separated subset of {','.join(ENGINES)}")
-    parser.add_argument("--sizes", default=None,
-                        help="comma-separated payload sizes, e.g. 8,4KB,4MB,40MB")
+        description="Per-hop latency and chain throughput of dora-notebook, dora-rs and streamz.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="few messages, 8-byte payloads only: a smoke run"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE.json",
+        help="write the settings, machine and every raw number as JSON",
+    )
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated subset of {','.join(ENGINES)}",
+    )
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated payload sizes, e.g. 8,4KB,4MB,40MB"
+    )
     return parser
 
 
@@ -73,9 +83,14 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "versions": _versions(),
-            "load_before": os.getloadavg()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": _versions(),
+        "load_before": os.getloadavg(),
+    }
 
 
 def _load(load: Sequence[float]) -> str:
@@ -94,8 +109,14 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def save(path: Path, settings: Settings, info: dict[str, Any], results: list[Result],
-         checked: list[Target], elapsed_s: float) -> None:
+def save(
+    path: Path,
+    settings: Settings,
+    info: dict[str, Any],
+    results: list[Result],
+    checked: list[Target],
+    elapsed_s: float,
+) -> None:
     data = {
         "settings": asdict(settings),
         "machine": {**info, "load_after": os.getloadavg()},
@@ -112,9 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_from(args)
     info = machine()
-    print(f"machine: {info['cores']} cores, {info['cpu'] or 'unknown CPU'}, "
-          f"Python {info['python']}; sizes: {', '.join(map(size_label, settings.sizes))}"
-          f"{' (quick)' if settings.quick else ''}", flush=True)
+    print(
+        f"machine: {info['cores']} cores, {info['cpu'] or 'unknown CPU'}, "
+        f"Python {info['python']}; sizes: {', '.join(map(size_label, settings.sizes))}"
+        f"{' (quick)' if settings.quick else ''}",
+        flush=True,
+    )
     start = time.monotonic()
     results = measure(settings)
     elapsed = time.monotonic() - start
@@ -129,8 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(targets_text(checked))
     for result in results:
         if result.error:
-            print(f"\n{result.engine} {result.measurement} {size_label(result.size)} failed:"
-                  f"\n  {result.error}")
+            print(
+                f"\n{result.engine} {result.measurement} {size_label(result.size)} failed:"
+                f"\n  {result.error}"
+            )
     left = engine_dora.leftovers()
     if left:
         print(f"\nWARNING: dora processes still running: {left}")

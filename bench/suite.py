@@ -100,8 +100,9 @@ def make_engine(name: str, settings: Settings) -> Engine:
     raise ValueError(f"unknown engine {name!r}")
 
 
-def _attempt(engine: Engine, shape: str, plan: SizePlan,
-             measurements: tuple[str, ...]) -> Outcome | list[Result]:
+def _attempt(
+    engine: Engine, shape: str, plan: SizePlan, measurements: tuple[str, ...]
+) -> Outcome | list[Result]:
     """Run once; on failure, the failed cells instead of an outcome."""
     try:
         return engine.run(shape, plan)
@@ -124,10 +125,10 @@ def chain_hops(engine: Engine, plan: SizePlan) -> list[Result]:
     if isinstance(outcome, list):
         return outcome
     return [
-        latency_result(engine.name, "chain_hop", plan.size, outcome, outcome.latencies_ns,
-                       CHAIN_HOPS),
-        latency_result(engine.name, "op_hop", plan.size, outcome, outcome.spans_ns,
-                       OP_SPAN_HOPS),
+        latency_result(
+            engine.name, "chain_hop", plan.size, outcome, outcome.latencies_ns, CHAIN_HOPS
+        ),
+        latency_result(engine.name, "op_hop", plan.size, outcome, outcome.spans_ns, OP_SPAN_HOPS),
     ]
 
 
@@ -155,8 +156,10 @@ def _steps(engine: Engine, settings: Settings) -> Iterator[tuple[str, Callable[[
         yield f"node hop {size} B", lambda plan=plan: node_hop(engine, plan)
         yield f"chain {size} B", lambda plan=plan: chain_hops(engine, plan)
     runs = settings.throughput_runs
-    yield (f"throughput {runs} x {settings.throughput_count} msgs",
-           lambda: throughput(engine, settings.throughput_plan(), runs))
+    yield (
+        f"throughput {runs} x {settings.throughput_count} msgs",
+        lambda: throughput(engine, settings.throughput_plan(), runs),
+    )
 
 
 def measure(settings: Settings, log: Callable[[str], None] | None = None) -> list[Result]:

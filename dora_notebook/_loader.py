@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.machinery
+import importlib.util
 import linecache
 import os
 import sys
@@ -30,6 +32,7 @@ from .graph import NodeSpec
 __all__ = ["load_module", "load_operator_class"]
 
 _real_import = builtins.__import__
+_local_lock = threading.RLock()
 
 
 class _ModuleView(types.ModuleType):
@@ -73,8 +76,39 @@ def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
     return views
 
 
+def _node_dir(spec: NodeSpec) -> str:
+    """Where the node's own modules live: its file's folder, or the working directory."""
+    return str(spec.path.parent) if spec.path is not None else os.getcwd()
+
+
+def _load_local(name: str, folder: str, table: dict[str, Any]) -> types.ModuleType | None:
+    """Import module ``name`` from the node's folder with the node's builtins, if it is there.
+
+    A helper module next to a node script then sees the same ``dora`` as the
+    node (as under dora-rs, where both import the one installed package).
+    """
+    found = importlib.machinery.PathFinder.find_spec(name, [folder])
+    if found is None or found.submodule_search_locations or not str(found.origin).endswith(".py"):
+        return None
+    module = importlib.util.module_from_spec(found)
+    module.__dict__["__builtins__"] = table
+    sys.modules[name] = module
+    try:
+        assert found.loader is not None
+        found.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
 def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:
     views = _views(spec, argv0)
+    folder = _node_dir(spec)
+    # As dora starts a script, its folder comes first on the module path.
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    table = dict(builtins.__dict__)
 
     def node_import(
         name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
@@ -92,9 +126,17 @@ def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:
                 if name != top:
                     _real_import(name, globals, locals, fromlist, level)
                 return views[top]
+            if "." not in name:
+                # Under one lock, so that a module two nodes import at once is
+                # never seen half-executed.
+                with _local_lock:
+                    local = sys.modules.get(name)
+                    if local is None:
+                        local = _load_local(name, folder, table)
+                if local is not None:
+                    return local
         return _real_import(name, globals, locals, fromlist, level)
 
-    table = dict(builtins.__dict__)
     table["__import__"] = node_import
     return table
 

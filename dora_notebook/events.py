@@ -55,8 +55,13 @@ def status_value(result: object) -> int:
     >>> status_value(DoraStatus.STOP), status_value(None)
     (1, 0)
     """
-    if result is None:
+    # Identity checks first: reading an enum's .value is comparatively slow.
+    if result is None or result is DoraStatus.CONTINUE:
         return 0
+    if result is DoraStatus.STOP:
+        return 1
+    if result is DoraStatus.STOP_ALL:
+        return 2
     value = getattr(result, "value", result)
     if isinstance(value, int) and value in (0, 1, 2):
         return int(value)
@@ -130,16 +135,59 @@ def to_arrow(data: object) -> pa.Array:
     )
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+_PLAIN = (str, bool, float)
+
+
+def _metadata_value(key: str, value: object) -> object:
+    """One metadata value as dora-rs 1.1 keeps it, coerces it, or refuses it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise OverflowError(f"metadata {key!r}: Python int too large to convert to C long")
+        return value
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, datetime):
+        # dora reads a naive datetime as UTC.
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, list):
+        kinds = {type(v) for v in value}
+        if len(kinds) > 1 or not kinds <= {int, float, str, bool}:
+            raise TypeError(f"metadata {key!r}: a list must hold one type of int, float or str")
+        for item in value:
+            _metadata_value(key, item)
+        return list(value)
+    # Like dora: values it has no type for travel as their text.
+    return str(value)
+
+
 def check_metadata(metadata: object) -> dict[str, Any]:
-    """A copy of ``send_output``'s metadata; dora refuses non-dicts and non-str keys."""
+    """``send_output``'s metadata, checked and coerced the way dora-rs 1.1 does.
+
+    Refused: a non-dict (TypeError), non-str keys (RuntimeError), ints beyond
+    64 bits (OverflowError), mixed lists (TypeError). Coerced: a naive
+    datetime to UTC, other values (dict, None, bytes...) to their ``str``.
+
+    >>> check_metadata({"n": 1, "d": {"a": 1}, "none": None})
+    {'n': 1, 'd': "{'a': 1}", 'none': 'None'}
+    """
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
-    for key in metadata:
-        if not isinstance(key, str):
+    checked = {}
+    for key, value in metadata.items():
+        if type(key) is not str and not isinstance(key, str):
             raise DataTypeError(f"Parsing metadata keys: key {key!r} is not a str")
-    return dict(metadata)
+        kind = type(value)
+        # The common kinds pass without a call; the rest are checked in full.
+        if kind is str or kind is float or kind is bool or (kind is datetime and value.tzinfo):
+            checked[key] = value
+        else:
+            checked[key] = _metadata_value(key, value)
+    return checked
 
 
 def utcnow() -> datetime:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ._yaml12 import load as load_yaml12
 from .errors import GraphError
 
 __all__ = [
@@ -417,7 +418,7 @@ class Graph:
 def load_yaml_text(text: str, where: str = "descriptor") -> object:
     """Parse YAML text, turning parser errors into one-line :class:`GraphError`."""
     try:
-        return yaml.safe_load(text)
+        return load_yaml12(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -558,8 +559,22 @@ def _env_from_yaml(raw: object, where: str) -> dict[str, str]:
     for key, value in raw.items():
         if not isinstance(value, (str, int, float, bool)):
             raise GraphError(f"{where}: env.{key}: values must be text or numbers")
-        env[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[str(key)] = _env_text(value)
     return env
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    """An env value as dora passes it: YAML scalars printed the way Rust prints them."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+    return str(value)
 
 
 def _args_from_yaml(raw: object, where: str) -> list[str]:

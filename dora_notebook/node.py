@@ -88,9 +88,14 @@ class Node:
             return self._runner.take()
 
     def drain(self) -> list[Event]:
-        """Every event queued right now, oldest first."""
+        """Every event queued right now, oldest first.
+
+        Raises ``RuntimeError`` once the event stream has ended, as dora does.
+        """
         events = []
         with self._engine.lock:
+            if self._runner.stop_delivered or self._runner.finished:
+                raise NodeError("Could not drain events. Channel is closed")
             while (event := self._runner.take()) is not None:
                 events.append(event)
         return events
@@ -111,11 +116,12 @@ class Node:
         return self._engine.descriptor
 
     def node_config(self) -> dict[str, Any]:
-        """This node's entry of the descriptor."""
-        for entry in self._engine.descriptor.get("nodes", []):
-            if entry.get("id") == self._runner.id:
-                return entry
-        return {"id": self._runner.id}
+        """This node's inputs and outputs, as dora gives them."""
+        spec = self._runner.spec
+        return {
+            "inputs": {i: s.to_yaml() for i, s in spec.inputs.items()},
+            "outputs": list(spec.outputs),
+        }
 
     def dataflow_id(self) -> str:
         """The id of this run of the dataflow."""

@@ -168,8 +168,7 @@ class Runner:
         else:
             best.received += 1
             self.received += 1
-            # Receivers of one message share its value but not its metadata dict.
-            event = input_event(best.input_id, item.value, dict(item.metadata))
+            event = input_event(best.input_id, item.value, item.metadata)
         self.context._set_event(event)
         return event
 
@@ -444,9 +443,18 @@ class Engine:
                 f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
             )
         value = to_arrow(data) if convert else data
-        meta = check_metadata(metadata)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+        try:
+            meta = check_metadata(metadata)
+        except (TypeError, OverflowError) as exc:
+            if not runner.is_operator or isinstance(exc, NodeError):
+                raise
+            # dora's operator callback reports a refused value as a RuntimeError.
+            raise NodeError(str(exc)) from exc
         # As in dora, a forwarded timestamp is kept: it dates the original input.
-        meta.setdefault("timestamp", utcnow())
+        if "timestamp" not in meta:
+            meta["timestamp"] = utcnow()
         with self.lock:
             if runner.finished:
                 return
@@ -456,9 +464,14 @@ class Engine:
                 if tap is not None:
                     tap.record(value, meta)
             if routes:
-                message = _Message(value, meta, next(self._seq))
-                for target, queue in routes:
-                    target.push(queue, message)
+                seq = next(self._seq)
+                if len(routes) == 1:
+                    target, queue = routes[0]
+                    target.push(queue, _Message(value, meta, seq))
+                else:
+                    # Receivers share the value but each gets its own metadata dict.
+                    for target, queue in routes:
+                        target.push(queue, _Message(value, dict(meta), seq))
 
     # -- the runtime thread --------------------------------------------------
 
@@ -753,9 +766,9 @@ class Engine:
             if self._stopping.is_set():
                 return
             with self.lock:
-                message = _Message(_EMPTY, {"timestamp": utcnow()}, next(self._seq))
+                now, seq = utcnow(), next(self._seq)
                 for target, queue in targets:
-                    target.push(queue, message)
+                    target.push(queue, _Message(_EMPTY, {"timestamp": now}, seq))
             nxt = _next_due(due, interval)
             self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
 
