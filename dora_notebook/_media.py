@@ -28,7 +28,8 @@ from ._jsonsafe import one_line, plain_str, truncate, type_name
 from .errors import PreviewError
 
 _FALLBACK_RENDER_LOCK = threading.RLock()
-_DATA_URL = re.compile(r"data:([\w.+-]+)/([\w.+-]+)(;[\w.+-]+=[^;,]*)*;base64,")
+# A data URL, base64 or percent-encoded (``data:text/html,<h1>hi</h1>`` too).
+_DATA_URL = re.compile(r"data:([\w.+-]+)/([\w.+-]+)(;[\w.+-]+=[^;,]*)*(;base64)?,")
 _IMAGE_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -91,7 +92,7 @@ def image_data(data: Any) -> str:
         if _is_data_url(data, ("image",)) or _is_http_url(data):
             return plain_str(data)
         raise PreviewError(
-            f"image data must be a data URL ('data:image/...;base64,...') or an http(s) URL, "
+            f"image data must be a data URL ('data:image/...,...') or an http(s) URL, "
             f"got {truncate(repr(data), 60)}"
         )
     if isinstance(data, (bytes, bytearray, memoryview)):

@@ -130,10 +130,14 @@ class Dataflow:
                 f"or a callable, not {type(code).__name__}"
             )
         engine = self._engine
-        if self.running and replace and engine is not None and node_id in engine.runners:
+        live = self.running and engine is not None and node_id in engine.runners
+        if live and replace and not engine.runners[node_id].finished:
             self._swap(engine, spec)
-        else:
-            self.graph.add(spec, replace=replace)
+            return spec
+        self.graph.add(spec, replace=replace)
+        state = self._states.get(node_id)
+        if state is not None and not live:
+            state.attach(None)  # the panel of a redefined node shows it as defined, not old news
         return spec
 
     def _swap(self, engine: Engine, spec: NodeSpec) -> None:

@@ -109,7 +109,7 @@ def reset() -> list[str]:
 def summary() -> str:
     """One line per node: status and counts (stable text for stored outputs)."""
     flow: Dataflow = current()
-    return "\n".join(repr(panel(spec.id)) for spec in flow.graph)
+    return "\n".join(flow.node(spec.id).summary() for spec in flow.graph)
 
 
 def shutdown() -> None:

@@ -75,10 +75,12 @@ class NodeState:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (
-            f"{self.node_id}: {self.status}, {self.received} received, {self.sent} sent, "
-            f"{self.dropped} dropped"
-        )
+        return self.summary()
+
+    def summary(self) -> str:
+        """One line: ``ticker: finished, 12 received, 12 sent`` (drops when there are any)."""
+        text = f"{self.node_id}: {self.status}, {self.received} received, {self.sent} sent"
+        return text + (f", {self.dropped} dropped" if self.dropped else "")
 
     @property
     def received(self) -> int:
@@ -93,15 +95,15 @@ class NodeState:
         return self._runner.dropped if self._runner is not None else 0
 
     def attach(self, runner: Runner | None) -> None:
-        """Start observing a new run: counters, progress and messages begin anew.
-
-        Previews stay until replaced, as the last picture is still worth seeing.
-        """
+        """Start observing a new run (or, with None, a redefined node): all begins anew."""
         with self._lock:
             self._runner = runner
             self.status = "defined" if runner is None else runner.status
             self.error = None
             self.progress = None
+            self.previews.clear()
+            self.logs.clear()
+            self.logs_dropped = 0
             self.messages.clear()
             self.warnings.clear()
             self.errors.clear()

@@ -70,18 +70,11 @@ class NodePanel(_FullText, widgets.VBox):
         self.redraw()
 
     def __repr__(self) -> str:
-        s = self._state
-        text = f"{s.node_id}: {s.status}, {s.received} received, {s.sent} sent"
-        return text + (f", {s.dropped} dropped" if s.dropped else "")
+        return self._state.summary()
 
     @property
     def node_id(self) -> str:
         return self._state.node_id
-
-    def rebind(self, state: NodeState) -> None:
-        """Show another state object (the node was redefined)."""
-        with self._lock:
-            self._state = state
 
     def redraw(self) -> int:
         """Bring every widget up to date; return how many were changed."""
@@ -169,6 +162,9 @@ class GraphView(_FullText, widgets.HTML):
     def __init__(self, flow: Dataflow, max_hz: float = 2.0) -> None:
         super().__init__()
         self._flow = flow
+        # The view follows the run it was shown for: the current or last one,
+        # or the first to start if the graph never ran.
+        self._engine = flow.engine
         self._period = 1.0 / max_hz
         self._last = float("-inf")
         self.redraw(force=True)
@@ -179,6 +175,10 @@ class GraphView(_FullText, widgets.HTML):
 
     def redraw(self, force: bool = False) -> int:
         """Re-render (at most ``max_hz`` times a second unless forced)."""
+        if self._engine is None:
+            self._engine = self._flow.engine
+        if self._engine is not None and self._flow.engine is not self._engine:
+            return 0  # a later run: this view stays as its own run ended
         now = time.monotonic()
         if not force and now - self._last < self._period:
             return 0
@@ -212,14 +212,18 @@ class UIPump:
         self.redraws = 0
 
     def panel(self, state: NodeState) -> NodePanel:
-        """The panel of ``state``'s node (one per node id), made on first use."""
+        """A new panel for ``state``'s node; it replaces the one shown before.
+
+        The previous panel (under the cell of an earlier definition) gets a
+        last redraw and then stays as it was.
+        """
+        panel = NodePanel(state)
         with self._lock:
-            panel = self._panels.get(state.node_id)
-            if panel is None:
-                panel = self._panels[state.node_id] = NodePanel(state)
-            else:
-                panel.rebind(state)
-            return panel
+            previous = self._panels.get(state.node_id)
+            self._panels[state.node_id] = panel
+        if previous is not None:
+            previous.redraw()
+        return panel
 
     def track(self, view: GraphView) -> None:
         """Keep a graph view up to date (the few most recent ones)."""

@@ -658,6 +658,7 @@ def test_explicit_json_circular():
     [
         "data:image/png;base64,iVBORw0KGgo=",
         "data:image/svg+xml;base64,PHN2Zy8+",
+        "data:image/svg+xml,%3Csvg%2F%3E",
         "https://x.io/a.png",
     ],
 )
@@ -934,3 +935,8 @@ def test_any_json_like_data_normalises_to_strict_json(value):
     assert normalize(payload) == payload
     cell = normalize(pd.DataFrame({"c": pd.Series([value], dtype=object)}))
     dumps(cell)
+
+
+def test_percent_encoded_data_urls_pass_for_iframes() -> None:
+    url = "data:text/html,<h1>hi</h1>"
+    assert normalize({"type": "iframe", "data": url}) == {"type": "iframe", "data": url}

@@ -144,13 +144,12 @@ def test_custom_node_swap_keeps_queued_messages() -> None:
     assert {t for t, _ in received} == {"old", "new"}
 
 
-def test_redefining_a_finished_node_says_to_restart() -> None:
+def test_redefining_a_finished_node_takes_effect_at_the_next_start() -> None:
     flow = Dataflow(echo=False)
-    flow.add_operator(
-        "op",
-        "class Operator:\n    def on_event(self, e, s):\n        return 1\n",
-        inputs={"t": "dora/timer/millis/5"},
+    version = (
+        "class Operator:\n    def on_event(self, e, s):\n        print('V')\n        return 1\n"
     )
+    flow.add_operator("op", version.replace("V", "old"), inputs={"t": "dora/timer/millis/5"})
     flow.add_operator(
         "other",
         "class Operator:\n    def on_event(self, e, s):\n        pass\n",
@@ -159,12 +158,14 @@ def test_redefining_a_finished_node_says_to_restart() -> None:
     flow.start()
     try:
         wait_for(lambda: flow.node("op").status == "finished")
-        with pytest.raises(ReloadError, match="stop and start the dataflow"):
-            flow.add_operator(
-                "op",
-                "class Operator:\n    def on_event(self, e, s):\n        pass\n",
-                inputs={"t": "dora/timer/millis/5"},
-                replace=True,
-            )
+        flow.add_operator(
+            "op", version.replace("V", "new"), inputs={"t": "dora/timer/millis/5"}, replace=True
+        )
+        assert flow.node("op").status == "finished"  # still the running graph's news
+        assert "print('new')" in flow.graph["op"].source
     finally:
         flow.stop()
+    flow.start()
+    wait_for(lambda: flow.node("op").status == "finished")
+    flow.stop()
+    assert flow.node("op").log_text() == ["new"]
