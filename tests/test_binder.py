@@ -1,0 +1,58 @@
+"""The one-click environment cannot rot: build it from exactly binder/'s files and run
+every notebook in it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: float) -> None:
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, (
+        f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+
+
+def test_binder_environment_runs_every_notebook(tmp_path: Path) -> None:
+    prefix = tmp_path / "binder-env"
+    venv.EnvBuilder(with_pip=True).create(prefix)
+    python = str(prefix / "bin" / "python")
+    env = {**os.environ, "PATH": f"{prefix / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("VIRTUAL_ENV", None)
+    run([python, "-m", "pip", "install", "--quiet", "-r", "binder/requirements.txt"], env, 900)
+    run(["bash", "binder/postBuild"], env, 900)
+    overrides = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings = json.loads(overrides.read_text())
+    assert settings["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    # The test tools only; the notebooks run on what binder/ installed.
+    run([python, "-m", "pip", "install", "--quiet", "nbval", "pytest"], env, 600)
+    result = subprocess.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            "notebooks/sanitize.cfg",
+            "-o",
+            "addopts=",
+            "notebooks",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
