@@ -10,4 +10,4 @@ mkdir -p "$settings"
 cp binder/overrides.json "$settings/overrides.json"
 args=(--ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks)
 if [ "$(id -u)" = 0 ]; then args+=(--allow-root); fi
-exec .venv/bin/jupyter lab "${args[@]}" 01-quickstart.ipynb "$@"
+exec .venv/bin/jupyter lab "${args[@]}" notebooks/01-quickstart.ipynb "$@"
