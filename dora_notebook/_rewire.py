@@ -28,7 +28,7 @@ def _routes_of(engine: Engine, source: str) -> list[tuple[Runner, InputQueue]] |
 
 def rewire(engine: Engine, runner: Runner, spec: NodeSpec) -> None:
     """Make ``runner`` (a live node) wired as ``spec`` says."""
-    from .runtime import InputQueue, closed_marker
+    from ._runner import InputQueue, closed_marker
 
     old = runner.spec.inputs
     for input_id, inp in old.items():

@@ -32,17 +32,14 @@ from . import _capture
 from ._clock import Clock
 from ._loader import load_module, load_operator_class
 from ._rewire import rewire
-from .context import Context
+from ._runner import InputQueue, Message, Runner, StopRequested, closed_marker
 from .errors import NodeError
 from .events import (
     Event,
     check_metadata,
-    closed_event,
     error_event,
-    input_event,
     reload_event,
     status_value,
-    stop_event,
     to_arrow,
     utcnow,
 )
@@ -54,144 +51,6 @@ __all__ = ["Engine", "Runner", "StopRequested"]
 
 # A timer tick carries no data; dora sends an empty null array.
 _EMPTY = pa.array([], type=pa.null())
-
-
-class StopRequested(BaseException):
-    """Raised inside node code that did not return when the graph was stopped."""
-
-
-class _Closed:
-    """Marks the end of an input; queued behind that input's last message."""
-
-    __slots__ = ("seq",)
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-
-
-class _Message:
-    __slots__ = ("metadata", "seq", "value")
-
-    def __init__(self, value: pa.Array, metadata: dict[str, Any], seq: int) -> None:
-        self.value = value
-        self.metadata = metadata
-        self.seq = seq
-
-
-class InputQueue:
-    """The bounded queue of one input; its counters are the edge's counters."""
-
-    __slots__ = ("capacity", "closed", "dropped", "input_id", "items", "received", "source")
-
-    def __init__(self, input_id: str, source: str, capacity: int) -> None:
-        self.input_id = input_id
-        self.source = source
-        self.capacity = capacity
-        self.items: deque[_Message | _Closed] = deque()
-        self.received = 0
-        self.dropped = 0
-        self.closed = False
-
-
-def closed_marker(engine: Engine) -> _Closed:
-    """A close marker numbered in the engine's arrival order."""
-    return _Closed(next(engine._seq))
-
-
-class Runner:
-    """The live state of one node during a run."""
-
-    def __init__(self, engine: Engine, spec: NodeSpec) -> None:
-        self.engine = engine
-        self.spec = spec
-        self.id = spec.id
-        self.is_operator = spec.kind == "operator"
-        self.queues = {i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()}
-        # Where each output goes, filled in by the engine once every runner exists.
-        self.routes: dict[str, list[tuple[Runner, InputQueue]]] = {o: [] for o in spec.outputs}
-        self.pending = 0  # items queued over all inputs
-        self.taps: dict[str, Tap] = {}  # output id -> tap, only for tapped outputs
-        self.open_inputs = len(self.queues)
-        self.status = "defined"
-        self.error: str | None = None
-        self.received = 0
-        self.sent = 0
-        self.dropped = 0
-        self.ready = False
-        self.finished = False
-        self.stop_reason: str | None = None
-        self.stop_delivered = False
-        self.scheduled = False
-        self.waiting = False
-        self.instance: Any = None
-        self.thread: threading.Thread | None = None
-        self.cond = threading.Condition(engine.lock)
-        self.context = Context(self)
-        self.sink = _capture.LineSink(self._log)
-        self.reloading = False
-
-    def _log(self, line: str, stdio: str) -> None:
-        self.engine.emit(self.id, "log", {"line": line, "stdio": stdio})
-
-    def __repr__(self) -> str:
-        return f"<{self.spec.kind} {self.id}: {self.status}>"
-
-    # All of the following run with engine.lock held.
-
-    def has_event(self) -> bool:
-        if self.stop_reason is not None:
-            return not self.stop_delivered
-        return self.pending > 0
-
-    def take(self) -> Event | None:
-        """The next event in arrival order, or None when nothing is queued."""
-        if self.stop_reason is not None:
-            if self.stop_delivered:
-                return None  # nothing follows a STOP
-            self.stop_delivered = True
-            return stop_event(self.stop_reason)
-        if not self.pending:
-            return None
-        best: InputQueue | None = None
-        for queue in self.queues.values():
-            if queue.items and (best is None or queue.items[0].seq < best.items[0].seq):
-                best = queue
-        assert best is not None
-        item = best.items.popleft()
-        self.pending -= 1
-        if isinstance(item, _Closed):
-            best.closed = True
-            self.open_inputs -= 1
-            if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
-                self.stop_reason = "ALL_INPUTS_CLOSED"
-            event = closed_event(best.input_id)
-        else:
-            best.received += 1
-            self.received += 1
-            event = input_event(best.input_id, item.value, item.metadata)
-        self.context._set_event(event)
-        return event
-
-    def push(self, queue: InputQueue, item: _Message | _Closed) -> None:
-        if self.finished:
-            return
-        items = queue.items
-        if len(items) >= queue.capacity and type(item) is _Message:
-            # Drop the oldest message of this input (never a close marker:
-            # nothing is pushed after one).
-            items.popleft()
-            queue.dropped += 1
-            self.dropped += 1
-        else:
-            self.pending += 1
-        items.append(item)
-        if not self.scheduled:
-            self.engine.wake(self)
-
-    def clear(self) -> None:
-        for queue in self.queues.values():
-            queue.items.clear()
-        self.pending = 0
 
 
 class Engine:
@@ -377,7 +236,7 @@ class Engine:
     def _close_outputs(self, runner: Runner) -> None:
         for routes in runner.routes.values():
             for target, queue in routes:
-                target.push(queue, _Closed(next(self._seq)))
+                target.push(queue, closed_marker(self))
 
     def _finish(self, runner: Runner) -> None:
         if runner.finished:
@@ -467,11 +326,11 @@ class Engine:
                 seq = next(self._seq)
                 if len(routes) == 1:
                     target, queue = routes[0]
-                    target.push(queue, _Message(value, meta, seq))
+                    target.push(queue, Message(value, meta, seq))
                 else:
                     # Receivers share the value but each gets its own metadata dict.
                     for target, queue in routes:
-                        target.push(queue, _Message(value, dict(meta), seq))
+                        target.push(queue, Message(value, dict(meta), seq))
 
     # -- the runtime thread --------------------------------------------------
 
@@ -768,7 +627,7 @@ class Engine:
             with self.lock:
                 now, seq = utcnow(), next(self._seq)
                 for target, queue in targets:
-                    target.push(queue, _Message(_EMPTY, {"timestamp": now}, seq))
+                    target.push(queue, Message(_EMPTY, {"timestamp": now}, seq))
             nxt = _next_due(due, interval)
             self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
 
