@@ -7,6 +7,15 @@ them as the text ``yes``, the number 12, the text ``1:30`` and the text
 
 >>> load("a: yes\\nb: 012\\nc: 0o17\\nd: 1e3\\ne: 2024-01-02\\nf: 1_000")
 {'a': 'yes', 'b': 12, 'c': 15, 'd': 1000.0, 'e': '2024-01-02', 'f': '1_000'}
+
+:func:`dump` writes YAML that reads back the same under both rules: a string
+either schema would take for something else is quoted.
+
+>>> print(dump({"a": "0o17", "b": "1e3", "c": "yes", "d": "plain"}), end="")
+a: '0o17'
+b: '1e3'
+c: 'yes'
+d: plain
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Yaml12Loader", "load"]
+__all__ = ["Yaml12Dumper", "Yaml12Loader", "dump", "load"]
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -71,3 +80,27 @@ Yaml12Loader.add_constructor("tag:yaml.org,2002:bool", _bool)
 def load(text: str) -> Any:
     """Parse YAML text with the 1.2 core schema."""
     return yaml.load(text, Loader=Yaml12Loader)
+
+
+class Yaml12Dumper(yaml.SafeDumper):
+    """A safe dumper that quotes strings YAML 1.2 would read as something else.
+
+    PyYAML already quotes what YAML 1.1 would misread (``yes``, ``1_000``);
+    this adds what only 1.2 misreads (``0o17``, ``1e3``).
+    """
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    as_12 = Yaml12Loader.resolve(Yaml12Loader, yaml.ScalarNode, data, (True, False))
+    style = "'" if as_12 != "tag:yaml.org,2002:str" else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+Yaml12Dumper.add_representer(str, _str)
+
+
+def dump(data: Any) -> str:
+    """YAML text for ``data``, keys in their order, readable by YAML 1.1 and 1.2 alike."""
+    return yaml.dump(
+        data, Dumper=Yaml12Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )

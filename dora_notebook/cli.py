@@ -1,12 +1,18 @@
 """The ``dora-notebook`` command.
 
     dora-notebook run DATAFLOW.yml [--stop-after SECONDS]
+    dora-notebook export NOTEBOOK.ipynb OUTDIR
     dora-notebook --version
 
 ``run`` executes a dora-rs descriptor on the embedded engine, in the
 descriptor's folder, printing each node's output prefixed with its id. It
 exits 0 when every node finished cleanly, 1 with a one-line reason when a
 node failed or the descriptor is invalid, and 130 after Ctrl-C.
+
+``export`` reads the graph a notebook's magics define (see
+:mod:`dora_notebook.notebook`) and writes it to OUTDIR as ``%dora_export``
+does (see :mod:`dora_notebook.export`): ``dora run OUTDIR/dataflow.yml``
+runs it. It exits 0, or 1 with a one-line reason.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dora-notebook",
-        description="Run dora-rs dataflows on dora-notebook's embedded engine.",
+        description="Run dora-rs dataflows on dora-notebook's embedded engine, and export "
+        "notebooks to dora-rs dataflows.",
     )
     parser.add_argument("--version", action="version", version=f"dora-notebook {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -47,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop the dataflow after this many seconds",
     )
+    export = commands.add_parser(
+        "export",
+        help="export the dataflow a notebook defines to a folder that `dora run` runs",
+        description="Write OUTDIR/dataflow.yml and one Python file per node from the "
+        "%%dora_operator, %%dora_node and %%dora_dataflow cells of a notebook, in order.",
+    )
+    export.add_argument("notebook", metavar="NOTEBOOK.ipynb", help="the notebook")
+    export.add_argument("outdir", metavar="OUTDIR", help="the folder to write")
     return parser
 
 
@@ -64,8 +79,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(Path(args.dataflow), args.stop_after)
+    if args.command == "export":
+        return _export(Path(args.notebook), Path(args.outdir))
     _parser().print_help()
     return 2
+
+
+def _export(notebook: Path, outdir: Path) -> int:
+    from .export import export, summary
+    from .notebook import dataflow_from_notebook
+
+    try:
+        flow = dataflow_from_notebook(notebook)
+        written = export(flow, outdir, base_dir=notebook.resolve().parent)
+    except (DataflowError, OSError) as exc:
+        print(f"dora-notebook: {exc}", file=sys.stderr)
+        return 1
+    print(summary(written, flow.graph))
+    return 0
 
 
 def _run(path: Path, stop_after: float | None) -> int:

@@ -15,6 +15,11 @@ object as ``node.context``.
                 context.report_progress(50)
                 context.preview({"type": "text", "data": f"{frame.size} pixels"})
                 context.output(frame.mean(), "brightness")
+
+The API itself is :class:`BaseContext`; what differs between engines is only
+the transport. :class:`Context` sends through the embedded engine, and
+:class:`dora_notebook.exported.DoraContext` through dora-rs's
+``send_output`` and the node's standard output (exported dataflows).
 """
 
 from __future__ import annotations
@@ -24,18 +29,18 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from .events import Event, to_arrow
+from .events import to_arrow
 
 if TYPE_CHECKING:
     from .runtime import Runner
 
-__all__ = ["PROGRESS_INTERVAL", "SESSION_ID", "Context", "as_arrow"]
+__all__ = ["PROGRESS_INTERVAL", "SESSION_ID", "BaseContext", "Context", "as_arrow"]
 
 #: One id per process (per kernel), as oocana has one session per kernel.
 SESSION_ID = uuid.uuid4().hex
@@ -82,9 +87,13 @@ def as_arrow(value: object) -> pa.Array | None:
 
 
 class _Progress:
-    """Per-node progress throttling: latest value wins, nothing is lost at the end."""
+    """Per-node progress throttling: latest value wins, nothing is lost at the end.
 
-    def __init__(self, context: Context) -> None:
+    The context's transport supplies ``_emit`` (send a report) and
+    ``_call_at`` (run a function at a ``time.monotonic()`` instant).
+    """
+
+    def __init__(self, context: BaseContext) -> None:
         self._context = context
         self._lock = threading.Lock()
         self._last_sent = -1e9
@@ -103,9 +112,7 @@ class _Progress:
                 send = False
                 if not self._scheduled:
                     self._scheduled = True
-                    self._context._runner.engine.clock.call_at(
-                        self._last_sent + PROGRESS_INTERVAL, self.flush
-                    )
+                    self._context._call_at(self._last_sent + PROGRESS_INTERVAL, self.flush)
         if send:
             self._context._emit("progress", value)
 
@@ -119,7 +126,7 @@ class _Progress:
 
 
 class _PanelHandler(logging.Handler):
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: BaseContext) -> None:
         super().__init__(logging.DEBUG)
         self._context = context
         self.setFormatter(logging.Formatter("%(message)s"))
@@ -134,35 +141,78 @@ class _PanelHandler(logging.Handler):
             self._context.report_log(line, record.levelname.lower())
 
 
-class Context:
-    """oocana's block context, bound to one node of one run."""
+class BaseContext:
+    """oocana's block API for one node, whatever carries its messages.
 
-    def __init__(self, runner: Runner) -> None:
-        self._runner = runner
-        self._engine = runner.engine
-        self._event: Event | None = None
+    Everything a node can ask of its context lives here once; a subclass
+    supplies the transport, i.e. how an output is sent and where a report
+    goes: :class:`Context` uses the embedded engine, and
+    :class:`dora_notebook.exported.DoraContext` dora's ``send_output`` and
+    the node's standard output. The hooks a transport implements:
+
+    ``__call__(output_id, data, metadata=None)``
+        dora's ``send_output``.
+    ``_declares(handle)``
+        whether the node declares output ``handle``.
+    ``_send(handle, value)``
+        send an oocana output (any value :func:`as_arrow` may convert) with
+        the metadata of the event being handled.
+    ``_emit(kind, data)``
+        publish a report (``preview``, ``progress``, ``log``, ...).
+    ``_report_error(error)``
+        report an error; the node is marked failed.
+    ``_finish()``
+        the node said it is done.
+    ``_call_at(when, function)``
+        call ``function()`` at ``time.monotonic()`` instant ``when`` (used
+        to deliver a throttled progress value).
+    ``job_id``, ``block_path``
+        properties.
+    """
+
+    def __init__(self, node_id: str) -> None:
+        self._node_id = node_id
+        self._event: Mapping[str, Any] | None = None
         self._inputs: dict[str, Any] = {}
         self._done = False
         self._progress = _Progress(self)
         # A logger of its own, outside logging's tree: records never reach
         # the root logger (and so the kernel's current cell).
-        self.logger = logging.Logger(f"dora_notebook.node.{runner.id}", logging.DEBUG)
+        self.logger = logging.Logger(f"dora_notebook.node.{node_id}", logging.DEBUG)
         self.logger.addHandler(_PanelHandler(self))
 
     def __repr__(self) -> str:
-        return f"<Context of node {self.node_id!r}>"
+        return f"<{type(self).__name__} of node {self.node_id!r}>"
 
-    # -- dora ------------------------------------------------------------------
+    # -- the transport (see the class docstring) ----------------------------------
 
     def __call__(
         self, output_id: str, data: object, metadata: dict[str, Any] | None = None
     ) -> None:
         """dora's ``send_output``: ``data`` is ``bytes`` or a pyarrow Array."""
-        self._engine.send(self._runner, output_id, data, metadata)
+        raise NotImplementedError
 
-    send_output = __call__
+    def _declares(self, handle: str) -> bool:
+        raise NotImplementedError
 
-    def _set_event(self, event: Event) -> None:
+    def _send(self, handle: str, value: object) -> None:
+        raise NotImplementedError
+
+    def _emit(self, kind: str, data: Any) -> None:
+        raise NotImplementedError
+
+    def _report_error(self, error: str) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _call_at(self, when: float, function: Callable[[], None]) -> None:
+        raise NotImplementedError
+
+    # -- the event being handled --------------------------------------------------
+
+    def _set_event(self, event: Mapping[str, Any]) -> None:
         self._event = event
         if event["type"] == "INPUT":
             self._inputs[event["id"]] = event["value"]
@@ -188,18 +238,12 @@ class Context:
 
     def _check_handles(self, handles: list[str]) -> bool:
         for handle in handles:
-            if handle not in self._runner.routes:
+            if not self._declares(handle):
                 self.send_error(
                     f"Output handle key: [{handle}] is not defined in Block outputs schema."
                 )
                 return False
         return True
-
-    def _send(self, handle: str, value: object) -> None:
-        array = as_arrow(value)
-        # What Arrow cannot hold travels by reference (oocana's var handles).
-        payload = array if array is not None else value
-        self._engine.send(self._runner, handle, payload, self._metadata(), convert=False)
 
     def done(self, error: str | None = None) -> None:
         """The node has finished (failed, with ``error``); a second call is ignored."""
@@ -209,7 +253,7 @@ class Context:
         self._progress.flush()
         if error is not None:
             self.send_error(error)
-        self._engine.finish_node(self._runner)
+        self._finish()
 
     def finish(self, result: Mapping[str, object] | None = None, error: str | None = None) -> None:
         """Send ``result`` (as :meth:`outputs`), then :meth:`done`."""
@@ -220,9 +264,6 @@ class Context:
         self.done(error)
 
     # -- oocana: reports ------------------------------------------------------------
-
-    def _emit(self, kind: str, data: Any) -> None:
-        self._engine.emit(self._runner.id, kind, data)
 
     def send_message(self, payload: object) -> None:
         self._emit("message", payload)
@@ -253,6 +294,7 @@ class Context:
         self._progress.report(value)
 
     def flush_progress(self) -> None:
+        """Send a progress value held back by throttling now."""
         self._progress.flush()
 
     def report_log(self, line: str, stdio: str = "stdout") -> None:
@@ -271,9 +313,11 @@ class Context:
 
     def send_error(self, error: str) -> None:
         """Report an error: shown on the panel, and the node is marked failed."""
-        self._engine.node_error(self._runner, str(error))
+        self._report_error(str(error))
 
-    error = send_error
+    def error(self, error: str) -> None:
+        """Alias of :meth:`send_error` (oocana's name)."""
+        self.send_error(error)
 
     # -- oocana: properties -------------------------------------------------------
 
@@ -284,7 +328,7 @@ class Context:
 
     @property
     def node_id(self) -> str:
-        return self._runner.id
+        return self._node_id
 
     @property
     def session_id(self) -> str:
@@ -292,7 +336,12 @@ class Context:
 
     @property
     def job_id(self) -> str:
-        return self._engine.job_id
+        raise NotImplementedError
+
+    @property
+    def block_path(self) -> str:
+        """Where the node's code comes from."""
+        raise NotImplementedError
 
     @property
     def job_info(self) -> dict[str, str]:
@@ -303,10 +352,58 @@ class Context:
         return {
             **self.job_info,
             "stacks": [{"node_id": self.node_id}],
-            "block_path": self._runner.spec.code_name(),
+            "block_path": self.block_path,
         }
 
     @property
     def keepAlive(self) -> bool:
         """Whether the node keeps running after :meth:`done` (never, here)."""
         return False
+
+
+class Context(BaseContext):
+    """oocana's block context, bound to one node of one run of the embedded engine."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self._engine = runner.engine
+        super().__init__(runner.id)
+
+    # -- the embedded engine as transport --------------------------------------------
+
+    def __call__(
+        self, output_id: str, data: object, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """dora's ``send_output``: ``data`` is ``bytes`` or a pyarrow Array."""
+        self._engine.send(self._runner, output_id, data, metadata)
+
+    send_output = __call__
+
+    def _declares(self, handle: str) -> bool:
+        return handle in self._runner.routes
+
+    def _send(self, handle: str, value: object) -> None:
+        array = as_arrow(value)
+        # What Arrow cannot hold travels by reference (oocana's var handles).
+        payload = array if array is not None else value
+        self._engine.send(self._runner, handle, payload, self._metadata(), convert=False)
+
+    def _emit(self, kind: str, data: Any) -> None:
+        self._engine.emit(self._runner.id, kind, data)
+
+    def _report_error(self, error: str) -> None:
+        self._engine.node_error(self._runner, error)
+
+    def _finish(self) -> None:
+        self._engine.finish_node(self._runner)
+
+    def _call_at(self, when: float, function: Callable[[], None]) -> None:
+        self._engine.clock.call_at(when, function)
+
+    @property
+    def job_id(self) -> str:
+        return self._engine.job_id
+
+    @property
+    def block_path(self) -> str:
+        return self._runner.spec.code_name()

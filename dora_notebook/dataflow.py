@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -201,6 +202,21 @@ class Dataflow:
     def descriptor(self) -> dict[str, Any]:
         """The graph as a dora descriptor mapping."""
         return {**self._descriptor_extra, **self.graph.to_descriptor()}
+
+    def descriptor_extra(self) -> dict[str, Any]:
+        """The top-level keys other than ``nodes`` of the descriptors loaded so far."""
+        return copy.deepcopy(self._descriptor_extra)
+
+    def export(self, directory: str | Path) -> Path:
+        """Write ``directory/dataflow.yml`` and one file per node; return the descriptor's path.
+
+        ``dora run`` runs the result unchanged (see :mod:`dora_notebook.export`
+        for the layout). Nodes given as a Python class or callable cannot be
+        exported: define them from source or from a file.
+        """
+        from .export import export
+
+        return export(self, directory)[0]
 
     # -- running -------------------------------------------------------------
 

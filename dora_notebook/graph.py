@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,7 +392,8 @@ class Graph:
             else:
                 entry["path"] = filename
                 if spec.args:
-                    entry["args"] = " ".join(spec.args)
+                    # dora splits args like a shell: quote what needs it.
+                    entry["args"] = shlex.join(spec.args)
                 entry.update(body)
             if spec.env:
                 entry["env"] = dict(spec.env)
@@ -581,8 +583,6 @@ def _args_from_yaml(raw: object, where: str) -> list[str]:
     if raw is None:
         return []
     if isinstance(raw, str):
-        import shlex
-
         try:
             return shlex.split(raw)
         except ValueError as exc:

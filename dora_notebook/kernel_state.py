@@ -14,6 +14,8 @@ from .widgets import GraphView, NodePanel, UIPump
 __all__ = [
     "current",
     "define",
+    "export",
+    "export_note",
     "graph_view",
     "load_yaml",
     "panel",
@@ -85,6 +87,20 @@ def load_yaml(source: str) -> list[str]:
     if "\n" not in source.strip() and source.strip().endswith((".yml", ".yaml")):
         return flow.load_yaml(Path(source.strip()))
     return flow.load_yaml(source, base_dir=Path.cwd())
+
+
+def export(directory: str) -> list[Path]:
+    """Export the kernel's graph to ``directory`` (relative to the working directory)."""
+    from .export import export as export_graph
+
+    return export_graph(current(), Path(directory))
+
+
+def export_note(written: list[Path]) -> str:
+    """What ``%dora_export`` prints: the files written and how to run them."""
+    from .export import summary
+
+    return summary(written, current().graph)
 
 
 def start() -> None:

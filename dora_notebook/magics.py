@@ -17,7 +17,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Float
 
-from . import kernel_state
+from . import kernel_state, magic_args
 from .errors import DataflowError, ReloadError
 
 __all__ = ["DoraMagics"]
@@ -38,47 +38,27 @@ def _positive(name: str, value: float | None) -> float | None:
     return value
 
 
-def _definition():
-    """The shared argument list of %%dora_operator and %%dora_node."""
+def _arguments(name: str, *, prog: str | None = None) -> Any:
+    """Decorate magic ``name`` with its arguments from :mod:`~dora_notebook.magic_args`.
+
+    The same definitions parse a notebook's magic lines in ``dora-notebook
+    export``. ``prog`` names the magic in its usage line.
+    """
 
     def decorate(func: Any) -> Any:
-        for arg in reversed(
-            [
-                argument("node_id", help="the node's id, as in a dora descriptor"),
-                argument(
-                    "--inputs",
-                    nargs="+",
-                    action="extend",
-                    default=[],
-                    metavar="NAME=SOURCE",
-                    help="inputs: SOURCE is node/output or dora/timer/millis|secs|hz/N",
-                ),
-                argument(
-                    "--outputs",
-                    nargs="+",
-                    action="extend",
-                    default=[],
-                    metavar="NAME",
-                    help="output ids this node sends on",
-                ),
-                argument(
-                    "--queue-size",
-                    type=int,
-                    metavar="N",
-                    help="queue length of every input (default 10, dora's default)",
-                ),
-                argument(
-                    "--machine",
-                    metavar="NAME",
-                    help="the dora machine to place this node on (dora engine)",
-                ),
-            ]
-        ):
-            func = arg(func)
-        # Named so that the usage line reads %%dora_operator, as the cell magic is typed.
-        return magic_arguments(name=f"%{func.__name__}")(func)
+        for names, options in reversed(magic_args.ARGUMENTS[name]):
+            func = argument(*names, **options)(func)
+        return magic_arguments(name=prog)(func)
 
     return decorate
+
+
+def _check(name: str, args: Any) -> Any:
+    """The checks argparse cannot express (shared with the CLI), as a UsageError."""
+    try:
+        return magic_args.check(name, args)
+    except magic_args.ArgumentError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @magics_class
@@ -101,7 +81,8 @@ class DoraMagics(Magics):
 
     # -- definitions ----------------------------------------------------------
 
-    @_definition()
+    # Named so that the usage line reads %%dora_operator, as the cell magic is typed.
+    @_arguments("dora_operator", prog="%dora_operator")
     @cell_magic
     def dora_operator(self, line: str, cell: str) -> None:
         """Define a dora operator: the cell defines ``class Operator`` with ``on_event``.
@@ -111,7 +92,7 @@ class DoraMagics(Magics):
         """
         self._define("operator", self.dora_operator, line, cell)
 
-    @_definition()
+    @_arguments("dora_node", prog="%dora_node")
     @cell_magic
     def dora_node(self, line: str, cell: str) -> None:
         """Define a dora custom node: the cell is a script using ``node = Node()``.
@@ -121,9 +102,7 @@ class DoraMagics(Magics):
         self._define("node", self.dora_node, line, cell)
 
     def _define(self, kind: str, magic: Any, line: str, cell: str) -> None:
-        args = _parse(magic, line)
-        if args.queue_size is not None and args.queue_size < 1:
-            raise UsageError(f"--queue-size must be at least 1, not {args.queue_size}")
+        args = _check(f"dora_{kind}", _parse(magic, line))
         try:
             compile(cell, f"<dora {kind} {args.node_id}>", "exec")
         except SyntaxError as exc:
@@ -144,8 +123,7 @@ class DoraMagics(Magics):
         if note:
             print(note)
 
-    @magic_arguments()
-    @argument("path", nargs="?", help="a dora descriptor file (or give YAML as the cell body)")
+    @_arguments("dora_dataflow")
     @line_cell_magic
     def dora_dataflow(self, line: str, cell: str | None = None) -> None:
         """Load nodes from a dora-rs dataflow descriptor (YAML in the cell, or a file path).
@@ -255,16 +233,22 @@ class DoraMagics(Magics):
         _parse(self.dora_status, line)
         display(kernel_state.graph_view())
 
-    @magic_arguments()
-    @argument("directory", help="where to write dataflow.yml and the node files")
+    @_arguments("dora_export")
     @line_magic
     def dora_export(self, line: str) -> None:
-        """Write DIR/dataflow.yml and one Python file per node, runnable with ``dora run``."""
-        _parse(self.dora_export, line)
-        raise UsageError(
-            "%dora_export is not yet available in this version: exporting to a dora "
-            "dataflow comes with the dora engine"
-        )
+        """Write DIR/dataflow.yml and one Python file per node, runnable with ``dora run``.
+
+        Cells become node files (operators keep their context under dora-rs),
+        nodes loaded from files keep them; nodes given as Python objects
+        cannot be exported. Relative paths resolve against the working
+        directory. Prints the files written.
+        """
+        args = _parse(self.dora_export, line)
+        try:
+            written = kernel_state.export(args.directory)
+        except (DataflowError, OSError) as exc:
+            raise UsageError(str(exc)) from None
+        print(kernel_state.export_note(written))
 
     @magic_arguments()
     @argument("source", metavar="NODE/OUTPUT", help="the output to look at")

@@ -41,6 +41,11 @@ def bind_runner(runner: Runner | None) -> None:
     _bound.runner = runner
 
 
+def bound_runner() -> Runner | None:
+    """The node whose code the calling thread runs on the embedded engine, if any."""
+    return _bound.runner
+
+
 class Node:
     """A custom node's handle on the running dataflow.
 

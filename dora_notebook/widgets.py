@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LOG_LINES_SHOWN", "GraphView", "NodePanel", "UIPump"]
 
-#: How many of a node's latest log lines its panel shows (all are kept in its state).
-LOG_LINES_SHOWN = 40
+#: How many of a node's latest log lines its panel shows (more are kept in its state).
+LOG_LINES_SHOWN = 15
 
 _STATUS_COLOURS = {
     "defined": "#777",
@@ -145,9 +145,11 @@ class NodePanel(_FullText, widgets.VBox):
             text = html.escape(line.text)
             parts.append(f'<span style="color:{colour}">{text}</span>' if colour else text)
         with self._log.hold_sync():
+            # Only the newest lines, and no scroll box: a redraw would scroll it back.
             self._log.value = (
-                '<pre style="max-height:16em;overflow:auto;margin:0;font-size:12px;'
-                'line-height:1.3">' + "\n".join(parts) + "</pre>"
+                '<pre style="margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap">'
+                + "\n".join(parts)
+                + "</pre>"
             )
             self._log.layout.display = "block" if lines else "none"
         return 1
@@ -183,7 +185,10 @@ class GraphView(_FullText, widgets.HTML):
         if not force and now - self._last < self._period:
             return 0
         self._last = now
-        svg = render_dataflow_svg(self._flow)
+        # Scaled down to the output area's width, never up.
+        svg = render_dataflow_svg(self._flow).replace(
+            "<svg ", '<svg style="max-width:100%;height:auto" ', 1
+        )
         if svg == self.value:
             return 0
         self.value = svg

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Set up the environment, then run every check: lint, format, the test suite
-# (unit, CLI, conformance against real dora-rs, doctests) and a benchmark smoke run.
+# Set up the environment, then run every check: lint, format, and the whole test
+# suite (unit, kernel-level, conformance against real dora-rs, doctests, the
+# notebooks under nbval, the Binder environment, real-browser tests, benchmark
+# smoke runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser tests drive Debian's Chromium (never a browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "==> installing chromium (apt-get)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests" >&2
+    fi
+fi
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 echo "==> ruff"
-ruff check dora_notebook tests bench
-ruff format --check dora_notebook tests bench
+ruff check dora_notebook tests bench notebooks
+ruff format --check dora_notebook tests bench notebooks
 echo "==> pytest"
 exec python -m pytest "$@"

@@ -339,7 +339,8 @@ def test_two_cells_both_define_class_operator(kernel: Kernel) -> None:
         ),
         ("%%dora_operator a\nclass Operator(:\n", "UsageError: node 'a': SyntaxError"),
         ("%%dora_dataflow\nnodes: 3", "UsageError: descriptor: 'nodes' must be a list"),
-        ("%dora_export out", "UsageError: %dora_export is not yet available in this version"),
+        ("%dora_export out", "UsageError: cannot export: the dataflow has no nodes"),
+        ("%dora_export", "UsageError: the following arguments are required: directory"),
     ],
 )
 def test_wrong_arguments_give_a_one_line_usage_error(
@@ -432,6 +433,46 @@ def test_dataflow_magic_loads_yaml(kernel: Kernel, tmp_path) -> None:
     assert "src: finished, 0 received, 3 sent" in done.text
 
 
+def test_export_writes_the_graph_and_says_what_it_wrote(kernel: Kernel, tmp_path) -> None:
+    define(
+        kernel,
+        "%%dora_operator ticker --inputs tick=dora/timer/millis/10 --outputs n",
+        "from dora import DoraStatus\n" + TICKER,
+    )
+    define(
+        kernel,
+        "%%dora_node sink --inputs n=ticker/n",
+        """
+        from dora import Node
+        node = Node()
+        for event in node:
+            node.context.report_progress(50)
+    """,
+    )
+    out = tmp_path / "out"
+    result = kernel.execute(f"%dora_export {out}")
+    assert result.text.splitlines() == [
+        f"wrote {out / 'dataflow.yml'}, ticker.py, sink.py",
+        f"run it with: dora run {out / 'dataflow.yml'}",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["dataflow.yml", "sink.py", "ticker.py"]
+    assert (out / "ticker.py").read_text().startswith("from dora import DoraStatus\n" + TICKER)
+    # A node given as a Python object cannot be exported: one line, no traceback.
+    kernel.execute(
+        "import dora_notebook\n"
+        "class Double:\n"
+        "    def on_event(self, event, send_output): pass\n"
+        "dora_notebook.current().add_operator('double', Double)"
+    )
+    refused = kernel.execute(f"%dora_export {tmp_path / 'again'}", allow_error=True)
+    assert refused.error is None
+    assert refused.text.strip().startswith(
+        "UsageError: cannot export node 'double': it is defined by a class (Double)"
+    )
+    assert len(refused.text.strip().splitlines()) == 1
+    assert not (tmp_path / "again").exists()
+
+
 def test_core_never_imports_ipython_or_ipywidgets() -> None:
     core = [
         "graph",
@@ -446,6 +487,10 @@ def test_core_never_imports_ipython_or_ipywidgets() -> None:
         "graphview",
         "tap",
         "cli",
+        "export",
+        "exported",
+        "magic_args",
+        "notebook",
     ]
     code = (
         "import sys\n"

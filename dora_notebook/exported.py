@@ -1,0 +1,393 @@
+"""The context of exported nodes: oocana's API on top of real dora-rs.
+
+``%dora_export`` and ``dora-notebook export`` write node files that run under
+``dora run`` and still use the context (``context.preview(...)``,
+``report_progress``, ``output(value, handle)``...). This module is what
+those files import; it needs neither IPython nor ipywidgets, only
+dora-notebook itself in the Python environment dora starts nodes with.
+
+An exported **operator** file is the cell's code, unchanged, followed by a
+footer that wraps its class:
+
+.. code-block:: python
+
+    import dora_notebook.exported
+
+    Operator = dora_notebook.exported.operator(Operator, node_id="plot", outputs=["image"])
+
+Under dora-rs, ``on_event(dora_event, send_output)`` then receives a
+:class:`DoraContext` instead of dora's bare callback: called like a function
+it *is* that ``send_output``, and it has the whole oocana API. On the
+embedded engine (``dora-notebook run``) the operator already gets a
+:class:`~dora_notebook.context.Context` and the wrapper passes it through.
+
+An exported **custom node** script starts with a header:
+
+.. code-block:: python
+
+    import dora_notebook.exported
+
+    dora_notebook.exported.use_context_node(node_id="camera", outputs=["image"])
+
+after which the script's own ``from dora import Node`` gives
+:class:`ContextNode`: dora-rs's ``Node`` (which cannot be subclassed), plus
+a ``.context``. Only that node's process is concerned: dora runs every
+custom node in a process of its own. On the embedded engine the header does
+nothing, since its ``Node`` has a ``.context`` already.
+
+**Reports** (previews, progress, logs, messages, warnings, errors, the final
+status) go to the node's standard output, one line each, which dora shows in
+its log as ``HH:MM:SS stdout NODE: [dora-notebook] {...}``:
+
+>>> format_report("plot", "progress", 40.0)
+'[dora-notebook] {"kind": "progress", "node": "plot", "data": 40.0}'
+>>> parse_report('12:00:00 stdout plot: [dora-notebook] {"kind": "progress", "node": "plot", '
+...              '"data": 40.0}')
+{'kind': 'progress', 'node': 'plot', 'data': 40.0}
+
+:func:`format_report`, :func:`parse_report` and :func:`print_report` are the
+only places that know this format; a reader of dora's output (such as a
+notebook bridge) uses :func:`parse_report`, and a :class:`DoraContext` can
+be given another ``report`` function to ship reports some other way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .context import BaseContext, as_arrow
+from .events import DoraStatus
+
+__all__ = [
+    "REPORT_PREFIX",
+    "ContextNode",
+    "DoraContext",
+    "format_report",
+    "operator",
+    "parse_report",
+    "print_report",
+    "use_context_node",
+]
+
+#: What starts every report line a node prints under dora.
+REPORT_PREFIX = "[dora-notebook] "
+
+#: ``report(node_id, kind, data)``: where a :class:`DoraContext` sends reports.
+Reporter = Callable[[str, str, Any], None]
+
+_CONTEXT_ATTR = "_dora_notebook_context"
+_PROCESS_JOB_ID = uuid.uuid4().hex
+
+
+def format_report(node_id: str, kind: str, data: Any) -> str:
+    """One report as a single line of text (JSON after :data:`REPORT_PREFIX`).
+
+    Values JSON has no form for are written as their ``str``.
+    """
+    record = {"kind": kind, "node": node_id, "data": data}
+    try:
+        text = json.dumps(record, default=str)
+    except ValueError:  # a circular structure
+        text = json.dumps({**record, "data": repr(data)})
+    return REPORT_PREFIX + text
+
+
+def parse_report(line: str) -> dict[str, Any] | None:
+    """The report in a line of output (dora's prefix allowed), or None if there is none."""
+    _, found, text = line.partition(REPORT_PREFIX)
+    if not found:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not {"kind", "node", "data"} <= set(record):
+        return None
+    return record
+
+
+def print_report(node_id: str, kind: str, data: Any) -> None:
+    """Write one report line to standard output (dora puts it in the node's log)."""
+    stream = sys.stdout
+    stream.write(format_report(node_id, kind, data) + "\n")
+    stream.flush()
+
+
+def _dataflow_id() -> str:
+    """The id of the running dora dataflow, from the node's environment, if dora set it."""
+    config = os.environ.get("DORA_NODE_CONFIG", "")
+    found = re.search(r"^dataflow_id:\s*(\S+)", config, re.MULTILINE)
+    return found.group(1) if found else _PROCESS_JOB_ID
+
+
+class DoraContext(BaseContext):
+    """The oocana context of a node running under dora-rs.
+
+    ``send_output`` is dora's (an operator's callback, or a ``Node``'s
+    ``send_output``); calling the context calls it unchanged. oocana's
+    ``output``/``outputs`` convert values to Arrow as on the embedded engine,
+    but an object Arrow cannot hold is refused with an error report (there
+    is no passing by reference between processes). Reports go to
+    ``report(node_id, kind, data)``, by default :func:`print_report`.
+    ``job_id`` is the dora dataflow's id; ``session_id`` is one per process
+    (every dora node is a process of its own).
+
+    >>> sent, lines = [], []
+    >>> context = DoraContext("calc", ["total"], lambda *args: sent.append(args),
+    ...                       report=lambda *args: lines.append(args))
+    >>> context.output(42, "total")
+    >>> sent[0][0], sent[0][1].to_pylist()
+    ('total', [42])
+    >>> context.output(1, "nope")
+    >>> lines[-1]
+    ('calc', 'error', 'Output handle key: [nope] is not defined in Block outputs schema.')
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        outputs: Iterable[str],
+        send_output: Callable[..., Any] | None = None,
+        *,
+        report: Reporter | None = None,
+        block_path: str = "",
+    ) -> None:
+        self._send_output = send_output
+        self._outputs = frozenset(outputs)
+        self._reporter = report if report is not None else print_report
+        self._block_path = block_path
+        self._job_id = _dataflow_id()
+        self._failed = False
+        super().__init__(node_id)
+
+    def _bind(self, send_output: Callable[..., Any]) -> None:
+        """Use ``send_output`` from now on (an operator gets one with each event)."""
+        self._send_output = send_output
+
+    # -- dora's send_output and the node's stdout as transport ----------------------
+
+    def __call__(
+        self, output_id: str, data: object, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """dora's ``send_output``, unchanged; nothing is sent once the node is done."""
+        if self._done:
+            return
+        if self._send_output is None:
+            raise RuntimeError(f"node {self.node_id!r}: the context has no send_output yet")
+        if metadata is None:
+            self._send_output(output_id, data)
+        else:
+            self._send_output(output_id, data, metadata)
+
+    send_output = __call__
+
+    def _declares(self, handle: str) -> bool:
+        return handle in self._outputs
+
+    def _send(self, handle: str, value: object) -> None:
+        array = as_arrow(value)
+        if array is None:
+            self.send_error(
+                f"output {handle!r}: a {type(value).__name__} has no Arrow form, and under "
+                "dora-rs outputs cross processes: send numbers, text, lists, numpy arrays, "
+                "DataFrames or Arrow data"
+            )
+            return
+        self(handle, array, self._metadata())
+
+    def _emit(self, kind: str, data: Any) -> None:
+        self._reporter(self.node_id, kind, data)
+
+    def _report_error(self, error: str) -> None:
+        self._failed = True
+        self._emit("error", error)
+
+    def _finish(self) -> None:
+        self._emit("status", "failed" if self._failed else "finished")
+
+    def _call_at(self, when: float, function: Callable[[], None]) -> None:
+        # Not a daemon: a held-back progress value is still written when the
+        # node's process exits right after.
+        timer = threading.Timer(max(0.0, when - time.monotonic()), function)
+        timer.name = f"dora-notebook-progress-{self.node_id}"
+        timer.start()
+
+    @property
+    def job_id(self) -> str:
+        """The dora dataflow's id (one per run), when dora set it."""
+        return self._job_id
+
+    @property
+    def block_path(self) -> str:
+        return self._block_path
+
+
+def _block_path(cls: type) -> str:
+    module = sys.modules.get(cls.__module__)
+    return str(getattr(module, "__file__", "") or "")
+
+
+def operator(cls: type, *, node_id: str, outputs: Iterable[str] = ()) -> type:
+    """Wrap an ``Operator`` class so that ``on_event`` gets a context under dora-rs.
+
+    The result is a subclass of ``cls`` whose ``on_event(dora_event,
+    send_output)`` passes a :class:`DoraContext` built on dora's
+    ``send_output`` (one per operator instance), or passes the embedded
+    engine's context through unchanged. It also speaks dora-rs's return
+    protocol for the user: ``None`` becomes ``DoraStatus.CONTINUE``, and after
+    ``context.done()`` the operator returns ``DoraStatus.STOP``.
+
+    >>> class Operator:
+    ...     def on_event(self, dora_event, context):
+    ...         context.output(len(dora_event["id"]), "length")
+    >>> Wrapped = operator(Operator, node_id="measure", outputs=["length"])
+    >>> sent = []
+    >>> Wrapped().on_event({"type": "INPUT", "id": "abc", "value": None, "metadata": {}},
+    ...                    lambda *args: sent.append(args))
+    <DoraStatus.CONTINUE: 0>
+    >>> sent[0][1].to_pylist(), sent[0][2]
+    ([3], {})
+    """
+    if not isinstance(cls, type):
+        raise TypeError(
+            f"node {node_id!r}: the operator code must define `class Operator`, not {cls!r}"
+        )
+    if getattr(cls, "_dora_notebook_node", None) is not None:
+        return cls  # already wrapped
+    declared = tuple(outputs)
+
+    class Wrapped(cls):  # type: ignore[valid-type, misc]
+        _dora_notebook_node = node_id
+
+        def on_event(self, dora_event: Mapping[str, Any], send_output: Any) -> Any:
+            if isinstance(send_output, BaseContext):  # the embedded engine's own context
+                return super().on_event(dora_event, send_output)
+            context = self.__dict__.get(_CONTEXT_ATTR)
+            if context is None:
+                context = DoraContext(node_id, declared, send_output, block_path=_block_path(cls))
+                self.__dict__[_CONTEXT_ATTR] = context
+            else:
+                context._bind(send_output)
+            context._set_event(dora_event)
+            status = super().on_event(dora_event, context)
+            if dora_event.get("type") in ("STOP", "INPUT_CLOSED"):
+                # dora may end the process after this without another event.
+                context.flush_progress()
+            if context._done:
+                return DoraStatus.STOP
+            return DoraStatus.CONTINUE if status is None else status
+
+    for name in ("__name__", "__qualname__", "__module__", "__doc__"):
+        setattr(Wrapped, name, getattr(cls, name, None))
+    return Wrapped
+
+
+class ContextNode:
+    """dora-rs's ``Node`` with a ``.context`` (:class:`DoraContext`).
+
+    dora-rs's ``Node`` cannot be subclassed, so this holds one and hands
+    every attribute it does not define to it. :func:`use_context_node` makes
+    a subclass bound to one node and installs it as ``dora.Node``; its
+    events pass through the context (for ``context.inputs`` and the
+    metadata oocana outputs carry), and after ``context.done()`` the event
+    stream ends (``next()`` gives ``None``), as on the embedded engine.
+    """
+
+    _real: type
+    _node_id: str
+    _outputs: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._node = self._real(*args, **kwargs)
+        self.context = DoraContext(
+            self._node_id,
+            self._outputs,
+            self._node.send_output,
+            block_path=os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "",
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_node":  # not built yet: dora's Node() raised
+            raise AttributeError(name)
+        return getattr(self._node, name)
+
+    def __repr__(self) -> str:
+        return f"<ContextNode {self._node_id!r}: {self._node!r}>"
+
+    def _seen(self, event: Any) -> Any:
+        kind = None if event is None else event.get("type")
+        if kind in (None, "STOP"):
+            self.context.flush_progress()
+        if kind is not None and kind != "ERROR":  # a timeout is not an event being handled
+            self.context._set_event(event)
+        return event
+
+    def next(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """dora's ``next``; ``None`` once the context is done."""
+        if self.context._done:
+            return None
+        return self._seen(self._node.next(*args, **kwargs))
+
+    def try_recv(self) -> dict[str, Any] | None:
+        if self.context._done:
+            return None
+        return self._seen(self._node.try_recv())
+
+    def drain(self) -> list[dict[str, Any]]:
+        events = [] if self.context._done else self._node.drain()
+        for event in events:
+            self._seen(event)
+        return events
+
+    async def recv_async(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        if self.context._done:
+            return None
+        return self._seen(await self._node.recv_async(*args, **kwargs))
+
+    def __iter__(self) -> ContextNode:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+
+def use_context_node(*, node_id: str, outputs: Iterable[str] = ()) -> None:
+    """Make ``from dora import Node`` give a :class:`ContextNode` for this node.
+
+    The header of an exported custom-node script calls it before the
+    script's own code. Under dora-rs it replaces ``dora.Node`` in this
+    process (the node's own) with a :class:`ContextNode` subclass for
+    ``node_id``. On the embedded engine it does nothing: there ``dora`` is
+    dora-notebook's module, whose ``Node`` has a ``.context`` already.
+    """
+    from .node import bound_runner
+
+    if bound_runner() is not None:
+        return
+    import dora
+
+    real = dora.Node
+    if isinstance(real, type) and issubclass(real, ContextNode):
+        return
+    dora.Node = type(  # type: ignore[attr-defined]
+        "Node",
+        (ContextNode,),
+        {
+            "_real": real,
+            "_node_id": node_id,
+            "_outputs": tuple(outputs),
+            "__module__": __name__,
+            "__doc__": ContextNode.__doc__,
+        },
+    )
