@@ -183,7 +183,13 @@ def check_metadata(metadata: object) -> dict[str, Any]:
             raise DataTypeError(f"Parsing metadata keys: key {key!r} is not a str")
         kind = type(value)
         # The common kinds pass without a call; the rest are checked in full.
-        if kind is str or kind is float or kind is bool or (kind is datetime and value.tzinfo):
+        if (
+            kind is str
+            or kind is float
+            or kind is bool
+            or (kind is int and _INT64[0] <= value <= _INT64[1])
+            or (kind is datetime and value.tzinfo)
+        ):
             checked[key] = value
         else:
             checked[key] = _metadata_value(key, value)
