@@ -5,11 +5,9 @@ reader and the CLI, and exported dataflows run for real under ``dora run`` and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -18,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import psutil
 import pytest
 import yaml
 
@@ -28,6 +25,8 @@ from dora_notebook.cli import main
 from dora_notebook.export import render, write_files
 from dora_notebook.exported import parse_report
 from dora_notebook.notebook import dataflow_from_notebook
+
+from .sessions import run_in_session
 
 # dora spawns `python` for nodes: the interpreter running the tests comes first.
 PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -643,46 +642,13 @@ def test_the_cli_and_the_magics_read_a_line_the_same_way(line: str) -> None:
 # -- running exported dataflows for real -------------------------------------------------------
 
 
-def _session(session: int) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == session and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return found
-
-
 def run(command: list[str], folder: Path, timeout: float = 60) -> tuple[int, str]:
-    """Run ``command`` in ``folder`` in a session of its own; return (rc, console).
-
-    Whatever of that session is left afterwards (and only that) is killed.
-    """
+    """Run ``command`` in ``folder`` in a session of its own; return (rc, console)."""
     env = {**os.environ, "PATH": PATH, "NO_COLOR": "1", "RUST_BACKTRACE": "0"}
-    proc = subprocess.Popen(
-        command,
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        console, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        console, _ = proc.communicate()
-        pytest.fail(f"{command} did not end within {timeout} s:\n{console[-4000:]}")
-    finally:
-        left = _session(proc.pid)
-        for child in left:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        psutil.wait_procs(left, timeout=3)
-    return proc.returncode, console
+    done = run_in_session(command, folder, env, timeout)
+    if done.returncode is None:
+        pytest.fail(f"{command} did not end within {timeout} s:\n{done.console[-4000:]}")
+    return done.returncode, done.console
 
 
 def dora_run(folder: Path, check: Callable[[str], None], attempts: int = 2) -> str:

@@ -29,14 +29,11 @@ comparison runs dora again (once) before it counts; dora-notebook runs once.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -44,8 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+
+from ..sessions import run_in_session
 
 HERE = Path(__file__).resolve().parent
 RECORDER = HERE / "recorder.py"
@@ -115,29 +113,6 @@ def _command(engine: str) -> list[str]:
     return [sys.executable, "-c", code, "run", "dataflow.yml", "--stop-after", f"{STOP_AFTER:g}"]
 
 
-def _session_processes(session: int) -> list[psutil.Process]:
-    """Live processes of the session a run was started in (dora gives each
-    node a process group of its own, but they stay in the session)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == session and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return found
-
-
-def _kill_session(session: int) -> list[int]:
-    """Kill what is left of a run's session; return the pids that were left."""
-    left = _session_processes(session)
-    for proc in left:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(left, timeout=3)
-    return [p.pid for p in left]
-
-
 def _load_records(folder: Path) -> Records:
     records: Records = {}
     for path in sorted((folder / "out").glob("*.jsonl")):
@@ -152,31 +127,21 @@ def run_engine(engine: str, source: Path, folder: Path) -> Run:
     shutil.copy2(RECORDER, folder / RECORDER.name)
     env = {**os.environ, **INHERITED, "PATH": PATH, "NO_COLOR": "1"}
     start = time.monotonic()
-    # A session of its own lets us find (and, on a timeout, kill) exactly the
-    # processes of this run: dora's nodes each get their own process group.
-    proc = subprocess.Popen(
-        _command(engine),
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        console, _ = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        _kill_session(proc.pid)
-        console, _ = proc.communicate()
+    done = run_in_session(_command(engine), folder, env, RUN_TIMEOUT)
+    if done.returncode is None:
         pytest.fail(
             f"{engine} run of {source.name} did not end within {RUN_TIMEOUT:g} s:\n"
-            f"{console[-4000:]}"
+            f"{done.console[-4000:]}"
         )
-    left = _kill_session(proc.pid)
     run = Run(
-        engine, folder, proc.returncode, time.monotonic() - start, console, _load_records(folder)
+        engine,
+        folder,
+        done.returncode,
+        time.monotonic() - start,
+        done.console,
+        _load_records(folder),
     )
-    assert not left, f"{engine} left processes {left} behind\n{run.context()}"
+    assert not done.leftovers, f"{engine} left processes {done.leftovers} behind\n{run.context()}"
     return run
 
 
