@@ -27,6 +27,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +149,7 @@ class Dataflow:
         trial.validate()
         try:
             error = engine.reload(spec).result(timeout=10)
-        except TimeoutError:
+        except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
             error = "the runtime did not take the new version within 10 s (is an operator stuck?)"
         if error is not None:
             raise ReloadError(
