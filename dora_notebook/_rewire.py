@@ -54,6 +54,7 @@ def rewire(engine: Engine, runner: Runner, spec: NodeSpec) -> None:
         if previous is not None and previous.source == inp.source:
             continue
         queue.source = inp.source
+        queue.timer = inp.is_timer
         routes = _routes_of(engine, inp.source)
         upstream = engine.runners.get(inp.source.partition("/")[0])
         if routes is None or (upstream is not None and upstream.finished):

@@ -51,11 +51,21 @@ class Message:
 class InputQueue:
     """The bounded queue of one input; its counters are the edge's counters."""
 
-    __slots__ = ("capacity", "closed", "dropped", "input_id", "items", "received", "source")
+    __slots__ = (
+        "capacity",
+        "closed",
+        "dropped",
+        "input_id",
+        "items",
+        "received",
+        "source",
+        "timer",
+    )
 
     def __init__(self, input_id: str, source: str, capacity: int) -> None:
         self.input_id = input_id
         self.source = source
+        self.timer = source.startswith("dora/")
         self.capacity = capacity
         self.items: deque[Message | Closed] = deque()
         self.received = 0
@@ -144,6 +154,11 @@ class Runner:
 
     def push(self, queue: InputQueue, item: Message | Closed) -> None:
         if self.finished:
+            # Nobody will read it: a message a node sent to a finished node counts as
+            # dropped (a timer's tick is nobody's message, so it does not).
+            if type(item) is Message and not queue.timer:
+                queue.dropped += 1
+                self.dropped += 1
             return
         items = queue.items
         if len(items) >= queue.capacity and type(item) is Message:
@@ -159,6 +174,10 @@ class Runner:
             self.engine.wake(self)
 
     def clear(self) -> None:
+        """Discard what is queued (the node finished); sent messages count as dropped."""
         for queue in self.queues.values():
+            lost = 0 if queue.timer else sum(1 for item in queue.items if type(item) is Message)
+            queue.dropped += lost
+            self.dropped += lost
             queue.items.clear()
         self.pending = 0

@@ -230,17 +230,47 @@ class Dataflow:
         """The engine of the current or last run."""
         return self._engine
 
-    def start(self) -> None:
-        """Validate the graph and start it in the background; return at once."""
+    def start(self, engine: str = "embedded", coordinator: str | None = None) -> None:
+        """Validate the graph and start it in the background; return at once.
+
+        ``engine="dora"`` runs it on dora-rs, one process per node, on a
+        coordinator and daemon started on loopback for this run, or on the
+        existing cluster at ``coordinator`` (``HOST:PORT``); the nodes'
+        reports still reach :meth:`node` and :meth:`subscribe` (see
+        :mod:`dora_notebook.engines.dora`).
+        """
+        if engine not in ("embedded", "dora"):
+            raise DataflowError(f"unknown engine {engine!r}: use 'embedded' or 'dora'")
+        if coordinator is not None and engine != "dora":
+            raise DataflowError("coordinator applies to engine='dora'")
         if self.running:
             raise DataflowError("the dataflow is already running; stop it first")
         self.graph.validate()
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
+        if engine == "dora":
+            self._start_dora(coordinator)
+            return
         self._engine = Engine(self.graph.copy(), self._publish, self.descriptor(), self._taps)
         for node_id, runner in self._engine.runners.items():
             self.node(node_id).attach(runner)
         self._engine.start()
+
+    def _start_dora(self, coordinator: str | None) -> None:
+        from .engines.dora import DoraEngine, parse_coordinator
+        from .export import render
+
+        if coordinator is not None:
+            try:
+                parse_coordinator(coordinator)
+            except ValueError as exc:
+                raise DataflowError(f"coordinator: {exc}") from None
+        files = render(self)
+        engine = DoraEngine(self.graph.copy(), files, self._publish, coordinator)
+        for node_id, counts in engine.counts.items():
+            self.node(node_id).attach(counts)  # type: ignore[arg-type]
+        self._engine = engine  # type: ignore[assignment]
+        engine.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the graph finishes; False if ``timeout`` seconds passed first."""

@@ -53,12 +53,14 @@ be given another ``report`` function to ship reports some other way.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -67,6 +69,7 @@ from .context import BaseContext, as_arrow
 from .events import DoraStatus
 
 __all__ = [
+    "REPORTS_ENV",
     "REPORT_PREFIX",
     "ContextNode",
     "DoraContext",
@@ -74,6 +77,7 @@ __all__ = [
     "operator",
     "parse_report",
     "print_report",
+    "report_output",
     "use_context_node",
 ]
 
@@ -86,18 +90,63 @@ Reporter = Callable[[str, str, Any], None]
 _CONTEXT_ATTR = "_dora_notebook_context"
 _PROCESS_JOB_ID = uuid.uuid4().hex
 
+#: Set only in the private export that ``Dataflow.start(engine="dora")`` runs:
+#: the name of the extra output on which reports then travel as dora messages
+#: (the report's JSON in an Arrow string array) instead of stdout lines.
+REPORTS_ENV = "DORA_NOTEBOOK_REPORTS"
+#: With :data:`REPORTS_ENV`: a file the kernel's bridge creates once it has
+#: joined the dataflow; nodes wait for it before they start (dora drops
+#: messages sent to a dynamic node that is not connected yet).
+READY_ENV = "DORA_NOTEBOOK_BRIDGE_READY"
+#: With :data:`REPORTS_ENV`: how many seconds to wait for the bridge at most.
+WAIT_ENV = "DORA_NOTEBOOK_BRIDGE_WAIT"
+#: With :data:`REPORTS_ENV`: an operator's input ids, comma-separated (once
+#: all are closed the operator reports its final status).
+INPUTS_ENV = "DORA_NOTEBOOK_INPUTS"
+
+
+def report_output() -> str | None:
+    """The output reports travel on in this process, or None (they are printed)."""
+    return os.environ.get(REPORTS_ENV) or None
+
+
+def encode_report(node_id: str, kind: str, data: Any, **extra: Any) -> str:
+    """One report as JSON text; values JSON has no form for are written as their ``str``.
+
+    >>> encode_report("plot", "status", "finished", received=3)
+    '{"kind": "status", "node": "plot", "data": "finished", "received": 3}'
+    """
+    record = {"kind": kind, "node": node_id, "data": data, **extra}
+    try:
+        return json.dumps(record, default=str)
+    except ValueError:  # a circular structure
+        return json.dumps({**record, "data": repr(data)})
+
 
 def format_report(node_id: str, kind: str, data: Any) -> str:
     """One report as a single line of text (JSON after :data:`REPORT_PREFIX`).
 
     Values JSON has no form for are written as their ``str``.
     """
-    record = {"kind": kind, "node": node_id, "data": data}
+    return REPORT_PREFIX + encode_report(node_id, kind, data)
+
+
+def wait_for_bridge() -> None:
+    """With the bridge transport, wait until the kernel's bridge has joined (bounded).
+
+    Nodes call it once connected to dora (dora starts the dataflow only when
+    every node is), before they send anything.
+    """
+    ready = os.environ.get(READY_ENV)
+    if not report_output() or not ready:
+        return
     try:
-        text = json.dumps(record, default=str)
-    except ValueError:  # a circular structure
-        text = json.dumps({**record, "data": repr(data)})
-    return REPORT_PREFIX + text
+        limit = float(os.environ.get(WAIT_ENV, "30"))
+    except ValueError:
+        limit = 30.0
+    deadline = time.monotonic() + limit
+    while not os.path.exists(ready) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def parse_report(line: str) -> dict[str, Any] | None:
@@ -162,11 +211,21 @@ class DoraContext(BaseContext):
     ) -> None:
         self._send_output = send_output
         self._outputs = frozenset(outputs)
-        self._reporter = report if report is not None else print_report
+        self._bridge = report_output() if report is None else None
+        self._reporter = report or (self._bridge_report if self._bridge else print_report)
         self._block_path = block_path
         self._job_id = _dataflow_id()
         self._failed = False
+        self._final_sent = False
+        self._due: list[tuple[float, Callable[[], None]]] = []
+        self._closed: set[str] = set()
+        self._owner = threading.get_ident()
+        #: INPUT events handled and messages sent (reported to the bridge).
+        self.received = 0
+        self.sent = 0
         super().__init__(node_id)
+        if self._bridge:
+            _LineTee.attach(self)
 
     def _bind(self, send_output: Callable[..., Any]) -> None:
         """Use ``send_output`` from now on (an operator gets one with each event)."""
@@ -186,8 +245,51 @@ class DoraContext(BaseContext):
             self._send_output(output_id, data)
         else:
             self._send_output(output_id, data, metadata)
+        self.sent += 1
 
     send_output = __call__
+
+    def _set_event(self, event: Mapping[str, Any]) -> None:
+        if event.get("type") == "INPUT":
+            self.received += 1
+        super()._set_event(event)
+
+    def _bridge_report(self, node_id: str, kind: str, data: Any) -> None:
+        """Send one report as a dora message on the reports output (the bridge transport).
+
+        dora's ``send_output`` is only used from the node's own thread; a
+        report from elsewhere (or one dora refuses) is printed instead.
+        """
+        send = self._send_output
+        if send is None or threading.get_ident() != self._owner or not self._bridge:
+            print_report(node_id, kind, data)
+            return
+        import pyarrow as pa
+
+        text = encode_report(node_id, kind, data, received=self.received, sent=self.sent)
+        try:
+            send(self._bridge, pa.array([text]))
+        except Exception:
+            print_report(node_id, kind, data)
+
+    def _run_due(self, everything: bool = False) -> None:
+        """Run the held-back calls whose time has come (all with ``everything``)."""
+        if not self._due:
+            return
+        now = time.monotonic()
+        due = [item for item in self._due if everything or item[0] <= now]
+        self._due = [item for item in self._due if item not in due]
+        for _, function in due:
+            function()
+
+    def _end(self, error: str | None = None) -> None:
+        """Bridge transport: report ``error`` (if any), then the final status, once."""
+        if error is not None:
+            self._report_error(error)
+        self._run_due(everything=True)
+        self.flush_progress()
+        if not self._final_sent:
+            self._finish()
 
     def _declares(self, handle: str) -> bool:
         return handle in self._outputs
@@ -211,9 +313,14 @@ class DoraContext(BaseContext):
         self._emit("error", error)
 
     def _finish(self) -> None:
+        self._final_sent = True
         self._emit("status", "failed" if self._failed else "finished")
 
     def _call_at(self, when: float, function: Callable[[], None]) -> None:
+        if self._bridge:
+            # dora's send_output stays in the node's thread: run it at the next event.
+            self._due.append((when, function))
+            return
         # Not a daemon: a held-back progress value is still written when the
         # node's process exits right after.
         timer = threading.Timer(max(0.0, when - time.monotonic()), function)
@@ -272,12 +379,18 @@ def operator(cls: type, *, node_id: str, outputs: Iterable[str] = ()) -> type:
                 return super().on_event(dora_event, send_output)
             context = self.__dict__.get(_CONTEXT_ATTR)
             if context is None:
+                # Connected to dora by now: wait for the kernel's bridge, if any.
+                wait_for_bridge()
                 context = DoraContext(node_id, declared, send_output, block_path=_block_path(cls))
                 self.__dict__[_CONTEXT_ATTR] = context
             else:
                 context._bind(send_output)
             context._set_event(dora_event)
-            status = super().on_event(dora_event, context)
+            handler = super().on_event
+            if context._bridge:
+                status = _bridged_event(context, handler, dora_event)
+            else:
+                status = handler(dora_event, context)
             if dora_event.get("type") in ("STOP", "INPUT_CLOSED"):
                 # dora may end the process after this without another event.
                 context.flush_progress()
@@ -288,6 +401,41 @@ def operator(cls: type, *, node_id: str, outputs: Iterable[str] = ()) -> type:
     for name in ("__name__", "__qualname__", "__module__", "__doc__"):
         setattr(Wrapped, name, getattr(cls, name, None))
     return Wrapped
+
+
+def _failure(exc: BaseException) -> str:
+    """``exc``'s traceback without the wrapper's own frame."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+
+
+def _bridged_event(
+    context: DoraContext, handler: Callable[..., Any], event: Mapping[str, Any]
+) -> Any:
+    """Bridge transport: call an operator's ``on_event``; report its end and its errors.
+
+    The final status goes out on ``STOP``, once every declared input is
+    closed (dora gives operators no STOP then), or when the operator
+    returns ``DoraStatus.STOP``; an exception is reported, then re-raised.
+    """
+    try:
+        status = handler(event, context)
+    except BaseException as exc:
+        context._end(_failure(exc))
+        raise
+    # Held-back progress goes out now: dora may end the process before the next event.
+    context._run_due(everything=True)
+    kind = event.get("type")
+    if kind == "INPUT_CLOSED":
+        context._closed.add(str(event.get("id")))
+    declared = {name for name in os.environ.get(INPUTS_ENV, "").split(",") if name}
+    stopping = getattr(status, "value", status) in (1, 2)
+    if kind == "STOP" or stopping or (declared and declared <= context._closed):
+        context._end()
+        time.sleep(0.3)  # let dora deliver the last reports before the process ends
+    return status
 
 
 class ContextNode:
@@ -307,12 +455,21 @@ class ContextNode:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._node = self._real(*args, **kwargs)
+        wait_for_bridge()  # connected to dora by now: wait for the kernel's bridge, if any
         self.context = DoraContext(
             self._node_id,
             self._outputs,
             self._node.send_output,
             block_path=os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "",
         )
+        if self.context._bridge:
+            _report_node_end(self.context)
+
+    def send_output(self, *args: Any, **kwargs: Any) -> Any:
+        """dora's ``send_output`` (counted for the notebook's panel)."""
+        result = self._node.send_output(*args, **kwargs)
+        self.context.sent += 1
+        return result
 
     def __getattr__(self, name: str) -> Any:
         if name == "_node":  # not built yet: dora's Node() raised
@@ -328,6 +485,7 @@ class ContextNode:
             self.context.flush_progress()
         if kind is not None and kind != "ERROR":  # a timeout is not an event being handled
             self.context._set_event(event)
+        self.context._run_due()
         return event
 
     def next(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
@@ -391,3 +549,82 @@ def use_context_node(*, node_id: str, outputs: Iterable[str] = ()) -> None:
             "__doc__": ContextNode.__doc__,
         },
     )
+
+
+def _report_node_end(context: DoraContext) -> None:
+    """Bridge transport, custom node: report an uncaught exception and the final status."""
+    previous = sys.excepthook
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        context._report_error(_failure(exc))
+        previous(kind, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(context._end)
+
+
+class _LineTee:
+    """Bridge transport: what the node prints also becomes ``log`` reports.
+
+    Writes go through to the real stream unchanged (dora's logs keep them);
+    each complete line from the node's own thread is reported. Lines
+    printed before the context exists are reported once it does.
+    """
+
+    context: DoraContext | None = None
+    _tees: list[_LineTee] = []
+    _busy = threading.local()
+
+    def __init__(self, stream: Any, stdio: str) -> None:
+        self._stream = stream
+        self._stdio = stdio
+        self._buffer = ""
+        self._pending: list[str] = []
+
+    @classmethod
+    def install(cls) -> None:
+        """Put tees on ``sys.stdout`` and ``sys.stderr`` (once per process)."""
+        if cls._tees:
+            return
+        cls._tees = [cls(sys.stdout, "stdout"), cls(sys.stderr, "stderr")]
+        sys.stdout, sys.stderr = cls._tees  # type: ignore[assignment]
+
+    @classmethod
+    def attach(cls, context: DoraContext) -> None:
+        """Report lines as ``context``'s logs from now on (and those printed so far)."""
+        cls.install()
+        cls.context = context
+        for tee in cls._tees:
+            pending, tee._pending = tee._pending, []
+            for line in pending:
+                tee._log(line)
+
+    def write(self, text: str) -> int:
+        written = self._stream.write(text)
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._log(line)
+        return written
+
+    def _log(self, line: str) -> None:
+        if line.startswith(REPORT_PREFIX) or getattr(self._busy, "on", False):
+            return
+        context = _LineTee.context
+        if context is None:
+            self._pending.append(line)
+            return
+        if threading.get_ident() != context._owner:
+            return
+        self._busy.on = True
+        try:
+            context.report_log(line, self._stdio)
+        finally:
+            self._busy.on = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+if report_output():
+    _LineTee.install()

@@ -103,8 +103,9 @@ def export_note(written: list[Path]) -> str:
     return summary(written, current().graph)
 
 
-def start() -> None:
-    current().start()
+def start(engine: str = "embedded", coordinator: str | None = None) -> None:
+    """Start the kernel's graph on ``engine`` (``dora``: on dora-rs, see Dataflow.start)."""
+    current().start(engine=engine, coordinator=coordinator)
     pump().start()
 
 

@@ -172,13 +172,17 @@ class DoraMagics(Magics):
         timeout = _positive("--timeout", args.timeout)
         if args.timeout is not None and not args.wait:
             raise UsageError("--timeout applies to --wait; add --wait, or use %dora_wait --timeout")
-        if args.engine == "dora" or args.coordinator:
-            raise UsageError(
-                "the dora engine is not yet available in this version; "
-                "use the embedded engine (the default)"
-            )
+        if args.coordinator and args.engine != "dora":
+            raise UsageError("--coordinator applies to --engine dora")
+        if args.coordinator:
+            from .engines.dora import parse_coordinator
+
+            try:
+                parse_coordinator(args.coordinator)
+            except ValueError as exc:
+                raise UsageError(f"--coordinator: {exc}") from None
         try:
-            kernel_state.start()
+            kernel_state.start(args.engine, args.coordinator)
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
         if args.wait:

@@ -1,0 +1,336 @@
+"""Fault injection in a real ipykernel: stuck operators, reloads and interrupts mid-burst,
+and a kernel restart with a graph running.
+
+Each test checks what the user sees in the notebook and that no message the
+queues promised is lost (``delivered + dropped == sent`` on every edge).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from .kernel import CellResult, Kernel
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Kernel]:
+    k = Kernel()
+    k.execute("%load_ext dora_notebook")
+    yield k
+    k.shutdown()
+
+
+def dora_threads(kernel: Kernel) -> str:
+    """The names of the dora threads alive in the kernel, as printed there."""
+    return kernel.execute(
+        "import threading; print(sorted(t.name for t in threading.enumerate() "
+        "if t.name.startswith('dora')))"
+    ).text.strip()
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph(kernel: Kernel) -> Iterator[None]:
+    """Every test starts with an empty graph, and leaves no dora thread in the kernel."""
+    kernel.execute("%dora_reset")
+    yield
+    kernel.execute("%dora_reset")
+    threads = dora_threads(kernel)
+    assert threads == "[]", f"dora threads left in the kernel: {threads}"
+
+
+def define(kernel: Kernel, magic: str, body: str) -> CellResult:
+    return kernel.execute(f"{magic}\n{textwrap.dedent(body)}")
+
+
+def accounts(kernel: Kernel) -> dict[str, object]:
+    """Edges and per-node sent counts of the kernel's dataflow, read in the kernel."""
+    result = kernel.execute(
+        "import json, dora_notebook\nflow = dora_notebook.current()\n"
+        "print(json.dumps({'edges': flow.edges(), "
+        "'sent': {n: s.sent for n, s in flow.status().items()}, "
+        "'status': {n: s.status for n, s in flow.status().items()}}))"
+    )
+    return json.loads(result.text)
+
+
+def cell_text(kernel: Kernel, msg_id: str, timeout: float = 10) -> str:
+    """The stream text a cell sent with :meth:`Kernel.client.execute` printed, once idle."""
+    parts: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kernel.client.get_iopub_msg(timeout=deadline - time.monotonic())
+        kernel._absorb(msg)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            parts.append(msg["content"]["text"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return "".join(parts)
+
+
+def assert_no_loss(acc: dict[str, object]) -> None:
+    """``delivered + dropped == sent`` and nothing queued, on every node-to-node edge."""
+    for row in acc["edges"]:  # type: ignore[attr-defined]
+        if row["source"].startswith("dora/"):
+            continue
+        sent = acc["sent"][row["source"].split("/")[0]]  # type: ignore[index]
+        assert row["delivered"] + row["dropped"] == sent, row
+        assert row["queued"] == 0, row
+
+
+def test_stop_with_a_stuck_operator_returns_in_time_and_the_kernel_recovers(
+    kernel: Kernel,
+) -> None:
+    """%dora_stop names the stuck node within 2 s; later cells, reset and a new graph work."""
+    define(
+        kernel,
+        "%%dora_operator stuck --inputs t=dora/timer/millis/10",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    while True:
+                        pass
+        """,
+    )
+    define(
+        kernel,
+        "%%dora_node healthy --inputs t=dora/timer/millis/10",
+        """
+        from dora import Node
+        for event in Node():
+            pass
+        """,
+    )
+    kernel.execute("%dora_start")
+    time.sleep(0.3)
+    stopped = kernel.execute(
+        "import time\nbegan = time.monotonic()\n%dora_stop\n"
+        "print(f'elapsed {time.monotonic() - began:.3f}')"
+    )
+    lines = stopped.text.strip().splitlines()
+    assert lines[0] == "stopped; did not stop within 2 s (interrupted): stuck"
+    assert float(lines[1].split()[1]) < 2.0
+    status = kernel.execute(
+        "import dora_notebook\nf = dora_notebook.current()\n"
+        "print(f.running, f.node('stuck').status, f.node('healthy').status)\n"
+        "print(f.node('stuck').error)"
+    )
+    first, second = status.text.strip().splitlines()[:2]
+    assert first == "False failed finished"
+    assert "did not stop" in second
+    assert kernel.execute("print(6 * 7)").text == "42\n"  # the kernel is usable
+    assert kernel.execute("%dora_reset").text.strip() == "reset"
+    define(
+        kernel,
+        "%%dora_node src --outputs n",
+        """
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        for i in range(100):
+            node.send_output("n", pa.array([i]))
+        """,
+    )
+    define(
+        kernel,
+        "%%dora_operator sink --inputs n=src/n --queue-size 100",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                pass
+        """,
+    )
+    done = kernel.execute("%dora_start --wait --timeout 20")
+    assert "src: finished, 0 received, 100 sent" in done.text
+    assert "sink: finished, 100 received, 0 sent" in done.text
+    assert_no_loss(accounts(kernel))
+
+
+BURST = """
+import builtins
+import time
+import pyarrow as pa
+from dora import Node
+node = Node()
+for i in range({n}):
+    node.send_output("n", pa.array([i]))
+    if i % 100 == 0:
+        time.sleep({pause})
+builtins.FAULTS_SENT = {n}
+"""
+
+COUNTING_NODE = """
+import builtins
+from dora import Node
+SEEN = builtins.__dict__.setdefault("FAULTS_SEEN", [])
+for event in Node():
+    if event["type"] == "INPUT":
+        SEEN.append(("VERSION", event["value"][0].as_py()))
+"""
+
+
+def test_redefining_a_custom_node_mid_burst_loses_nothing(kernel: Kernel) -> None:
+    """Re-running a node cell during a burst: old + new versions receive all 3,000 messages."""
+    define(kernel, "%%dora_node src --outputs n", BURST.format(n=3000, pause=0.03))
+    header = "%%dora_node counter --inputs n=src/n --queue-size 5000"
+    define(kernel, header, COUNTING_NODE.replace("VERSION", "v1"))
+    kernel.execute("%dora_start")
+    time.sleep(0.1)
+    redefined = define(kernel, header, COUNTING_NODE.replace("VERSION", "v2"))
+    assert redefined.text.strip().startswith("counter: running")
+    waited = kernel.execute("%dora_wait --timeout 30")
+    assert "counter: finished" in waited.text
+    check = kernel.execute(
+        "import builtins\nseen = builtins.__dict__.pop('FAULTS_SEEN')\n"
+        "values = [v for _, v in seen]\n"
+        "print(len(values), values == list(range(3000)), sorted({t for t, _ in seen}))"
+    )
+    assert check.text.strip() == "3000 True ['v1', 'v2']"
+    acc = accounts(kernel)
+    assert_no_loss(acc)
+    (row,) = acc["edges"]  # type: ignore[misc]
+    assert (row["delivered"], row["dropped"]) == (3000, 0)
+
+
+def test_redefining_an_operator_with_a_tight_queue_mid_burst_counts_every_drop(
+    kernel: Kernel,
+) -> None:
+    """A small queue drops under load across a hot swap; every message is delivered or counted."""
+    define(kernel, "%%dora_node src --outputs n", BURST.format(n=20000, pause=0.01))
+    body = """
+    import builtins
+    import time
+    SEEN = builtins.__dict__.setdefault("FAULTS_SEEN", [])
+    class Operator:
+        def on_event(self, event, context):
+            if event["type"] == "INPUT":
+                SEEN.append(("VERSION", event["value"][0].as_py()))
+                time.sleep(0.0002)
+    """
+    header = "%%dora_operator slow --inputs n=src/n --queue-size 4"
+    define(kernel, header, body.replace("VERSION", "v1"))
+    kernel.execute("%dora_start")
+    time.sleep(0.2)
+    define(kernel, header, body.replace("VERSION", "v2"))
+    kernel.execute("%dora_wait --timeout 60")
+    check = kernel.execute(
+        "import builtins\nseen = builtins.__dict__.pop('FAULTS_SEEN')\n"
+        "values = [v for _, v in seen]\n"
+        "print(len(values), values == sorted(set(values)), values[-1], "
+        "sorted({t for t, _ in seen}))"
+    )
+    count, ordered, last, versions = check.text.strip().split(" ", 3)
+    assert ordered == "True" and last == "19999" and versions == "['v1', 'v2']"
+    acc = accounts(kernel)
+    assert_no_loss(acc)
+    (row,) = acc["edges"]  # type: ignore[misc]
+    assert row["delivered"] == int(count) and row["dropped"] > 0
+
+
+def test_interrupt_while_a_node_is_mid_burst_then_start_again(kernel: Kernel) -> None:
+    """An interrupt during --wait stops a node stuck sending; the next start runs to the end."""
+    define(kernel, "%%dora_node src --outputs n", BURST.format(n=500_000, pause=0.002))
+    define(
+        kernel,
+        "%%dora_operator sink --inputs n=src/n --queue-size 1000",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                pass
+        """,
+    )
+    msg_id = kernel.client.execute("%dora_start --wait")
+    time.sleep(0.5)
+    began = time.monotonic()
+    kernel.manager.interrupt_kernel()
+    reply = kernel.client.get_shell_msg(timeout=10)
+    assert time.monotonic() - began < 5
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    printed = cell_text(kernel, msg_id)
+    acc = accounts(kernel)
+    sent = acc["sent"]["src"]  # type: ignore[index]
+    assert 0 < sent < 500_000, "the interrupt came mid-burst"
+    # The node never reads its events, so it never sees STOP: it is interrupted and says so.
+    assert acc["status"] == {"src": "failed", "sink": "finished"}
+    error = kernel.execute("print(dora_notebook.current().node('src').error)").text
+    assert error.strip() == "did not stop: interrupted"
+    assert "interrupted: the dataflow was stopped" in printed
+    (row,) = acc["edges"]  # type: ignore[misc]
+    # The sink stopped (STOP MANUAL) while src went on sending until it was interrupted:
+    # what was queued then, and what came after, counts as dropped.
+    assert row["delivered"] > 0 and row["delivered"] + row["dropped"] == sent, row
+    assert row["queued"] == 0, row
+    assert kernel.execute("print('still here')").text == "still here\n"
+    kernel.execute("import builtins\nbuiltins.__dict__.pop('FAULTS_SENT', None)")
+    define(kernel, "%%dora_node src --outputs n", BURST.format(n=5_000, pause=0))
+    done = kernel.execute("%dora_start --wait --timeout 30")
+    assert "src: finished, 0 received, 5000 sent" in done.text
+    assert "sink: finished" in done.text
+    assert_no_loss(accounts(kernel))
+
+
+def test_restarting_the_kernel_with_a_graph_running_leaves_no_process() -> None:
+    """restart_kernel with custom nodes running: the old process is gone, no orphan, new works."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    k = Kernel()
+    try:
+        k.execute("%load_ext dora_notebook")
+        for name in ("n1", "n2"):
+            define(
+                k,
+                f"%%dora_node {name} --inputs t=dora/timer/millis/5 --outputs out",
+                """
+                import pyarrow as pa
+                from dora import Node
+                node = Node()
+                for event in node:
+                    if event["type"] == "INPUT":
+                        node.send_output("out", pa.array([1]))
+                """,
+            )
+        define(
+            k,
+            "%%dora_operator sink --inputs a=n1/out b=n2/out",
+            """
+            class Operator:
+                def on_event(self, event, context):
+                    pass
+            """,
+        )
+        k.execute("%dora_start")
+        old_pid = int(k.execute("import os\nprint(os.getpid())").text)
+        assert "dora-node-n1" in dora_threads(k)
+        old = psutil.Process(old_pid)
+        k.manager.restart_kernel(now=False)
+        k.client.wait_for_ready(timeout=60)
+        try:
+            old.wait(timeout=10)
+        except psutil.TimeoutExpired:
+            pytest.fail(f"the old kernel {old_pid} is still running after the restart")
+        assert not psutil.pid_exists(old_pid) or old.status() == psutil.STATUS_ZOMBIE
+        new_pid = int(k.execute("import os\nprint(os.getpid())").text)
+        assert new_pid != old_pid
+        children = {
+            p.pid
+            for p in me.children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        } - before
+        assert children == {new_pid}, "an orphan process outlived the restart"
+        assert dora_threads(k) == "[]"  # the new kernel starts with nothing running
+        k.execute("%load_ext dora_notebook")
+        assert k.execute(
+            "import dora_notebook\nprint(len(dora_notebook.current().graph))"
+        ).text == ("0\n")
+    finally:
+        k.shutdown()
