@@ -131,3 +131,63 @@ def test_a_bad_coordinator_is_refused() -> None:
     with pytest.raises(Exception, match="HOST:PORT"):
         flow.start(engine="dora", coordinator="nowhere")
     assert not flow.running
+
+
+KERNEL_TICKER = """%%dora_operator ticker --inputs tick=dora/timer/millis/50 --outputs n
+import pyarrow as pa
+from dora import DoraStatus
+class Operator:
+    def __init__(self):
+        self.n = 0
+    def on_event(self, event, context):
+        if event["type"] == "INPUT":
+            self.n += 1
+            context.send_output("n", pa.array([self.n]))
+            context.report_progress(self.n * 10)
+            print("tick", self.n)
+            if self.n == 10:
+                return DoraStatus.STOP
+        return DoraStatus.CONTINUE
+"""
+
+KERNEL_SINK = """%%dora_operator sink --inputs n=ticker/n
+import pandas as pd
+class Operator:
+    def __init__(self):
+        self.seen = []
+    def on_event(self, event, context):
+        if event["type"] == "INPUT":
+            self.seen += event["value"].to_pylist()
+            context.preview(pd.DataFrame({"n": self.seen}))
+"""
+
+
+def test_panels_in_a_kernel_follow_a_graph_on_dora() -> None:
+    from .kernel import Kernel
+
+    kernel = Kernel()
+    try:
+        kernel.execute("%load_ext dora_notebook")
+        ticker = kernel.execute(KERNEL_TICKER)
+        sink = kernel.execute(KERNEL_SINK)
+        done = kernel.execute("%dora_start --engine dora --wait --timeout 60", timeout=120)
+        kernel.drain(0.5)
+        threads = kernel.execute(
+            "import threading\nprint(sorted(t.name for t in threading.enumerate() "
+            "if t.name.startswith('dora')))"
+        )
+        header, progress, _, log = kernel.child_ids(ticker.widget_ids()[0])
+        bar = kernel.child_ids(progress)[0]
+        sink_previews = kernel.child_ids(kernel.child_ids(sink.widget_ids()[0])[2])
+        table = kernel.model(sink_previews[0])["outputs"][0]["data"]["text/html"]
+    finally:
+        kernel.shutdown()
+    assert done.text.splitlines() == [
+        "ticker: finished, 10 received, 10 sent",
+        "sink: finished, 10 received, 0 sent",
+    ]
+    assert "finished" in kernel.model(header)["value"]
+    assert kernel.model(bar)["value"] == 100.0
+    assert "tick 1\n" in kernel.model(log)["value"] and "tick 10" in kernel.model(log)["value"]
+    assert "10 rows" in table and ">...</td>" not in table
+    assert threads.text.strip() == "[]"  # the bridge thread ended with the graph
