@@ -31,3 +31,15 @@ def test_notebook_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runtime saturated" in result.stdout and "iopub traffic" in result.stdout
+
+
+def test_soak_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "soak.py"), "--minutes", "0.1", "--every", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "memory after warm-up" in result.stdout and "iopub peak" in result.stdout
+    assert "a: finished" in result.stdout  # the graph really ran and was stopped
