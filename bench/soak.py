@@ -14,14 +14,9 @@ within the coalescing bound (``preview_hz`` redraws per widget).
 from __future__ import annotations
 
 import argparse
-import json
-import queue
-import threading
 import time
-from typing import Any
 
-import psutil
-from jupyter_client.manager import KernelManager
+from kernel_session import KernelSession
 
 OPERATOR = """%%dora_operator {name} --inputs x={source} --outputs out --queue-size 50
 import pandas as pd
@@ -41,82 +36,26 @@ STAGES = [("a", "dora/timer/millis/1"), ("b", "a/out"), ("c", "b/out")]
 WIDGETS_PER_PANEL = 5  # header, bar, percent label, one preview slot, log
 
 
-class _Iopub:
-    """Counts the kernel's iopub messages and bytes; answers which cells went idle."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.messages = 0
-        self.bytes = 0
-        self.idle: queue.Queue[str] = queue.Queue()
-        self.streams: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="soak-iopub", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                msg = self._client.get_iopub_msg(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.messages += 1
-            self.bytes += len(json.dumps(msg["content"], default=str))
-            parent = msg["parent_header"].get("msg_id", "")
-            if msg["msg_type"] == "stream":
-                self.streams[parent] = self.streams.get(parent, "") + msg["content"]["text"]
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                self.idle.put(msg["parent_header"].get("msg_id", ""))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-
-
-def _run_cell(client: Any, iopub: _Iopub, code: str, timeout: float = 120) -> str:
-    """Execute ``code`` and return what it printed."""
-    msg_id = client.execute(code)
-    deadline = time.monotonic() + timeout
-    while iopub.idle.get(timeout=max(0.0, deadline - time.monotonic())) != msg_id:
-        pass
-    time.sleep(0.3)  # the reader thread may still be handling the cell's last output
-    return iopub.streams.pop(msg_id, "")
-
-
-def _kernel_process(manager: KernelManager) -> psutil.Process:
-    me = psutil.Process()
-    for child in me.children(recursive=True):
-        if manager.connection_file in " ".join(child.cmdline()):
-            return child
-    raise RuntimeError("kernel process not found")
-
-
 def soak(minutes: float, every: float, hz: float) -> list[dict[str, float]]:
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    iopub = _Iopub(client)
     samples: list[dict[str, float]] = []
-    try:
-        kernel = _kernel_process(manager)
-        _run_cell(client, iopub, "%load_ext dora_notebook")
-        _run_cell(client, iopub, f"%config DoraMagics.preview_hz = {hz}")
+    with KernelSession() as kernel:
+        process = kernel.process()
+        kernel.run("%load_ext dora_notebook")
+        kernel.run(f"%config DoraMagics.preview_hz = {hz}")
         for name, source in STAGES:
-            _run_cell(client, iopub, OPERATOR.format(name=name, source=source))
-        _run_cell(client, iopub, "%dora_start")
+            kernel.run(OPERATOR.format(name=name, source=source))
+        kernel.run("%dora_start")
         began = time.monotonic()
         while (elapsed := time.monotonic() - began) < minutes * 60:
-            messages, size, mark = iopub.messages, iopub.bytes, time.monotonic()
+            messages, size, mark = kernel.messages, kernel.bytes, time.monotonic()
             time.sleep(min(every, max(0.0, minutes * 60 - elapsed)))
             span = time.monotonic() - mark
             sample = {
                 "t_s": time.monotonic() - began,
-                "rss_mb": kernel.memory_info().rss / 2**20,
-                "threads": kernel.num_threads(),
-                "msgs_per_s": (iopub.messages - messages) / span,
-                "kb_per_s": (iopub.bytes - size) / span / 1e3,
+                "rss_mb": process.memory_info().rss / 2**20,
+                "threads": process.num_threads(),
+                "msgs_per_s": (kernel.messages - messages) / span,
+                "kb_per_s": (kernel.bytes - size) / span / 1e3,
             }
             samples.append(sample)
             print(
@@ -125,15 +64,11 @@ def soak(minutes: float, every: float, hz: float) -> list[dict[str, float]]:
                 f"{sample['kb_per_s']:6.1f} kB/s",
                 flush=True,
             )
-        _run_cell(client, iopub, "%dora_stop")
+        kernel.run("%dora_stop")
         status = (
             "import dora_notebook\nfor s in dora_notebook.current().status().values(): print(s)"
         )
-        print(_run_cell(client, iopub, status), end="")
-    finally:
-        iopub.stop()
-        client.stop_channels()
-        manager.shutdown_kernel(now=False)
+        print(kernel.run(status)[1], end="")
     return samples
 
 
