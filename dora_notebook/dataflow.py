@@ -230,33 +230,50 @@ class Dataflow:
         """The engine of the current or last run."""
         return self._engine
 
-    def start(self, engine: str = "embedded", coordinator: str | None = None) -> None:
+    def start(
+        self,
+        engine: str = "embedded",
+        coordinator: str | None = None,
+        machine: str | None = None,
+        daemon_port: int | None = None,
+    ) -> None:
         """Validate the graph and start it in the background; return at once.
 
         ``engine="dora"`` runs it on dora-rs, one process per node, on a
         coordinator and daemon started on loopback for this run, or on the
-        existing cluster at ``coordinator`` (``HOST:PORT``); the nodes'
-        reports still reach :meth:`node` and :meth:`subscribe` (see
+        existing cluster at ``coordinator`` (``HOST:PORT``), where
+        ``machine`` names the daemon of this kernel's machine (listening for
+        dynamic nodes on ``daemon_port``, dora's 53291 by default): the
+        bridge and the nodes placed nowhere run there. The nodes' reports
+        still reach :meth:`node` and :meth:`subscribe` (see
         :mod:`dora_notebook.engines.dora`).
         """
         if engine not in ("embedded", "dora"):
             raise DataflowError(f"unknown engine {engine!r}: use 'embedded' or 'dora'")
-        if coordinator is not None and engine != "dora":
-            raise DataflowError("coordinator applies to engine='dora'")
+        if engine != "dora":
+            for name, value in (("coordinator", coordinator), ("machine", machine)):
+                if value is not None:
+                    raise DataflowError(f"{name} applies to engine='dora'")
+            if daemon_port is not None:
+                raise DataflowError("daemon_port applies to engine='dora'")
+        if daemon_port is not None and not 0 < daemon_port < 65536:
+            raise DataflowError(f"daemon_port {daemon_port} is not a port number")
         if self.running:
             raise DataflowError("the dataflow is already running; stop it first")
         self.graph.validate()
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
         if engine == "dora":
-            self._start_dora(coordinator)
+            self._start_dora(coordinator, machine, daemon_port)
             return
         self._engine = Engine(self.graph.copy(), self._publish, self.descriptor(), self._taps)
         for node_id, runner in self._engine.runners.items():
             self.node(node_id).attach(runner)
         self._engine.start()
 
-    def _start_dora(self, coordinator: str | None) -> None:
+    def _start_dora(
+        self, coordinator: str | None, machine: str | None, daemon_port: int | None
+    ) -> None:
         from .engines.dora import DoraEngine, parse_coordinator
         from .export import render
 
@@ -266,7 +283,9 @@ class Dataflow:
             except ValueError as exc:
                 raise DataflowError(f"coordinator: {exc}") from None
         files = render(self)
-        engine = DoraEngine(self.graph.copy(), files, self._publish, coordinator)
+        engine = DoraEngine(
+            self.graph.copy(), files, self._publish, coordinator, machine, daemon_port
+        )
         for node_id, counts in engine.counts.items():
             self.node(node_id).attach(counts)  # type: ignore[arg-type]
         self._engine = engine  # type: ignore[assignment]

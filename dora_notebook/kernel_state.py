@@ -7,6 +7,7 @@ glue between :func:`~dora_notebook.current` and the widgets.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .dataflow import Dataflow, current
 from .widgets import GraphView, NodePanel, UIPump
@@ -103,9 +104,9 @@ def export_note(written: list[Path]) -> str:
     return summary(written, current().graph)
 
 
-def start(engine: str = "embedded", coordinator: str | None = None) -> None:
+def start(engine: str = "embedded", **options: Any) -> None:
     """Start the kernel's graph on ``engine`` (``dora``: on dora-rs, see Dataflow.start)."""
-    current().start(engine=engine, coordinator=coordinator)
+    current().start(engine=engine, **options)
     pump().start()
 
 

@@ -153,6 +153,18 @@ class DoraMagics(Magics):
         help="where the graph runs (default: in this kernel)",
     )
     @argument("--coordinator", metavar="HOST:PORT", help="an existing dora coordinator")
+    @argument(
+        "--machine",
+        metavar="NAME",
+        help="with --coordinator: the machine id of this kernel's daemon"
+        " (the bridge and nodes placed nowhere run there)",
+    )
+    @argument(
+        "--daemon-port",
+        type=int,
+        metavar="PORT",
+        help="with --coordinator: this kernel's daemon's --local-listen-port (default 53291)",
+    )
     @argument("--wait", action="store_true", help="block until the graph finishes")
     @argument(
         "--timeout",
@@ -174,6 +186,11 @@ class DoraMagics(Magics):
             raise UsageError("--timeout applies to --wait; add --wait, or use %dora_wait --timeout")
         if args.coordinator and args.engine != "dora":
             raise UsageError("--coordinator applies to --engine dora")
+        for flag, value in (("--machine", args.machine), ("--daemon-port", args.daemon_port)):
+            if value is not None and not args.coordinator:
+                raise UsageError(f"{flag} applies to --engine dora --coordinator HOST:PORT")
+        if args.daemon_port is not None and not 0 < args.daemon_port < 65536:
+            raise UsageError(f"--daemon-port: {args.daemon_port} is not a port number")
         if args.coordinator:
             from .engines.dora import parse_coordinator
 
@@ -182,7 +199,12 @@ class DoraMagics(Magics):
             except ValueError as exc:
                 raise UsageError(f"--coordinator: {exc}") from None
         try:
-            kernel_state.start(args.engine, args.coordinator)
+            options = {
+                "coordinator": args.coordinator,
+                "machine": args.machine,
+                "daemon_port": args.daemon_port,
+            }
+            kernel_state.start(args.engine, **{k: v for k, v in options.items() if v is not None})
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
         if args.wait:

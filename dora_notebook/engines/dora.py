@@ -9,10 +9,18 @@ progress, logs, errors, status) as an ordinary dora message, the report's
 JSON in an Arrow string array. Unless ``coordinator="HOST:PORT"`` names an
 existing cluster, it starts a ``dora coordinator`` and a ``dora daemon`` of
 its own on loopback ports, each in a session of its own, so that exactly
-what it started can be stopped. It then runs ``dora start --detach`` and, in
-a named daemon thread of the kernel, joins the dataflow with dora-rs's
-``Node(BRIDGE_ID)``; every message becomes the same
-:class:`~dora_notebook.observe.Report` the embedded engine publishes.
+what it started can be stopped; every node then runs on that one daemon,
+whatever machine its ``--machine`` names. On an existing cluster the nodes
+keep their ``deploy: {machine: ...}``; the bridge, and every node placed
+nowhere, goes to ``machine``: the kernel's own daemon, which the bridge
+joins on ``daemon_port`` (:data:`MACHINE_ENV` and :data:`DAEMON_PORT_ENV`
+give defaults). Node files are named by absolute path, because dora's
+daemons resolve relative ones against their own folders.
+
+It then runs ``dora start --detach`` and, in a named daemon thread of the
+kernel, joins the dataflow with dora-rs's ``Node(BRIDGE_ID)``; every message
+becomes the same :class:`~dora_notebook.observe.Report` the embedded engine
+publishes.
 
 Real dora drops messages sent to a dynamic node before it is connected, so
 the exported nodes wait (up to 30 s) for a file the bridge creates once it
@@ -46,7 +54,15 @@ from ..exported import INPUTS_ENV, READY_ENV, REPORTS_ENV
 from ..graph import Graph
 from ..observe import Report
 
-__all__ = ["BRIDGE_ID", "REPORTS_OUTPUT", "DoraEngine", "parse_coordinator"]
+__all__ = [
+    "BRIDGE_ID",
+    "DAEMON_PORT_ENV",
+    "MACHINE_ENV",
+    "REPORTS_OUTPUT",
+    "WORKDIR_ENV",
+    "DoraEngine",
+    "parse_coordinator",
+]
 
 #: The id of the kernel's dynamic node in the exported dataflow.
 BRIDGE_ID = "dora-notebook-bridge"
@@ -54,6 +70,13 @@ BRIDGE_ID = "dora-notebook-bridge"
 REPORTS_OUTPUT = "dora_notebook_reports"
 #: The dynamic-node port of a daemon when dora-notebook did not start it.
 DEFAULT_DAEMON_PORT = 53291
+#: Default of ``daemon_port``: the port of the kernel machine's daemon in a cluster.
+DAEMON_PORT_ENV = "DORA_NOTEBOOK_DAEMON_PORT"
+#: Default of ``machine``: the machine id of the kernel machine's daemon in a cluster.
+MACHINE_ENV = "DORA_NOTEBOOK_MACHINE"
+#: Where the private folder is made: on a real cluster, a folder every
+#: machine sees at the same path (dora-rs 1.1 does not ship node files).
+WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
 
 _FINAL = ("finished", "failed")
 _NO_DAEMON = "no unnamed daemon connections"
@@ -142,11 +165,28 @@ def _end_session(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
         time.sleep(0.02)
 
 
-def private_descriptor(text: str, graph: Graph, ready: Path) -> dict[str, Any]:
-    """The exported descriptor plus the bridge node and the reports outputs."""
+def private_descriptor(
+    text: str,
+    graph: Graph,
+    ready: Path,
+    folder: Path,
+    machine: str | None = None,
+    placed: bool = True,
+) -> dict[str, Any]:
+    """The exported descriptor plus the bridge node and the reports outputs.
+
+    Relative node files become absolute under ``folder``. With ``placed``
+    false (one local daemon) every ``deploy`` is dropped; otherwise nodes
+    placed nowhere, and the bridge, go to ``machine`` when it is given.
+    """
     descriptor = yaml.safe_load(text)
     sources = {}
     for node in descriptor["nodes"]:
+        _absolute_files(node, folder)
+        if not placed:
+            node.pop("deploy", None)
+        elif machine is not None and "deploy" not in node:
+            node["deploy"] = {"machine": machine}
         spec = graph[node["id"]]
         if spec.source is None:
             continue  # a node from a file has no context shim: it reports nothing
@@ -163,8 +203,27 @@ def private_descriptor(text: str, graph: Graph, ready: Path) -> dict[str, Any]:
         node["env"] = env
         sources[spec.id] = {"source": f"{spec.id}/{REPORTS_OUTPUT}", "queue_size": 100000}
     if sources:
-        descriptor["nodes"].append({"id": BRIDGE_ID, "path": "dynamic", "inputs": sources})
+        bridge: dict[str, Any] = {"id": BRIDGE_ID, "path": "dynamic", "inputs": sources}
+        if placed and machine is not None:
+            bridge["deploy"] = {"machine": machine}
+        descriptor["nodes"].append(bridge)
     return descriptor
+
+
+def _absolute_files(node: dict[str, Any], folder: Path) -> None:
+    """Name the node's files (``path``, operators' ``python``...) by absolute path.
+
+    Only names of files that exist under ``folder`` change: ``path`` may also
+    be a command on PATH (``dora-echo``) or ``dynamic``.
+    """
+    operators = [node.get("operator"), *(node.get("operators") or [])]
+    keys = ("python", "shared-library")
+    owners = [(node, "path")]
+    owners += [(op, key) for op in operators if isinstance(op, dict) for key in keys]
+    for owner, key in owners:
+        value = owner.get(key)
+        if isinstance(value, str) and (folder / value).is_file():
+            owner[key] = str((folder / value).resolve())
 
 
 class DoraEngine:
@@ -181,6 +240,8 @@ class DoraEngine:
         files: dict[str, bytes],
         publish: Callable[[Report], None],
         coordinator: str | None = None,
+        machine: str | None = None,
+        daemon_port: int | None = None,
     ) -> None:
         self.graph = graph
         self.runners: dict[str, Any] = {}
@@ -192,11 +253,16 @@ class DoraEngine:
         self._remote = parse_coordinator(coordinator) if coordinator else None
         self._dora = _dora_cli()
         self._env = _child_env()
-        self._folder = Path(tempfile.mkdtemp(prefix="dora-notebook-"))
+        self._machine = machine or os.environ.get(MACHINE_ENV) or None
+        self._folder = Path(
+            tempfile.mkdtemp(prefix="dora-notebook-", dir=os.environ.get(WORKDIR_ENV) or None)
+        )
         self._ready = self._folder / "bridge-ready"
         self._children: list[subprocess.Popen[bytes]] = []
         self._host, self._port = self._remote or ("127.0.0.1", _free_port())
-        self._daemon_port = int(os.environ.get("DORA_NOTEBOOK_DAEMON_PORT", DEFAULT_DAEMON_PORT))
+        self._daemon_port = daemon_port or int(
+            os.environ.get(DAEMON_PORT_ENV) or DEFAULT_DAEMON_PORT
+        )
         self._stopping = threading.Event()
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
@@ -236,10 +302,17 @@ class DoraEngine:
         from ..export import DESCRIPTOR, write_files
 
         folder = self._folder / "dataflow"
-        files = dict(self._files)
-        descriptor = private_descriptor(files[DESCRIPTOR].decode(), self.graph, self._ready)
-        files[DESCRIPTOR] = _yaml12.dump(descriptor).encode()
-        return write_files(files, folder)[0]
+        # The node files first: the descriptor names the ones present by absolute path.
+        write_files(self._files, folder)
+        descriptor = private_descriptor(
+            self._files[DESCRIPTOR].decode(),
+            self.graph,
+            self._ready,
+            folder.resolve(),
+            machine=self._machine,
+            placed=self._remote is not None,
+        )
+        return write_files({DESCRIPTOR: _yaml12.dump(descriptor).encode()}, folder)[0]
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self._folder / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
@@ -300,9 +373,17 @@ class DoraEngine:
             output = done.stdout + done.stderr
             if done.returncode == 0:
                 return self._dataflow_uuid(output) or name
-            retry = _NO_DAEMON in output or "Connection refused" in output
+            # A daemon of ours may still be registering; a cluster's daemons are up.
+            unready = _NO_DAEMON in output or "Connection refused" in output
+            retry = self._remote is None and unready
             if not retry or time.monotonic() > deadline:
-                raise DataflowError(f"dora start failed: {_error_text(output)}")
+                hint = ""
+                if _NO_DAEMON in output and self._remote is not None:
+                    hint = (
+                        " (the bridge and nodes without --machine go to a daemon without"
+                        " --machine-id; or name this kernel's daemon with --machine NAME)"
+                    )
+                raise DataflowError(f"dora start failed: {_error_text(output)}{hint}")
             time.sleep(0.2)
 
     @staticmethod

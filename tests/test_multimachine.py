@@ -1,0 +1,262 @@
+"""Placement across machines: a dora coordinator and two daemons, ``alpha`` and ``beta``.
+
+The cluster runs on this host, loopback only, as two machines would run it:
+each daemon has its own machine id, dynamic-node port and zenoh endpoint
+(joined through one ``--zenoh-peer``). Nodes placed with ``machine=`` (the
+magics' ``--machine NAME``) must run under the daemon of that machine: the
+test asks each node process for its parent and compares it with the
+daemons' pids. Their previews must reach the kernel through the bridge,
+which joins ``alpha``'s daemon, as the kernel's machine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from dora_notebook import Dataflow
+from dora_notebook.engines.dora import _end_session
+from dora_notebook.errors import DataflowError
+from dora_notebook.observe import Report
+from tests.kernel import Kernel
+
+pytestmark = [
+    pytest.mark.dora,
+    pytest.mark.skipif(shutil.which("dora") is None, reason="needs the dora CLI (dora-rs-cli)"),
+]
+
+MACHINES = ("alpha", "beta")
+
+# Each node says where it runs: its parent is the daemon that spawned it.
+SOURCE = """
+import os, time
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+node.context.preview({"parent": os.getppid()})
+time.sleep(0.5)  # real dora drops what is sent before every node is connected
+for i in range(1, 6):
+    node.send_output("n", pa.array([i]))
+    time.sleep(0.05)
+"""
+
+DOUBLE = """
+import os
+import pandas as pd
+
+class Operator:
+    def __init__(self):
+        self.seen = []
+
+    def on_event(self, dora_event, context):
+        if dora_event["type"] == "INPUT":
+            value = dora_event["value"][0].as_py()
+            self.seen.append(value)
+            context.output(value * 2, "doubled")
+            context.preview(pd.DataFrame({"n": self.seen, "parent": os.getppid()}))
+            context.report_progress(len(self.seen) * 20)
+"""
+
+SINK = """
+import os
+from dora import Node
+
+node = Node()
+got = []
+for event in node:
+    if event["type"] == "INPUT":
+        got.extend(event["value"].to_pylist())
+        print("sink got", got[-1])
+node.context.preview({"parent": os.getppid(), "got": got})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A coordinator and one daemon per machine id, each in a session of its own."""
+
+    folder: Path
+    port: int = field(default_factory=_free_port)
+    daemon_ports: dict[str, int] = field(default_factory=dict)
+    daemons: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        dora = str(Path(sys.executable).parent / "dora")
+        with open(self.folder / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [dora if Path(dora).is_file() else "dora", *args],
+                cwd=self.folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def up(self) -> None:
+        port = str(self.port)
+        self.spawn("coordinator", "coordinator", "--port", port, "--store", "memory")
+        peer = f"tcp/127.0.0.1:{_free_port()}"
+        for machine in MACHINES:
+            self.daemon_ports[machine] = _free_port()
+            self.daemons[machine] = self.spawn(
+                machine,
+                "daemon",
+                *("--machine-id", machine, "--coordinator-port", port),
+                *("--local-listen-port", str(self.daemon_ports[machine])),
+                *("--zenoh-peer", peer),
+            )
+        self._await_daemons()
+
+    def _await_daemons(self, timeout: float = 20.0) -> None:
+        """Poll ``dora cluster status`` until both machine ids are listed."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                ["dora", "cluster", "status", "--coordinator-port", str(self.port)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            text = done.stdout + done.stderr
+            if all(machine in text for machine in MACHINES):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the daemons did not register: {text}")
+
+    def down(self) -> None:
+        for proc in reversed(self.procs):
+            _end_session(proc)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = Cluster(tmp_path)
+    try:
+        running.up()
+        yield running
+    finally:
+        running.down()
+
+
+def _graph() -> Dataflow:
+    flow = Dataflow(echo=False)
+    flow.add_node("src", SOURCE, outputs=["n"], machine="alpha")
+    flow.add_operator("double", DOUBLE, inputs={"n": "src/n"}, outputs=["doubled"], machine="beta")
+    flow.add_node("sink", SINK, inputs={"x": "double/doubled"})  # placed nowhere: the kernel's
+    return flow
+
+
+def _parents(reports: list[Report]) -> dict[str, set[int]]:
+    """Node id -> the parent pids its previews named."""
+    parents: dict[str, set[int]] = {}
+    for report in reports:
+        if report.kind != "preview":
+            continue
+        payload = report.data["payload"]
+        if payload["type"] == "table":
+            column = payload["data"]["columns"].index("parent")
+            values = {int(row[column]) for row in payload["data"]["rows"]}
+        else:
+            values = {int(payload["data"]["parent"])}
+        parents.setdefault(report.node_id, set()).update(values)
+    return parents
+
+
+def test_nodes_run_on_their_machines_and_report_to_the_kernel(cluster: Cluster) -> None:
+    flow = _graph()
+    seen: list[Report] = []
+    flow.subscribe(seen.append)
+    flow.start(
+        engine="dora",
+        coordinator=cluster.address,
+        machine="alpha",
+        daemon_port=cluster.daemon_ports["alpha"],
+    )
+    try:
+        assert flow.wait(60), "the dataflow did not finish"
+    finally:
+        flow.stop()
+    for node_id in ("src", "double", "sink"):
+        assert flow.node(node_id).status == "finished", (node_id, flow.node(node_id).errors)
+    alpha, beta = cluster.daemons["alpha"].pid, cluster.daemons["beta"].pid
+    assert _parents(seen) == {"src": {alpha}, "double": {beta}, "sink": {alpha}}
+    assert flow.node("double").progress == 100
+    assert flow.node("sink").log_text() == [f"sink got {2 * i}" for i in range(1, 6)]
+    # The cluster is the user's: the run ends its dataflow, never its daemons.
+    assert all(proc.poll() is None for proc in cluster.procs)
+
+
+def test_a_machine_without_a_daemon_is_a_clear_error(cluster: Cluster) -> None:
+    flow = Dataflow(echo=False)
+    flow.add_node("src", SOURCE, outputs=["n"], machine="gamma")
+    with pytest.raises(DataflowError, match="gamma"):
+        flow.start(
+            engine="dora",
+            coordinator=cluster.address,
+            machine="alpha",
+            daemon_port=cluster.daemon_ports["alpha"],
+        )
+    assert all(proc.poll() is None for proc in cluster.procs)
+
+
+def test_nodes_placed_nowhere_need_the_kernels_machine(cluster: Cluster) -> None:
+    flow = Dataflow(echo=False)
+    flow.add_node("src", SOURCE, outputs=["n"])
+    with pytest.raises(DataflowError, match="--machine NAME"):
+        flow.start(engine="dora", coordinator=cluster.address)
+
+
+def test_magics_place_nodes_across_machines(cluster: Cluster, tmp_path: Path) -> None:
+    """The same placement from a notebook: ``--machine`` on cells and on ``%dora_start``."""
+    with Kernel() as kernel:
+        kernel.execute("%load_ext dora_notebook")
+        kernel.execute(f"%%dora_node src --outputs n --machine alpha\n{SOURCE}")
+        kernel.execute(
+            f"%%dora_operator double --inputs n=src/n --outputs doubled --machine beta\n{DOUBLE}"
+        )
+        kernel.execute(f"%%dora_node sink --inputs x=double/doubled\n{SINK}")
+        kernel.execute(
+            f"%dora_start --engine dora --coordinator {cluster.address} --machine alpha"
+            f" --daemon-port {cluster.daemon_ports['alpha']} --wait --timeout 60"
+        )
+        shown = kernel.execute(
+            "import json, dora_notebook\n"
+            "flow = dora_notebook.current()\n"
+            "print(json.dumps({n: [flow.node(n).status, list(flow.node(n).previews.values())]"
+            " for n in ('src', 'double', 'sink')}))"
+        )
+        state = json.loads(shown.text)
+        assert {n: status for n, (status, _) in state.items()} == dict.fromkeys(
+            ("src", "double", "sink"), "finished"
+        )
+        alpha, beta = cluster.daemons["alpha"].pid, cluster.daemons["beta"].pid
+        assert state["src"][1] == [{"type": "json", "data": {"parent": alpha}}]
+        assert state["sink"][1] == [
+            {"type": "json", "data": {"parent": alpha, "got": [2, 4, 6, 8, 10]}}
+        ]
+        table = state["double"][1][0]["data"]
+        assert table["rows"] == [[i, beta] for i in range(1, 6)]
