@@ -33,6 +33,10 @@ __all__ = ["load_module", "load_operator_class"]
 
 _real_import = builtins.__import__
 _local_lock = threading.RLock()
+# Helper modules by (folder, name): two dataflows from different folders may
+# each have a `helpers.py`, and each node must get the one beside it. None
+# records that the folder has no such module (the name is a real package).
+_local_modules: dict[tuple[str, str], types.ModuleType | None] = {}
 
 
 class _ModuleView(types.ModuleType):
@@ -92,12 +96,18 @@ def _load_local(name: str, folder: str, table: dict[str, Any]) -> types.ModuleTy
         return None
     module = importlib.util.module_from_spec(found)
     module.__dict__["__builtins__"] = table
+    # Registered while it runs (a circular import of it must find it) and
+    # afterwards (dataclasses and pickle look classes' modules up by name).
+    previous = sys.modules.get(name)
     sys.modules[name] = module
     try:
         assert found.loader is not None
         found.loader.exec_module(module)
     except BaseException:
-        del sys.modules[name]
+        if previous is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = previous
         raise
     return module
 
@@ -130,9 +140,12 @@ def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:
                 # Under one lock, so that a module two nodes import at once is
                 # never seen half-executed.
                 with _local_lock:
-                    local = sys.modules.get(name)
-                    if local is None:
+                    key = (folder, name)
+                    if key in _local_modules:
+                        local = _local_modules[key]
+                    else:
                         local = _load_local(name, folder, table)
+                        _local_modules[key] = local
                 if local is not None:
                     return local
         return _real_import(name, globals, locals, fromlist, level)

@@ -144,7 +144,10 @@ def render(source: Dataflow | Graph, *, base_dir: str | Path | None = None) -> d
     names = _file_names(graph, helpers, imported)
 
     files: dict[str, bytes] = {}
-    uses_shim = any(spec.source is not None for spec in graph)
+    # A reloaded export's node files are former cells: they import the shim too.
+    uses_shim = any(
+        spec.source is not None or "dora_notebook" in _imports(trees[spec.id]) for spec in graph
+    )
     extra = "\n# Node files written from cells need dora-notebook installed." if uses_shim else ""
     if any(spec.machine is not None for spec in graph):
         extra += (

@@ -91,3 +91,32 @@ def test_works_without_dora_rs_installed() -> None:
     assert result.returncode == 0, result.stderr
     assert "stdout op: value 7" in result.stdout
     assert result.stdout.rstrip().endswith("real dora hidden")
+
+
+def test_each_node_imports_the_helper_module_beside_it(tmp_path) -> None:
+    """Two dataflows from two folders, each with its own ``helpers.py``: no mix-up.
+
+    Under dora-rs each node is a process whose folder comes first on the
+    module path; in one kernel, the helper must still be the one beside
+    the node file, not the first module of that name loaded.
+    """
+    node = textwrap.dedent(
+        """
+        from dora import Node
+        import helpers
+
+        Node().context.preview(helpers.WHO)
+        """
+    )
+    flows = []
+    for who in ("first", "second"):
+        folder = tmp_path / who
+        folder.mkdir()
+        (folder / "helpers.py").write_text(f"WHO = {who!r}\n")
+        (folder / "show.py").write_text(node)
+        (folder / "dataflow.yml").write_text("nodes:\n  - id: show\n    path: show.py\n")
+        flows.append(Dataflow.from_yaml(folder / "dataflow.yml", echo=False))
+    for flow in flows:
+        flow.run(timeout=10)
+    shown = [flow.node("show").previews for flow in flows]
+    assert shown == [{"default": {"type": "text", "data": who}} for who in ("first", "second")]

@@ -21,10 +21,23 @@ from typing import Any, TextIO
 
 import pyarrow.compute as pc
 
-__all__ = ["OUT_DIR", "Recorder", "builtin_error", "describe", "outcome", "plain", "timestamp_kind"]
+__all__ = [
+    "OUT_DIR",
+    "OUT_DIR_ENV",
+    "Recorder",
+    "builtin_error",
+    "describe",
+    "outcome",
+    "plain",
+    "timestamp_kind",
+]
 
 #: Where the records go, relative to the node's working directory.
 OUT_DIR = "out"
+#: If set in a node's environment, the folder to write records to instead: for
+#: runs whose nodes work in a folder the harness does not keep (the dora engine
+#: of ``%dora_start --engine dora`` runs them in a private export it removes).
+OUT_DIR_ENV = "CONFORMANCE_OUT_DIR"
 
 
 def plain(value: Any) -> Any:
@@ -125,9 +138,10 @@ class Recorder:
     """
 
     def __init__(self, node_id: str) -> None:
-        os.makedirs(OUT_DIR, exist_ok=True)
+        folder = os.environ.get(OUT_DIR_ENV) or OUT_DIR
+        os.makedirs(folder, exist_ok=True)
         self.node_id = node_id
-        self.path = os.path.join(OUT_DIR, f"{node_id}.jsonl")
+        self.path = os.path.join(folder, f"{node_id}.jsonl")
         self._file: TextIO = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
 
     def event(
