@@ -112,6 +112,19 @@ def _load_local(name: str, folder: str, table: dict[str, Any]) -> types.ModuleTy
     return module
 
 
+def forget_helpers() -> None:
+    """Forget every helper module loaded so far: the next run loads them anew.
+
+    ``%dora_reset`` calls it, so that a helper edited since is seen, as a
+    new ``dora run`` would see it.
+    """
+    with _local_lock:
+        for (_, name), module in _local_modules.items():
+            if module is not None and sys.modules.get(name) is module:
+                del sys.modules[name]
+        _local_modules.clear()
+
+
 def _builtins_for(spec: NodeSpec, argv0: str) -> dict[str, Any]:
     views = _views(spec, argv0)
     folder = _node_dir(spec)

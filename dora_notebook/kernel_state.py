@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ._loader import forget_helpers
 from .dataflow import Dataflow, current
 from .widgets import GraphView, NodePanel, UIPump
 
@@ -117,8 +118,9 @@ def stop() -> list[str]:
 
 
 def reset() -> list[str]:
-    """Stop the graph and forget every node and panel."""
+    """Stop the graph and forget every node and panel, and the helper modules they loaded."""
     stuck = current().clear()
+    forget_helpers()
     pump().stop()
     pump().forget()
     return stuck

@@ -295,7 +295,11 @@ class DoraMagics(Magics):
     @magic_arguments()
     @line_magic
     def dora_reset(self, line: str) -> None:
-        """Stop the graph and forget every node (threads and panels included)."""
+        """Stop the graph and forget every node (threads and panels included).
+
+        Helper modules the nodes imported from their folders are forgotten
+        too: the next run loads them anew, edits included.
+        """
         _parse(self.dora_reset, line)
         print("reset" + _stuck_note(kernel_state.reset()))
 

@@ -120,3 +120,27 @@ def test_each_node_imports_the_helper_module_beside_it(tmp_path) -> None:
         flow.run(timeout=10)
     shown = [flow.node("show").previews for flow in flows]
     assert shown == [{"default": {"type": "text", "data": who}} for who in ("first", "second")]
+
+
+def test_helpers_load_once_per_kernel_until_reset(tmp_path) -> None:
+    """A helper edited between runs is seen after ``%dora_reset``, not before."""
+    from dora_notebook import _loader
+
+    (tmp_path / "helpers.py").write_text("WHO = 'old'\n")
+    (tmp_path / "show.py").write_text(
+        "from dora import Node\nimport helpers\n\nNode().context.preview(helpers.WHO)\n"
+    )
+    (tmp_path / "dataflow.yml").write_text("nodes:\n  - id: show\n    path: show.py\n")
+
+    def shown() -> str:
+        flow = Dataflow.from_yaml(tmp_path / "dataflow.yml", echo=False)
+        flow.run(timeout=10)
+        return flow.node("show").previews["default"]["data"]
+
+    assert shown() == "old"
+    (tmp_path / "helpers.py").write_text("WHO = 'edited'\n")  # another size: no stale .pyc
+    assert shown() == "old"  # loaded once, as one process would
+    _loader.forget_helpers()  # what %dora_reset does
+    assert shown() == "edited"
+    _loader.forget_helpers()
+    assert "helpers" not in sys.modules
