@@ -144,10 +144,7 @@ def render(source: Dataflow | Graph, *, base_dir: str | Path | None = None) -> d
     names = _file_names(graph, helpers, imported)
 
     files: dict[str, bytes] = {}
-    # A reloaded export's node files are former cells: they import the shim too.
-    uses_shim = any(
-        spec.source is not None or "dora_notebook" in _imports(trees[spec.id]) for spec in graph
-    )
+    uses_shim = any(_uses_shim(spec, trees[spec.id]) for spec in graph)
     extra = "\n# Node files written from cells need dora-notebook installed." if uses_shim else ""
     if any(spec.machine is not None for spec in graph):
         extra += (
@@ -272,6 +269,21 @@ def _parse(source: str, where: str) -> ast.Module | None:
         return ast.parse(source, where)
     except (SyntaxError, ValueError):
         return None
+
+
+def has_context(spec: NodeSpec) -> bool:
+    """Whether the node's code, once exported, reports through the context shim.
+
+    True for a cell, and for a file that imports ``dora_notebook`` (an
+    earlier export loaded back): the dora engine routes their reports to the
+    kernel. A plain dora file reports nothing but its end.
+    """
+    return spec.obj is None and _uses_shim(spec, _tree(spec))
+
+
+def _uses_shim(spec: NodeSpec, tree: ast.Module | None) -> bool:
+    # A reloaded export's node files are former cells: they import the shim too.
+    return spec.source is not None or "dora_notebook" in _imports(tree)
 
 
 def _tree(spec: NodeSpec) -> ast.Module | None:

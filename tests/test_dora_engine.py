@@ -88,6 +88,28 @@ def test_reports_reach_the_kernel_and_nothing_is_left() -> None:
     assert _dora_processes() == []
 
 
+def test_an_export_loaded_back_still_reports_to_the_kernel(tmp_path) -> None:
+    """The files of ``%dora_export`` carry the context shim: loaded back, they still report."""
+    flow = Dataflow(echo=False)
+    flow.add_operator("src", SOURCE, inputs={"tick": "dora/timer/millis/50"}, outputs=["x"])
+    flow.add_operator("sink", SINK, inputs={"x": "src/x"})
+    flow.export(tmp_path / "exported")
+    again = Dataflow.from_yaml(tmp_path / "exported" / "dataflow.yml", echo=False)
+    assert all(spec.source is None for spec in again.graph)  # files now, not cells
+    again.start(engine="dora")
+    try:
+        assert again.wait(60)
+    finally:
+        again.stop()
+    sink = again.node("sink")
+    assert sink.status == "finished", sink.errors
+    assert sink.previews["default"]["type"] == "table"
+    assert sink.progress == 100.0
+    assert "got 5" in sink.log_text()
+    assert sink.received == 5 and again.node("src").sent == 5
+    assert _dora_processes() == []
+
+
 def test_a_failing_operator_shows_its_error() -> None:
     flow = Dataflow(echo=False)
     flow.add_operator("bad", RAISER, inputs={"tick": "dora/timer/millis/50"})
@@ -191,3 +213,49 @@ def test_panels_in_a_kernel_follow_a_graph_on_dora() -> None:
     assert "tick 1\n" in kernel.model(log)["value"] and "tick 10" in kernel.model(log)["value"]
     assert "10 rows" in table and ">...</td>" not in table
     assert threads.text.strip() == "[]"  # the bridge thread ended with the graph
+
+
+BURST = """
+import time
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+time.sleep(0.5)  # real dora drops what is sent before every node is connected
+for i in range(300):
+    node.send_output("n", pa.array([i]))
+"""
+
+COUNTER = """
+class Operator:
+    def __init__(self):
+        self.seen = 0
+
+    def on_event(self, dora_event, context):
+        if dora_event["type"] == "INPUT":
+            self.seen += 1
+            context.report_progress(self.seen / 3)
+"""
+
+
+def test_progress_is_throttled_on_the_way_to_the_kernel_too() -> None:
+    """A progress call per message does not become a dora message per message."""
+    from dora_notebook.context import PROGRESS_INTERVAL
+
+    flow = Dataflow(echo=False)
+    flow.add_node("src", BURST, outputs=["n"])
+    flow.add_operator("count", COUNTER, inputs={"n": "src/n"}, queue_size=1000)
+    progress: list[tuple[float, float]] = []
+    flow.subscribe(lambda r: progress.append((r.time, r.data)) if r.kind == "progress" else None)
+    flow.start(engine="dora")
+    try:
+        assert flow.wait(60)
+    finally:
+        flow.stop()
+    assert flow.node("count").status == "finished", flow.node("count").errors
+    received = flow.node("count").received
+    assert received > 200  # dora-rs may drop some of a burst
+    assert progress[-1][1] == pytest.approx(received / 3)  # the last value always arrives
+    span = progress[-1][0] - progress[0][0]
+    # One report per interval, plus the first and the final flush.
+    assert len(progress) <= span / PROGRESS_INTERVAL + 3, (len(progress), span)

@@ -17,23 +17,48 @@ joins on ``daemon_port`` (:data:`MACHINE_ENV` and :data:`DAEMON_PORT_ENV`
 give defaults). Node files are named by absolute path, because dora's
 daemons resolve relative ones against their own folders.
 
-It then runs ``dora start --detach`` and, in a named daemon thread of the
-kernel, joins the dataflow with dora-rs's ``Node(BRIDGE_ID)``; every message
+It then runs ``dora start --detach`` and starts the bridge process
+(:func:`bridge_main`), which joins the dataflow with dora-rs's
+``Node(BRIDGE_ID)`` and passes each event on as a line of JSON; a named
+daemon thread of the kernel reads those lines, and every valid report
 becomes the same :class:`~dora_notebook.observe.Report` the embedded engine
-publishes.
+publishes. The kernel itself never loads dora-rs's node library (see
+:func:`bridge_main` for why).
 
 Real dora drops messages sent to a dynamic node before it is connected, so
 the exported nodes wait (up to 30 s) for a file the bridge creates once it
 has joined, before they start. Nothing started here outlives
 :meth:`DoraEngine.stop` (registered at exit too); the folder is removed.
+
+**Safety.** Every report carries a secret of the run (:data:`TOKEN_ENV`, in
+the private descriptor's ``env`` only, never in ``%dora_export``); the bridge
+reads nothing but JSON text from Arrow string arrays (:func:`relay_event`),
+and drops a record without that secret, naming another node than the one it
+came from, or of an unknown kind (:func:`accept_reports`). The coordinator,
+daemon and bridge it starts listen on loopback only (zenoh's multicast
+scouting is off), and everything dora-rs writes (its ``out/`` logs,
+``$TMPDIR/dora-artifacts-*``, uv's cache when it looks for Python) goes into
+the private folder.
+
+**Failures.** dora-rs 1.1 keeps the other nodes running when a node's
+process dies (killed, non-zero exit, an exception at import): their inputs
+from it close, and the bridge gets a ``NODE_FAILED`` event for its reports
+input. The node's panel then says ``failed``, with the cause from the
+daemon's log when the daemon is this run's own ("killed by signal 9
+(SIGKILL)", "exited with code 3") and any Python traceback in the node's
+dora log.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hmac
 import json
 import os
+import re
+import secrets
+import select
 import shutil
 import signal
 import socket
@@ -50,9 +75,10 @@ import yaml
 
 from .. import _yaml12
 from ..errors import DataflowError
-from ..exported import INPUTS_ENV, READY_ENV, REPORTS_ENV
+from ..export import has_context
+from ..exported import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 from ..graph import Graph
-from ..observe import Report
+from ..observe import KINDS, Report
 
 __all__ = [
     "BRIDGE_ID",
@@ -61,7 +87,12 @@ __all__ = [
     "REPORTS_OUTPUT",
     "WORKDIR_ENV",
     "DoraEngine",
+    "accept_reports",
+    "bridge_main",
+    "describe_exit",
     "parse_coordinator",
+    "relay_event",
+    "traceback_in_log",
 ]
 
 #: The id of the kernel's dynamic node in the exported dataflow.
@@ -80,6 +111,23 @@ WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
 
 _FINAL = ("finished", "failed")
 _NO_DAEMON = "no unnamed daemon connections"
+#: The line dora-rs 1.1's daemon logs when a node's process ends badly, e.g.
+#: ``node exited with error: Signal(9) node_id=tick dataflow_id=01a2...``.
+_EXIT_LINE = re.compile(
+    r"node exited with error: (?P<how>\w+)\((?P<code>-?\d+)\) "
+    r"node_id=(?P<node>\S+) dataflow_id=(?P<flow>[\w-]+)"
+)
+#: A line of ``dora logs``: ``03:00:30 stdout tick: text``.
+_LOG_PREFIX = re.compile(r"^\d\d:\d\d:\d\d \w+ (?P<node>[^:\s]+): ?")
+_TRACEBACK = "Traceback (most recent call last):"
+#: Terminal colours: a kernel sets FORCE_COLOR and CLICOLOR_FORCE, which dora-rs obeys.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_RUNTIME_FAILED = "RuntimeError: Dora Runtime raised an error."
+#: What a node's panel says when dora-rs reported it failed but not why.
+UNKNOWN_END = (
+    "the node's process ended without finishing (dora-rs reported the node failed;"
+    " killed by a signal?)"
+)
 
 
 def parse_coordinator(text: str) -> tuple[str, int]:
@@ -104,6 +152,8 @@ class NodeCounts:
         self.dropped = 0
         self.final = False
         self.failed = False
+        #: dora-rs said the node's process ended badly (``NODE_FAILED`` or its daemon's log).
+        self.crashed = False
         self.closed_at: float | None = None
 
 
@@ -124,16 +174,29 @@ def _dora_cli() -> str:
     return found
 
 
-def _child_env() -> dict[str, str]:
-    """The environment of dora's processes: this Python and this dora-notebook first."""
+def _child_env(folder: Path | None = None) -> dict[str, str]:
+    """The environment of dora's processes: this Python and this dora-notebook first.
+
+    With ``folder`` (the run's private folder), what dora-rs writes outside
+    its working folder goes inside ``folder`` instead: its coordinator makes
+    ``$TMPDIR/dora-artifacts-<uuid>`` and its daemon runs ``uv python find``,
+    which fills uv's cache (``~/.cache/uv``). The nodes inherit both, so their
+    temporary files are removed with the folder too.
+    """
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(p for p in [package_root, env.get("PYTHONPATH", "")] if p)
     env["NO_COLOR"] = "1"
     env["RUST_BACKTRACE"] = "0"
-    for name in (REPORTS_ENV, READY_ENV, INPUTS_ENV):
+    # A kernel started from inside a node must not hand that run's settings on.
+    for name in (REPORTS_ENV, READY_ENV, INPUTS_ENV, TOKEN_ENV):
         env.pop(name, None)
+    if folder is not None:
+        tmp = folder / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+        env["UV_CACHE_DIR"] = str(folder / "uv-cache")
     return env
 
 
@@ -172,12 +235,15 @@ def private_descriptor(
     folder: Path,
     machine: str | None = None,
     placed: bool = True,
+    token: str = "",
 ) -> dict[str, Any]:
     """The exported descriptor plus the bridge node and the reports outputs.
 
     Relative node files become absolute under ``folder``. With ``placed``
     false (one local daemon) every ``deploy`` is dropped; otherwise nodes
-    placed nowhere, and the bridge, go to ``machine`` when it is given.
+    placed nowhere, and the bridge, go to ``machine`` when it is given. Each
+    cell node's ``env`` gets the engine's own variables, ``token`` (the
+    run's secret) among them, on top of what the graph declares.
     """
     descriptor = yaml.safe_load(text)
     sources = {}
@@ -188,8 +254,8 @@ def private_descriptor(
         elif machine is not None and "deploy" not in node:
             node["deploy"] = {"machine": machine}
         spec = graph[node["id"]]
-        if spec.source is None:
-            continue  # a node from a file has no context shim: it reports nothing
+        if not has_context(spec):
+            continue  # a plain dora file has no context shim: it reports nothing
         target = node.get("operator", node)
         target["outputs"] = [*(target.get("outputs") or []), REPORTS_OUTPUT]
         env = dict(node.get("env") or {})
@@ -198,6 +264,7 @@ def private_descriptor(
                 REPORTS_ENV: REPORTS_OUTPUT,
                 READY_ENV: str(ready),
                 INPUTS_ENV: ",".join(spec.inputs),
+                TOKEN_ENV: token,
             }
         )
         node["env"] = env
@@ -226,12 +293,179 @@ def _absolute_files(node: dict[str, Any], folder: Path) -> None:
             owner[key] = str((folder / value).resolve())
 
 
+def relay_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """What the bridge process passes on of one dora event (one line of JSON), or None.
+
+    Of a message, only the strings of an Arrow string array leave the bridge
+    process; any other value is passed on as a count of refused elements,
+    never read (nothing is unpickled or evaluated).
+
+    >>> import pyarrow as pa
+    >>> relay_event({"type": "INPUT", "id": "a", "value": pa.array(['{"kind": "log"}'])})
+    {'type': 'INPUT', 'id': 'a', 'texts': ['{"kind": "log"}']}
+    >>> relay_event({"type": "INPUT", "id": "a", "value": pa.array([b"\\x80\\x04K\\x01."])})
+    {'type': 'INPUT', 'id': 'a', 'refused': 1}
+    """
+    import pyarrow as pa
+
+    kind = event.get("type")
+    if kind == "INPUT":
+        value = event.get("value")
+        message: dict[str, Any] = {"type": kind, "id": str(event.get("id"))}
+        if not isinstance(value, pa.Array):
+            message["refused"] = 1
+        elif pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
+            message["texts"] = value.to_pylist()
+        else:
+            message["refused"] = max(1, len(value))
+        return message
+    if kind in ("INPUT_CLOSED", "NODE_FAILED"):
+        return {"type": kind, "id": str(event.get("id"))}
+    if kind == "STOP":
+        return {"type": kind}
+    return None  # ERROR (a timeout of next()), RELOAD...: nothing for the kernel
+
+
+def accept_reports(
+    texts: list[object], token: str, node_id: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """The reports among the texts of one message from ``node_id``, and how many were refused.
+
+    A text counts only if it is a JSON object that carries this run's
+    ``token``, names ``node_id`` (the node dora delivered it from: one node
+    cannot speak for another), has a known kind and, if any, integer
+    counters. ``node_id`` None (an input the bridge does not know) refuses
+    everything.
+
+    >>> good = '{"kind": "progress", "node": "a", "data": 5.0, "token": "t0k"}'
+    >>> accept_reports([good, good.replace("t0k", "bad"), "not json"], "t0k", "a")
+    ([{'kind': 'progress', 'node': 'a', 'data': 5.0, 'token': 't0k'}], 2)
+    """
+    if node_id is None:
+        return [], max(1, len(texts))
+    accepted: list[dict[str, Any]] = []
+    refused = 0
+    for text in texts:
+        record = _report_record(text, token, node_id)
+        if record is None:
+            refused += 1
+        else:
+            accepted.append(record)
+    return accepted, refused
+
+
+def _report_record(text: object, token: str, node_id: str) -> dict[str, Any] | None:
+    """One report if ``text`` is a valid one from ``node_id`` with ``token``; else None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    supplied = record.get("token")
+    # Constant-time: a node of another dataflow learns nothing from timing.
+    if not isinstance(supplied, str) or not token:
+        return None
+    if not hmac.compare_digest(supplied.encode(), token.encode()):
+        return None
+    if record.get("node") != node_id or record.get("kind") not in KINDS or "data" not in record:
+        return None
+    for counter in ("received", "sent"):
+        value = record.get(counter, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+    return record
+
+
+#: How a node's process ended badly, as dora-rs's daemon logs it: ("Signal", 9), ("ExitCode", 3).
+Exit = tuple[str, int]
+
+
+def describe_exit(exit: Exit | None, stopping: bool = False) -> str:
+    """What a panel says for dora's ``Signal(9)`` / ``ExitCode(3)`` of a node's process.
+
+    ``stopping``: the dataflow was being stopped, so a signal is dora-rs
+    ending a node that did not stop within the grace period.
+
+    >>> describe_exit(("Signal", 9))
+    "the node's process was killed by signal 9 (SIGKILL) before it finished"
+    >>> describe_exit(("ExitCode", 3))
+    "the node's process exited with code 3"
+    >>> describe_exit(("Signal", 15), stopping=True)
+    'the node did not stop within the grace period: dora-rs killed it with signal 15 (SIGTERM)'
+    """
+    if exit is None:
+        return UNKNOWN_END
+    how, code = exit
+    if how == "Signal":
+        try:
+            name = signal.Signals(code).name
+        except ValueError:
+            name = "unknown"
+        if stopping:
+            return (
+                "the node did not stop within the grace period: dora-rs killed it with"
+                f" signal {code} ({name})"
+            )
+        return f"the node's process was killed by signal {code} ({name}) before it finished"
+    if how == "ExitCode":
+        return f"the node's process exited with code {code}"
+    return f"the node's process ended with an error ({how} {code})"
+
+
+def traceback_in_log(text: str, node_id: str) -> str | None:
+    """The last Python traceback in ``dora logs`` output of ``node_id``, without dora's prefixes.
+
+    dora's Python runtime wraps an operator's traceback in its own report
+    ("Caused by: ... 3: Traceback ..."); the innermost one is the user's. The
+    excerpt ends before dora's ``Location:`` line. When the last traceback is
+    the runtime's own (it failed because of something else, e.g. another
+    node), its "Caused by" chain is what says why.
+
+    >>> log = "\\n".join(f"03:00:30 stdout a: {line}" for line in [
+    ...     "Traceback (most recent call last):",
+    ...     '  File "a.py", line 1, in <module>',
+    ...     "    import nowhere",
+    ...     "ModuleNotFoundError: No module named 'nowhere'"])
+    >>> print(traceback_in_log(log, "a"))
+    Traceback (most recent call last):
+      File "a.py", line 1, in <module>
+        import nowhere
+    ModuleNotFoundError: No module named 'nowhere'
+    """
+    lines = []
+    for line in _ANSI.sub("", text).splitlines():
+        found = _LOG_PREFIX.match(line)
+        if found is not None and found.group("node") == node_id:
+            lines.append(line[found.end() :])
+    starts = [i for i, line in enumerate(lines) if _TRACEBACK in line]
+    if not starts:
+        return None
+    first = lines[starts[-1]]
+    column = first.index(_TRACEBACK)  # after dora's "3: " when it is a nested one
+    excerpt = [first[column:]]
+    for line in lines[starts[-1] + 1 :]:
+        if line.strip().startswith("Location:"):
+            break
+        excerpt.append(line[column:] if not line[:column].strip() else line.lstrip())
+    while excerpt and not excerpt[-1].strip():
+        excerpt.pop()
+    body = "\n".join(excerpt[:60])
+    if _RUNTIME_FAILED in body and "Caused by:" in body:
+        chain = body.split("Caused by:", 1)[1].strip("\n").splitlines()
+        return "dora-rs's runtime failed:\n" + "\n".join(line.strip() for line in chain)
+    return body
+
+
 class DoraEngine:
     """One run of a graph on dora-rs; ``publish`` gets every report, as from the embedded engine.
 
     The interface :class:`~dora_notebook.Dataflow` uses: ``start``,
     ``wait``, ``stop``, ``done``, ``lock`` and ``runners`` (empty: no node
-    runs in the kernel, so there is no hot swap and no tap).
+    runs in the kernel, so there is no hot swap and no tap). Creating one
+    starts and writes nothing; :meth:`start` does.
     """
 
     def __init__(
@@ -252,24 +486,40 @@ class DoraEngine:
         self._publish = publish
         self._remote = parse_coordinator(coordinator) if coordinator else None
         self._dora = _dora_cli()
-        self._env = _child_env()
+        self._env: dict[str, str] = {}
         self._machine = machine or os.environ.get(MACHINE_ENV) or None
-        self._folder = Path(
-            tempfile.mkdtemp(prefix="dora-notebook-", dir=os.environ.get(WORKDIR_ENV) or None)
-        )
-        self._ready = self._folder / "bridge-ready"
+        self._folder: Path | None = None
         self._children: list[subprocess.Popen[bytes]] = []
         self._host, self._port = self._remote or ("127.0.0.1", _free_port())
         self._daemon_port = daemon_port or int(
             os.environ.get(DAEMON_PORT_ENV) or DEFAULT_DAEMON_PORT
         )
+        #: The run's secret: every report must carry it (see :func:`accept_reports`).
+        self._token = secrets.token_hex(16)
         self._stopping = threading.Event()
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+        self._bridge_proc: subprocess.Popen[bytes] | None = None
+        self._zenoh_port: int | None = None
         self._torn_down = False
         self._teardown_lock = threading.Lock()
+        self._outcome: str | None = None
         self.dataflow_id: str | None = None
+        #: Messages the bridge got, and report records it refused (see :func:`accept_reports`).
         self.messages = 0
+        self.rejected = 0
+        #: Nodes dora-rs killed because they did not stop within the grace period.
+        self.stuck: list[str] = []
+
+    @property
+    def folder(self) -> Path | None:
+        """The private folder of this run (None before :meth:`start`; removed at the end)."""
+        return self._folder
+
+    @property
+    def _ready(self) -> Path:
+        assert self._folder is not None
+        return self._folder / "bridge-ready"
 
     # -- starting ----------------------------------------------------------------
 
@@ -277,6 +527,10 @@ class DoraEngine:
         """Export, start the cluster (unless remote), start the dataflow, join it."""
         atexit.register(self._at_exit)
         try:
+            self._folder = Path(
+                tempfile.mkdtemp(prefix="dora-notebook-", dir=os.environ.get(WORKDIR_ENV) or None)
+            )
+            self._env = _child_env(self._folder)
             descriptor = self._write_export()
             if self._remote is None:
                 self._start_cluster()
@@ -301,6 +555,7 @@ class DoraEngine:
     def _write_export(self) -> Path:
         from ..export import DESCRIPTOR, write_files
 
+        assert self._folder is not None
         folder = self._folder / "dataflow"
         # The node files first: the descriptor names the ones present by absolute path.
         write_files(self._files, folder)
@@ -311,10 +566,12 @@ class DoraEngine:
             folder.resolve(),
             machine=self._machine,
             placed=self._remote is not None,
+            token=self._token,
         )
         return write_files({DESCRIPTOR: _yaml12.dump(descriptor).encode()}, folder)[0]
 
     def _spawn(self, name: str, args: list[str]) -> None:
+        assert self._folder is not None
         log = open(self._folder / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
         with log:
             proc = subprocess.Popen(
@@ -329,8 +586,15 @@ class DoraEngine:
         self._children.append(proc)
 
     def _start_cluster(self) -> None:
-        """A coordinator and a daemon of this run's own, on loopback ports."""
+        """A coordinator and a daemon of this run's own, on loopback ports.
+
+        Without ``--zenoh-no-multicast`` dora-rs 1.1's daemon joins zenoh's
+        multicast scouting group (224.0.0.224:7446) and binds a UDP socket on
+        every interface; one daemon needs no scouting (it hands its nodes
+        their endpoints itself), and its zenoh listener is pinned to loopback.
+        """
         self._daemon_port = _free_port()
+        self._zenoh_port = _free_port()  # named, so the bridge process can be told it
         port = str(self._port)
         self._spawn(
             "coordinator",
@@ -346,15 +610,20 @@ class DoraEngine:
                 port,
                 "--local-listen-port",
                 str(self._daemon_port),
+                "--zenoh-no-multicast",
+                "--zenoh-listen",
+                f"127.0.0.1:{self._zenoh_port}",
             ],
         )
 
     def _cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         address = ["--coordinator-addr", self._host, "--coordinator-port", str(self._port)]
+        # Output read by this module: plain text, whatever colours the kernel forces.
+        env = {k: v for k, v in self._env.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
         return subprocess.run(
             [self._dora, *args, *address],
             cwd=self._folder,
-            env=self._env,
+            env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -413,7 +682,7 @@ class DoraEngine:
     def _watch(self) -> None:
         """The bridge thread: relay reports, then wait for the dataflow's end, then clean up."""
         try:
-            if any(spec.source is not None for spec in self.graph):
+            if any(has_context(spec) for spec in self.graph):  # else there is no bridge
                 self._bridge()
             self._started.wait()
             if self.dataflow_id is not None:
@@ -423,70 +692,210 @@ class DoraEngine:
                 if not counts.final:
                     self._emit(node_id, "error", f"the dora bridge failed: {exc}")
         finally:
-            self._settle()
+            with contextlib.suppress(Exception):  # the cluster may be gone: settle anyway
+                self._settle()
+            for node_id, counts in self.counts.items():
+                if not counts.final:
+                    self._emit(node_id, "status", "failed" if counts.failed else "finished")
             self._teardown()
             self.done.set()
 
-    def _join(self) -> Any:
-        import dora  # dora-rs itself: node code alone sees dora-notebook's module
+    def _spawn_bridge(self) -> subprocess.Popen[bytes]:
+        """The bridge process (see :func:`bridge_main`), in a session of its own.
 
-        deadline = time.monotonic() + 30.0
-        while True:
-            try:
-                return dora.Node(BRIDGE_ID, daemon_port=self._daemon_port)
-            except Exception as exc:
-                if self._stopping.is_set() or time.monotonic() > deadline:
-                    raise DataflowError(
-                        f"could not join the dataflow: {_error_text(str(exc))}"
-                    ) from None
-                time.sleep(0.1)
+        With a daemon of this run's own, it gets what dora-rs gives the nodes
+        it spawns: the daemon's zenoh endpoint and no multicast scouting.
+        """
+        assert self._folder is not None
+        env = dict(self._env)
+        if self._zenoh_port is not None:
+            env["DORA_ZENOH_CONNECT"] = f"tcp/127.0.0.1:{self._zenoh_port}"
+            env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{_free_port()}"
+            env["DORA_ZENOH_MULTICAST"] = "off"
+        code = "from dora_notebook.engines.dora import bridge_main; raise SystemExit(bridge_main())"
+        with open(self._folder / "bridge.log", "wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-c", code, str(self._daemon_port)],
+                cwd=self._folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
 
     def _bridge(self) -> None:
-        node = self._join()
+        """Relay what the bridge process says until the dataflow's reports end.
+
+        Reads its lines without blocking for long (``select``), so that a
+        closed reports stream gets its end after a grace period, and a stop
+        is bounded. If the dataflow ends before the bridge could join (a node
+        failed before dora-rs started it), there is nothing to wait for.
+        """
+        proc = self._spawn_bridge()
+        self._bridge_proc = proc
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        pending = b""
+        joined = False
+        stop_deadline: float | None = None
+        next_look = time.monotonic() + 0.5
         try:
-            self._ready.touch()
-            stop_deadline: float | None = None
             while True:
+                now = time.monotonic()
+                if self._stopping.is_set() and not joined:
+                    return  # stopped (or failed to start) before the bridge joined
                 if self._stopping.is_set() and stop_deadline is None:
-                    stop_deadline = time.monotonic() + 10.0
-                if stop_deadline is not None and time.monotonic() > stop_deadline:
-                    break
-                event = node.next(timeout=0.2)
-                if event is None or event["type"] == "STOP":
-                    break
-                if event["type"] == "INPUT":
-                    self._receive(event)
-                elif event["type"] == "INPUT_CLOSED":
-                    self.counts[str(event["id"])].closed_at = time.monotonic()
+                    stop_deadline = now + 10.0
+                if stop_deadline is not None and now > stop_deadline:
+                    return
+                readable, _, _ = select.select([fd], [], [], 0.2)
+                if readable:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        return  # the bridge process ended
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        message = _protocol_message(line)
+                        if message is None:
+                            continue
+                        if message["type"] == "JOINED":
+                            joined = True
+                            assert self._folder is not None
+                            self._ready.touch()
+                        elif message["type"] == "FAILED":
+                            if self._stopping.is_set():
+                                return
+                            raise DataflowError(f"could not join the dataflow: {message['error']}")
+                        elif not self._handle(message):
+                            return
+                elif not joined and self._started.is_set() and now > next_look:
+                    next_look = now + 0.5
+                    status = self._dataflow_status()
+                    if status is not None and status.lower() != "running":
+                        return
                 self._check_closed(grace=1.0)
         finally:
-            del node
+            _end_session(proc, grace=1.0)
+            proc.stdout.close()
 
-    def _receive(self, event: dict[str, Any]) -> None:
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Act on one message of the bridge process; False once the dataflow's reports end."""
+        kind = message.get("type")
+        node_id = str(message.get("id"))
+        counts = self.counts.get(node_id)
+        if kind == "STOP":
+            return False
+        if kind == "INPUT":
+            self._receive(node_id, message)
+        elif kind == "INPUT_CLOSED" and counts is not None:
+            counts.closed_at = time.monotonic()
+        elif kind == "NODE_FAILED" and counts is not None:
+            # dora-rs 1.1: the process of the node feeding this input ended with
+            # an error (the event's id is that node's id, as is the input's here).
+            known = counts.failed  # its own traceback says why
+            self._crashed(node_id, None if known else self._exit_of(node_id, wait=1.0))
+        return True
+
+    def _receive(self, node_id: str, message: dict[str, Any]) -> None:
+        """Publish the valid reports of one message; count the refused ones."""
         self.messages += 1
-        for text in event["value"].to_pylist():
-            try:
-                record = json.loads(text)
-            except (TypeError, ValueError):
-                continue
-            node_id = record.get("node")
-            counts = self.counts.get(node_id)
-            if counts is None:
-                continue
+        counts = self.counts.get(node_id)
+        texts = message.get("texts")
+        if not isinstance(texts, list):
+            refused = message.get("refused", 1)
+            self.rejected += refused if isinstance(refused, int) and refused > 0 else 1
+            return
+        records, refused = accept_reports(
+            texts, self._token, node_id if counts is not None else None
+        )
+        self.rejected += refused
+        if counts is None:
+            return
+        for record in records:
+            if counts.crashed and record["kind"] == "status":
+                continue  # dora-rs said the process failed: a late "finished" is not the end
             counts.received = int(record.get("received", counts.received))
             counts.sent = int(record.get("sent", counts.sent))
             self._emit(node_id, record["kind"], record["data"])
 
     def _check_closed(self, grace: float) -> None:
-        """A node whose reports ended without a final status: its process has ended."""
+        """A node whose reports ended without a final status: its process has ended.
+
+        dora may end an operator's process before what it sent on its last
+        INPUT_CLOSED arrives, so a stream that closed is an end; but it is a
+        failure if dora-rs says so, by ``NODE_FAILED`` (awaited ``grace``
+        seconds) or in this run's daemon's log.
+        """
         now = time.monotonic()
         for node_id, counts in self.counts.items():
             closed = counts.closed_at
-            if closed is None or counts.final or now - closed < grace:
+            if closed is None or counts.final or counts.crashed or now - closed < grace:
                 continue
-            # dora may end an operator's process before what it sent on its
-            # last INPUT_CLOSED arrives: its reports ending is its end.
-            self._emit(node_id, "status", "failed" if counts.failed else "finished")
+            exit = self._exits().get(node_id)
+            if exit is not None:
+                self._crashed(node_id, exit)
+            else:  # dora-rs saw the process exit with 0
+                self._emit(node_id, "status", "failed" if counts.failed else "finished")
+
+    def _crashed(self, node_id: str, exit: Exit | None) -> None:
+        """dora-rs says ``node_id``'s process ended badly: its panel says failed, and why.
+
+        The node's own error (a traceback it reported) stays the one shown;
+        without one, how the process ended (``exit``, when known) and any
+        Python traceback in its dora log are. A node killed while the dataflow
+        was being stopped is one that did not stop in time (:attr:`stuck`).
+        """
+        counts = self.counts[node_id]
+        if counts.crashed:
+            return
+        counts.crashed = True
+        stopping = self._stopping.is_set()
+        if stopping and exit is not None and exit[0] == "Signal":
+            self.stuck.append(node_id)
+        if not counts.failed:
+            cause = describe_exit(exit, stopping)
+            excerpt = self._traceback_of(node_id)
+            self._emit(node_id, "error", cause if excerpt is None else f"{cause}:\n{excerpt}")
+        if counts.status != "failed":
+            self._emit(node_id, "status", "failed")
+
+    def _exits(self) -> dict[str, Exit]:
+        """Node id -> how its process ended badly, from this run's own daemon's log."""
+        if self._remote is not None or self._folder is None or self.dataflow_id is None:
+            return {}
+        try:
+            text = (self._folder / "daemon.log").read_text(errors="replace")
+        except OSError:
+            return {}
+        exits = {}
+        for found in _EXIT_LINE.finditer(_ANSI.sub("", text)):
+            if found.group("flow") == self.dataflow_id:
+                exits[found.group("node")] = (found.group("how"), int(found.group("code")))
+        return exits
+
+    def _exit_of(self, node_id: str, wait: float) -> Exit | None:
+        """How ``node_id``'s process ended, from the daemon's log (awaited ``wait`` s)."""
+        if self._remote is not None:
+            return None  # the cluster's daemons log elsewhere
+        deadline = time.monotonic() + wait
+        while True:
+            exit = self._exits().get(node_id)
+            if exit is not None or time.monotonic() >= deadline:
+                return exit
+            time.sleep(0.05)
+
+    def _traceback_of(self, node_id: str) -> str | None:
+        """The last Python traceback in ``node_id``'s dora log, if any (e.g. at import)."""
+        if self.dataflow_id is None:
+            return None
+        try:
+            done = self._cli(
+                "logs", self.dataflow_id, "--node", node_id, "--tail", "200", timeout=10.0
+            )
+        except (subprocess.TimeoutExpired, OSError):
+            return None
+        return traceback_in_log(done.stdout, node_id)
 
     def _dataflow_status(self) -> str | None:
         try:
@@ -520,14 +929,24 @@ class DoraEngine:
         return self._remote is not None or all(p.poll() is None for p in self._children)
 
     def _settle(self) -> None:
-        """Give every node without a final status one."""
+        """Give every node without a final status one, and every crash its cause.
+
+        Runs while the cluster is still up (``dora logs`` still answers). A node
+        the daemon's log says ended badly is failed, even after a final
+        "finished" (``sys.exit(3)`` reports that before the exit code is known).
+        """
         self._check_closed(grace=0.0)
-        outcome = getattr(self, "_outcome", "finished")
+        for node_id, exit in self._exits().items():
+            if node_id in self.counts:
+                self._crashed(node_id, exit)
+        dataflow_failed = self._outcome == "failed" and not self._stopping.is_set()
         for node_id, counts in self.counts.items():
-            if counts.final:
+            if counts.final or counts.crashed:
                 continue
-            failed = counts.failed or (outcome == "failed" and not self._stopping.is_set())
-            self._emit(node_id, "status", "failed" if failed else "finished")
+            if dataflow_failed and not counts.failed:
+                self._crashed(node_id, None)
+            else:
+                self._emit(node_id, "status", "failed" if counts.failed else "finished")
 
     # -- stopping ----------------------------------------------------------------
 
@@ -540,17 +959,24 @@ class DoraEngine:
         return True
 
     def stop(self, timeout: float = 2.0) -> list[str]:
-        """``dora stop`` the dataflow, then end everything this run started; return []."""
+        """``dora stop`` the dataflow, then end everything this run started.
+
+        Returns the nodes that did not stop within ``timeout`` (dora-rs's grace
+        period), which dora-rs then killed; their panels say so.
+        """
         if not self.done.is_set():
             self._stopping.set()
             if self.dataflow_id is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-                    grace = f"{max(0.5, timeout):g}s"
+                    # A quarter of the time is left for the bridge to settle and
+                    # for the teardown, so that stop() keeps to ``timeout``.
+                    # (dora-rs parses whole units only: "1500ms", not "1.5s")
+                    grace = f"{max(500, int(timeout * 750))}ms"
                     self._cli("stop", self.dataflow_id, "--grace-duration", grace, timeout=15.0)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(30.0)
         self._teardown()
-        return []
+        return list(self.stuck)
 
     def reload(self, spec: Any) -> Any:
         raise DataflowError("the dora engine cannot hot-swap a node; stop and start again")
@@ -564,10 +990,67 @@ class DoraEngine:
             if self._torn_down:
                 return
             self._torn_down = True
-        for proc in reversed(self._children):
+        bridge = [self._bridge_proc] if self._bridge_proc is not None else []
+        for proc in [*bridge, *reversed(self._children)]:
             _end_session(proc)
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
         atexit.unregister(self._at_exit)
+
+
+def _protocol_message(line: bytes) -> dict[str, Any] | None:
+    """One line of the bridge process as a message (a JSON object with a ``type``), or None."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return None
+    return message
+
+
+def bridge_main(argv: list[str] | None = None) -> int:
+    """The bridge process: join the dataflow as :data:`BRIDGE_ID`, relay its events as JSON lines.
+
+    ``argv``: the daemon's dynamic-node port. One process per run, so the
+    kernel never loads dora-rs's node library: in dora-rs 1.1 it keeps
+    process-wide state, and two nodes in one process (two runs at once)
+    disturb each other (one's dataflow ends early, messages go missing); its
+    native code also logs to file descriptor 1, which a notebook would show.
+    Here descriptor 1 is the log (the process's stderr) and the lines for
+    the kernel go out on a descriptor of their own; what they carry is
+    :func:`relay_event`'s, and the kernel validates every report in them.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    daemon_port = int(args[0])
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    import dora  # dora-rs itself: only this process loads it
+
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            node = dora.Node(BRIDGE_ID, daemon_port=daemon_port)
+            break
+        except Exception as exc:  # not started yet: retried until the deadline
+            if time.monotonic() > deadline:
+                send({"type": "FAILED", "error": _error_text(str(exc))})
+                return 1
+            time.sleep(0.1)
+    send({"type": "JOINED"})
+    while True:
+        event = node.next(timeout=1.0)
+        message = {"type": "STOP"} if event is None else relay_event(event)
+        if message is not None:
+            send(message)
+            if message["type"] == "STOP":
+                return 0
 
 
 def _error_text(output: str) -> str:
