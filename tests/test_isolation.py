@@ -42,13 +42,8 @@ import yaml
 
 import dora_notebook
 from dora_notebook import Dataflow
-from dora_notebook.engines.dora import (
-    BRIDGE_ID,
-    REPORTS_OUTPUT,
-    DoraEngine,
-    accept_reports,
-    relay_event,
-)
+from dora_notebook.engines.bridge import BRIDGE_ID, accept_reports, relay_event
+from dora_notebook.engines.dora import REPORTS_OUTPUT, DoraEngine
 from dora_notebook.exported import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 from dora_notebook.observe import Report
 
@@ -569,10 +564,10 @@ def test_dora_processes_get_no_token_and_write_in_the_private_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The environment of dora's processes: no inherited run settings; temp and uv cache inside."""
-    from dora_notebook.engines.dora import _child_env
+    from dora_notebook.engines._procs import child_env
 
     monkeypatch.setenv(TOKEN_ENV, "from-an-outer-run")  # e.g. a kernel started inside a node
-    env = _child_env(tmp_path)
+    env = child_env(tmp_path)
     assert not ENGINE_ENV & set(env)
     assert env["TMPDIR"] == str(tmp_path / "tmp") and (tmp_path / "tmp").is_dir()
     assert env["UV_CACHE_DIR"] == str(tmp_path / "uv-cache")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.engines.dora import _end_session
+from dora_notebook.engines._procs import end_session
 from dora_notebook.errors import DataflowError
 from dora_notebook.observe import Report
 from tests.kernel import Kernel
@@ -149,7 +149,7 @@ class Cluster:
 
     def down(self) -> None:
         for proc in reversed(self.procs):
-            _end_session(proc)
+            end_session(proc)
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ give defaults). Node files are named by absolute path, because dora's
 daemons resolve relative ones against their own folders.
 
 It then runs ``dora start --detach`` and starts the bridge process
-(:func:`bridge_main`), which joins the dataflow with dora-rs's
+(:mod:`dora_notebook.engines.bridge`), which joins the dataflow with dora-rs's
 ``Node(BRIDGE_ID)`` and passes each event on as a line of JSON; a named
 daemon thread of the kernel reads those lines, and every valid report
 becomes the same :class:`~dora_notebook.observe.Report` the embedded engine
 publishes. The kernel itself never loads dora-rs's node library (see
-:func:`bridge_main` for why).
+:func:`~dora_notebook.engines.bridge.bridge_main` for why).
 
 Real dora drops messages sent to a dynamic node before it is connected, so
 the exported nodes wait (up to 30 s) for a file the bridge creates once it
@@ -32,9 +32,9 @@ has joined, before they start. Nothing started here outlives
 
 **Safety.** Every report carries a secret of the run (:data:`TOKEN_ENV`, in
 the private descriptor's ``env`` only, never in ``%dora_export``); the bridge
-reads nothing but JSON text from Arrow string arrays (:func:`relay_event`),
+reads nothing but JSON text from Arrow string arrays (``relay_event``),
 and drops a record without that secret, naming another node than the one it
-came from, or of an unknown kind (:func:`accept_reports`). The coordinator,
+came from, or of an unknown kind (``accept_reports``). The coordinator,
 daemon and bridge it starts listen on loopback only (zenoh's multicast
 scouting is off), and everything dora-rs writes (its ``out/`` logs,
 ``$TMPDIR/dora-artifacts-*``, uv's cache when it looks for Python) goes into
@@ -53,15 +53,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hmac
 import json
 import os
-import re
 import secrets
 import select
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,7 +74,10 @@ from ..errors import DataflowError
 from ..export import has_context
 from ..exported import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 from ..graph import Graph
-from ..observe import KINDS, Report
+from ..observe import Report
+from ._exits import Exit, describe_exit, exits_in_log, traceback_in_log
+from ._procs import child_env, dora_cli, end_session, error_text, free_port
+from .bridge import BRIDGE_ID, accept_reports, protocol_message
 
 __all__ = [
     "BRIDGE_ID",
@@ -87,16 +86,10 @@ __all__ = [
     "REPORTS_OUTPUT",
     "WORKDIR_ENV",
     "DoraEngine",
-    "accept_reports",
-    "bridge_main",
-    "describe_exit",
     "parse_coordinator",
-    "relay_event",
-    "traceback_in_log",
+    "private_descriptor",
 ]
 
-#: The id of the kernel's dynamic node in the exported dataflow.
-BRIDGE_ID = "dora-notebook-bridge"
 #: The extra output every cell node sends its reports on.
 REPORTS_OUTPUT = "dora_notebook_reports"
 #: The dynamic-node port of a daemon when dora-notebook did not start it.
@@ -111,23 +104,6 @@ WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
 
 _FINAL = ("finished", "failed")
 _NO_DAEMON = "no unnamed daemon connections"
-#: The line dora-rs 1.1's daemon logs when a node's process ends badly, e.g.
-#: ``node exited with error: Signal(9) node_id=tick dataflow_id=01a2...``.
-_EXIT_LINE = re.compile(
-    r"node exited with error: (?P<how>\w+)\((?P<code>-?\d+)\) "
-    r"node_id=(?P<node>\S+) dataflow_id=(?P<flow>[\w-]+)"
-)
-#: A line of ``dora logs``: ``03:00:30 stdout tick: text``.
-_LOG_PREFIX = re.compile(r"^\d\d:\d\d:\d\d \w+ (?P<node>[^:\s]+): ?")
-_TRACEBACK = "Traceback (most recent call last):"
-#: Terminal colours: a kernel sets FORCE_COLOR and CLICOLOR_FORCE, which dora-rs obeys.
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_RUNTIME_FAILED = "RuntimeError: Dora Runtime raised an error."
-#: What a node's panel says when dora-rs reported it failed but not why.
-UNKNOWN_END = (
-    "the node's process ended without finishing (dora-rs reported the node failed;"
-    " killed by a signal?)"
-)
 
 
 def parse_coordinator(text: str) -> tuple[str, int]:
@@ -155,77 +131,6 @@ class NodeCounts:
         #: dora-rs said the node's process ended badly (``NODE_FAILED`` or its daemon's log).
         self.crashed = False
         self.closed_at: float | None = None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _dora_cli() -> str:
-    """The ``dora`` command: next to this Python first, then on PATH."""
-    here = Path(sys.executable).parent / "dora"
-    found = str(here) if here.is_file() else shutil.which("dora")
-    if found is None:
-        raise DataflowError(
-            "the dora engine needs the dora CLI (dora-rs-cli): pip install 'dora-notebook[dora]'"
-        )
-    return found
-
-
-def _child_env(folder: Path | None = None) -> dict[str, str]:
-    """The environment of dora's processes: this Python and this dora-notebook first.
-
-    With ``folder`` (the run's private folder), what dora-rs writes outside
-    its working folder goes inside ``folder`` instead: its coordinator makes
-    ``$TMPDIR/dora-artifacts-<uuid>`` and its daemon runs ``uv python find``,
-    which fills uv's cache (``~/.cache/uv``). The nodes inherit both, so their
-    temporary files are removed with the folder too.
-    """
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [package_root, env.get("PYTHONPATH", "")] if p)
-    env["NO_COLOR"] = "1"
-    env["RUST_BACKTRACE"] = "0"
-    # A kernel started from inside a node must not hand that run's settings on.
-    for name in (REPORTS_ENV, READY_ENV, INPUTS_ENV, TOKEN_ENV):
-        env.pop(name, None)
-    if folder is not None:
-        tmp = folder / "tmp"
-        tmp.mkdir(exist_ok=True)
-        env["TMPDIR"] = str(tmp)
-        env["UV_CACHE_DIR"] = str(folder / "uv-cache")
-    return env
-
-
-def _session_pids(session: int) -> list[int]:
-    """Live processes of ``session`` (Linux /proc; empty elsewhere)."""
-    pids = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        pid = int(entry.name)
-        with contextlib.suppress(OSError):
-            if os.getsid(pid) == session and pid != os.getpid():
-                pids.append(pid)
-    return pids
-
-
-def _end_session(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
-    """SIGTERM ``proc`` (a session leader), then SIGKILL whatever is left of its session."""
-    if proc.poll() is None:
-        with contextlib.suppress(OSError):
-            proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(grace)
-    for pid in _session_pids(proc.pid):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
-    deadline = time.monotonic() + grace
-    while _session_pids(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def private_descriptor(
@@ -293,172 +198,6 @@ def _absolute_files(node: dict[str, Any], folder: Path) -> None:
             owner[key] = str((folder / value).resolve())
 
 
-def relay_event(event: dict[str, Any]) -> dict[str, Any] | None:
-    """What the bridge process passes on of one dora event (one line of JSON), or None.
-
-    Of a message, only the strings of an Arrow string array leave the bridge
-    process; any other value is passed on as a count of refused elements,
-    never read (nothing is unpickled or evaluated).
-
-    >>> import pyarrow as pa
-    >>> relay_event({"type": "INPUT", "id": "a", "value": pa.array(['{"kind": "log"}'])})
-    {'type': 'INPUT', 'id': 'a', 'texts': ['{"kind": "log"}']}
-    >>> relay_event({"type": "INPUT", "id": "a", "value": pa.array([b"\\x80\\x04K\\x01."])})
-    {'type': 'INPUT', 'id': 'a', 'refused': 1}
-    """
-    import pyarrow as pa
-
-    kind = event.get("type")
-    if kind == "INPUT":
-        value = event.get("value")
-        message: dict[str, Any] = {"type": kind, "id": str(event.get("id"))}
-        if not isinstance(value, pa.Array):
-            message["refused"] = 1
-        elif pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
-            message["texts"] = value.to_pylist()
-        else:
-            message["refused"] = max(1, len(value))
-        return message
-    if kind in ("INPUT_CLOSED", "NODE_FAILED"):
-        return {"type": kind, "id": str(event.get("id"))}
-    if kind == "STOP":
-        return {"type": kind}
-    return None  # ERROR (a timeout of next()), RELOAD...: nothing for the kernel
-
-
-def accept_reports(
-    texts: list[object], token: str, node_id: str | None
-) -> tuple[list[dict[str, Any]], int]:
-    """The reports among the texts of one message from ``node_id``, and how many were refused.
-
-    A text counts only if it is a JSON object that carries this run's
-    ``token``, names ``node_id`` (the node dora delivered it from: one node
-    cannot speak for another), has a known kind and, if any, integer
-    counters. ``node_id`` None (an input the bridge does not know) refuses
-    everything.
-
-    >>> good = '{"kind": "progress", "node": "a", "data": 5.0, "token": "t0k"}'
-    >>> accept_reports([good, good.replace("t0k", "bad"), "not json"], "t0k", "a")
-    ([{'kind': 'progress', 'node': 'a', 'data': 5.0, 'token': 't0k'}], 2)
-    """
-    if node_id is None:
-        return [], max(1, len(texts))
-    accepted: list[dict[str, Any]] = []
-    refused = 0
-    for text in texts:
-        record = _report_record(text, token, node_id)
-        if record is None:
-            refused += 1
-        else:
-            accepted.append(record)
-    return accepted, refused
-
-
-def _report_record(text: object, token: str, node_id: str) -> dict[str, Any] | None:
-    """One report if ``text`` is a valid one from ``node_id`` with ``token``; else None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    supplied = record.get("token")
-    # Constant-time: a node of another dataflow learns nothing from timing.
-    if not isinstance(supplied, str) or not token:
-        return None
-    if not hmac.compare_digest(supplied.encode(), token.encode()):
-        return None
-    if record.get("node") != node_id or record.get("kind") not in KINDS or "data" not in record:
-        return None
-    for counter in ("received", "sent"):
-        value = record.get(counter, 0)
-        if not isinstance(value, int) or isinstance(value, bool):
-            return None
-    return record
-
-
-#: How a node's process ended badly, as dora-rs's daemon logs it: ("Signal", 9), ("ExitCode", 3).
-Exit = tuple[str, int]
-
-
-def describe_exit(exit: Exit | None, stopping: bool = False) -> str:
-    """What a panel says for dora's ``Signal(9)`` / ``ExitCode(3)`` of a node's process.
-
-    ``stopping``: the dataflow was being stopped, so a signal is dora-rs
-    ending a node that did not stop within the grace period.
-
-    >>> describe_exit(("Signal", 9))
-    "the node's process was killed by signal 9 (SIGKILL) before it finished"
-    >>> describe_exit(("ExitCode", 3))
-    "the node's process exited with code 3"
-    >>> describe_exit(("Signal", 15), stopping=True)
-    'the node did not stop within the grace period: dora-rs killed it with signal 15 (SIGTERM)'
-    """
-    if exit is None:
-        return UNKNOWN_END
-    how, code = exit
-    if how == "Signal":
-        try:
-            name = signal.Signals(code).name
-        except ValueError:
-            name = "unknown"
-        if stopping:
-            return (
-                "the node did not stop within the grace period: dora-rs killed it with"
-                f" signal {code} ({name})"
-            )
-        return f"the node's process was killed by signal {code} ({name}) before it finished"
-    if how == "ExitCode":
-        return f"the node's process exited with code {code}"
-    return f"the node's process ended with an error ({how} {code})"
-
-
-def traceback_in_log(text: str, node_id: str) -> str | None:
-    """The last Python traceback in ``dora logs`` output of ``node_id``, without dora's prefixes.
-
-    dora's Python runtime wraps an operator's traceback in its own report
-    ("Caused by: ... 3: Traceback ..."); the innermost one is the user's. The
-    excerpt ends before dora's ``Location:`` line. When the last traceback is
-    the runtime's own (it failed because of something else, e.g. another
-    node), its "Caused by" chain is what says why.
-
-    >>> log = "\\n".join(f"03:00:30 stdout a: {line}" for line in [
-    ...     "Traceback (most recent call last):",
-    ...     '  File "a.py", line 1, in <module>',
-    ...     "    import nowhere",
-    ...     "ModuleNotFoundError: No module named 'nowhere'"])
-    >>> print(traceback_in_log(log, "a"))
-    Traceback (most recent call last):
-      File "a.py", line 1, in <module>
-        import nowhere
-    ModuleNotFoundError: No module named 'nowhere'
-    """
-    lines = []
-    for line in _ANSI.sub("", text).splitlines():
-        found = _LOG_PREFIX.match(line)
-        if found is not None and found.group("node") == node_id:
-            lines.append(line[found.end() :])
-    starts = [i for i, line in enumerate(lines) if _TRACEBACK in line]
-    if not starts:
-        return None
-    first = lines[starts[-1]]
-    column = first.index(_TRACEBACK)  # after dora's "3: " when it is a nested one
-    excerpt = [first[column:]]
-    for line in lines[starts[-1] + 1 :]:
-        if line.strip().startswith("Location:"):
-            break
-        excerpt.append(line[column:] if not line[:column].strip() else line.lstrip())
-    while excerpt and not excerpt[-1].strip():
-        excerpt.pop()
-    body = "\n".join(excerpt[:60])
-    if _RUNTIME_FAILED in body and "Caused by:" in body:
-        chain = body.split("Caused by:", 1)[1].strip("\n").splitlines()
-        return "dora-rs's runtime failed:\n" + "\n".join(line.strip() for line in chain)
-    return body
-
-
 class DoraEngine:
     """One run of a graph on dora-rs; ``publish`` gets every report, as from the embedded engine.
 
@@ -485,12 +224,12 @@ class DoraEngine:
         self._files = files
         self._publish = publish
         self._remote = parse_coordinator(coordinator) if coordinator else None
-        self._dora = _dora_cli()
+        self._dora = dora_cli()
         self._env: dict[str, str] = {}
         self._machine = machine or os.environ.get(MACHINE_ENV) or None
         self._folder: Path | None = None
         self._children: list[subprocess.Popen[bytes]] = []
-        self._host, self._port = self._remote or ("127.0.0.1", _free_port())
+        self._host, self._port = self._remote or ("127.0.0.1", free_port())
         self._daemon_port = daemon_port or int(
             os.environ.get(DAEMON_PORT_ENV) or DEFAULT_DAEMON_PORT
         )
@@ -530,7 +269,7 @@ class DoraEngine:
             self._folder = Path(
                 tempfile.mkdtemp(prefix="dora-notebook-", dir=os.environ.get(WORKDIR_ENV) or None)
             )
-            self._env = _child_env(self._folder)
+            self._env = child_env(self._folder)
             descriptor = self._write_export()
             if self._remote is None:
                 self._start_cluster()
@@ -593,8 +332,8 @@ class DoraEngine:
         every interface; one daemon needs no scouting (it hands its nodes
         their endpoints itself), and its zenoh listener is pinned to loopback.
         """
-        self._daemon_port = _free_port()
-        self._zenoh_port = _free_port()  # named, so the bridge process can be told it
+        self._daemon_port = free_port()
+        self._zenoh_port = free_port()  # named, so the bridge process can be told it
         port = str(self._port)
         self._spawn(
             "coordinator",
@@ -652,7 +391,7 @@ class DoraEngine:
                         " (the bridge and nodes without --machine go to a daemon without"
                         " --machine-id; or name this kernel's daemon with --machine NAME)"
                     )
-                raise DataflowError(f"dora start failed: {_error_text(output)}{hint}")
+                raise DataflowError(f"dora start failed: {error_text(output)}{hint}")
             time.sleep(0.2)
 
     @staticmethod
@@ -710,12 +449,11 @@ class DoraEngine:
         env = dict(self._env)
         if self._zenoh_port is not None:
             env["DORA_ZENOH_CONNECT"] = f"tcp/127.0.0.1:{self._zenoh_port}"
-            env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{_free_port()}"
+            env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{free_port()}"
             env["DORA_ZENOH_MULTICAST"] = "off"
-        code = "from dora_notebook.engines.dora import bridge_main; raise SystemExit(bridge_main())"
         with open(self._folder / "bridge.log", "wb") as log:
             return subprocess.Popen(
-                [sys.executable, "-c", code, str(self._daemon_port)],
+                [sys.executable, "-m", "dora_notebook.engines.bridge", str(self._daemon_port)],
                 cwd=self._folder,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -756,7 +494,7 @@ class DoraEngine:
                         return  # the bridge process ended
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
-                        message = _protocol_message(line)
+                        message = protocol_message(line)
                         if message is None:
                             continue
                         if message["type"] == "JOINED":
@@ -776,7 +514,7 @@ class DoraEngine:
                         return
                 self._check_closed(grace=1.0)
         finally:
-            _end_session(proc, grace=1.0)
+            end_session(proc, grace=1.0)
             proc.stdout.close()
 
     def _handle(self, message: dict[str, Any]) -> bool:
@@ -868,11 +606,7 @@ class DoraEngine:
             text = (self._folder / "daemon.log").read_text(errors="replace")
         except OSError:
             return {}
-        exits = {}
-        for found in _EXIT_LINE.finditer(_ANSI.sub("", text)):
-            if found.group("flow") == self.dataflow_id:
-                exits[found.group("node")] = (found.group("how"), int(found.group("code")))
-        return exits
+        return exits_in_log(text, self.dataflow_id)
 
     def _exit_of(self, node_id: str, wait: float) -> Exit | None:
         """How ``node_id``'s process ended, from the daemon's log (awaited ``wait`` s)."""
@@ -992,75 +726,7 @@ class DoraEngine:
             self._torn_down = True
         bridge = [self._bridge_proc] if self._bridge_proc is not None else []
         for proc in [*bridge, *reversed(self._children)]:
-            _end_session(proc)
+            end_session(proc)
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
         atexit.unregister(self._at_exit)
-
-
-def _protocol_message(line: bytes) -> dict[str, Any] | None:
-    """One line of the bridge process as a message (a JSON object with a ``type``), or None."""
-    try:
-        message = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        return None
-    return message
-
-
-def bridge_main(argv: list[str] | None = None) -> int:
-    """The bridge process: join the dataflow as :data:`BRIDGE_ID`, relay its events as JSON lines.
-
-    ``argv``: the daemon's dynamic-node port. One process per run, so the
-    kernel never loads dora-rs's node library: in dora-rs 1.1 it keeps
-    process-wide state, and two nodes in one process (two runs at once)
-    disturb each other (one's dataflow ends early, messages go missing); its
-    native code also logs to file descriptor 1, which a notebook would show.
-    Here descriptor 1 is the log (the process's stderr) and the lines for
-    the kernel go out on a descriptor of their own; what they carry is
-    :func:`relay_event`'s, and the kernel validates every report in them.
-    """
-    args = sys.argv[1:] if argv is None else argv
-    daemon_port = int(args[0])
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def send(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
-    import dora  # dora-rs itself: only this process loads it
-
-    deadline = time.monotonic() + 30.0
-    while True:
-        try:
-            node = dora.Node(BRIDGE_ID, daemon_port=daemon_port)
-            break
-        except Exception as exc:  # not started yet: retried until the deadline
-            if time.monotonic() > deadline:
-                send({"type": "FAILED", "error": _error_text(str(exc))})
-                return 1
-            time.sleep(0.1)
-    send({"type": "JOINED"})
-    while True:
-        event = node.next(timeout=1.0)
-        message = {"type": "STOP"} if event is None else relay_event(event)
-        if message is not None:
-            send(message)
-            if message["type"] == "STOP":
-                return 0
-
-
-def _error_text(output: str) -> str:
-    """The gist of a dora CLI error: its first meaningful lines, without locations."""
-    lines = []
-    for line in output.splitlines():
-        text = line.strip()
-        if not text or text == "[ERROR]":
-            continue
-        if text.startswith(("Location:", "Stack backtrace:")):
-            break
-        lines.append(text)
-    return " ".join(lines[:6]) or "no output"
