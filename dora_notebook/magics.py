@@ -307,4 +307,5 @@ class DoraMagics(Magics):
 def _stuck_note(stuck: list[str]) -> str:
     if not stuck:
         return ""
-    return "; did not stop within 2 s (interrupted): " + ", ".join(stuck)
+    fate = getattr(kernel_state.current().engine, "STUCK_FATE", "interrupted")
+    return f"; did not stop within 2 s ({fate}): " + ", ".join(stuck)

@@ -59,6 +59,9 @@ class Engine:
     ``report`` is called (from any engine thread) with every :class:`Report`.
     """
 
+    #: What :meth:`stop` does to a node that does not stop in time.
+    STUCK_FATE = "interrupted"
+
     def __init__(
         self,
         graph: Graph,

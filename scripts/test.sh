@@ -21,4 +21,9 @@ echo "==> ruff"
 ruff check dora_notebook tests bench notebooks
 ruff format --check dora_notebook tests bench notebooks
 echo "==> pytest"
-exec python -m pytest "$@"
+# One scratch folder for the run, removed afterwards: pytest's tmp_path, the
+# kernels', and what dora-rs itself leaves under $TMPDIR (plain `dora run`
+# makes a dora-artifacts-* folder each time and never removes it).
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/dora-notebook-tests.XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+TMPDIR="$scratch" python -m pytest "$@"

@@ -207,6 +207,9 @@ class DoraEngine:
     starts and writes nothing; :meth:`start` does.
     """
 
+    #: What :meth:`stop` does to a node that does not stop in time (see :attr:`stuck`).
+    STUCK_FATE = "killed by dora-rs"
+
     def __init__(
         self,
         graph: Graph,
