@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import time
 
-import psutil
 import pytest
 
 from dora_notebook import Dataflow
 from dora_notebook.observe import Report
+
+from .dora_processes import live_descendants
 
 pytestmark = [
     pytest.mark.dora,
@@ -52,17 +53,6 @@ class Operator:
 """
 
 
-def _dora_processes() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 def test_reports_reach_the_kernel_and_nothing_is_left() -> None:
     flow = Dataflow(echo=False)
     flow.add_operator("src", SOURCE, inputs={"tick": "dora/timer/millis/50"}, outputs=["x"])
@@ -85,7 +75,7 @@ def test_reports_reach_the_kernel_and_nothing_is_left() -> None:
     assert flow.node("src").sent == 5
     assert sink.received == 5
     assert not flow.running
-    assert _dora_processes() == []
+    assert live_descendants() == []
 
 
 def test_an_export_loaded_back_still_reports_to_the_kernel(tmp_path) -> None:
@@ -107,7 +97,7 @@ def test_an_export_loaded_back_still_reports_to_the_kernel(tmp_path) -> None:
     assert sink.progress == 100.0
     assert "got 5" in sink.log_text()
     assert sink.received == 5 and again.node("src").sent == 5
-    assert _dora_processes() == []
+    assert live_descendants() == []
 
 
 def test_a_failing_operator_shows_its_error() -> None:
@@ -123,7 +113,7 @@ def test_a_failing_operator_shows_its_error() -> None:
     bad = flow.node("bad")
     assert bad.status == "failed"
     assert "ValueError: boom under dora" in (bad.error or "")
-    assert _dora_processes() == []
+    assert live_descendants() == []
 
 
 def test_stop_ends_a_running_dataflow() -> None:
@@ -144,7 +134,7 @@ def test_stop_ends_a_running_dataflow() -> None:
     assert not flow.running
     assert flow.node("ticker").status == "finished"
     assert flow.node("ticker").log_text()[0] == "got 1"
-    assert _dora_processes() == []
+    assert live_descendants() == []
 
 
 def test_a_bad_coordinator_is_refused() -> None:

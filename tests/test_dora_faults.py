@@ -18,13 +18,12 @@ import html
 import re
 import signal
 import time
-from collections.abc import Callable
 
-import psutil
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.engines.dora import DoraEngine
+
+from .dora_processes import engine_of, live_descendants, node_process, wait_for
 
 pytestmark = pytest.mark.dora
 
@@ -54,43 +53,6 @@ for event in node:
 """
 
 KILLED = "the node's process was killed by signal 9 (SIGKILL) before it finished"
-
-
-def node_process(node_id: str) -> psutil.Process | None:
-    """The process dora-rs runs ``node_id`` in (a descendant of this test), found by its config."""
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            config = proc.environ().get("DORA_NODE_CONFIG", "")
-        except psutil.Error:
-            continue
-        if re.search(rf"^node_id: {re.escape(node_id)}$", config, re.MULTILINE):
-            return proc
-    return None
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def live_descendants() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-def engine_of(flow: Dataflow) -> DoraEngine:
-    engine = flow.engine
-    assert isinstance(engine, DoraEngine)
-    return engine
 
 
 @pytest.mark.parametrize("kind", ["operator", "node"])

@@ -30,8 +30,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +44,8 @@ from dora_notebook.engines.bridge import BRIDGE_ID, accept_reports, relay_event
 from dora_notebook.engines.dora import REPORTS_OUTPUT, DoraEngine
 from dora_notebook.exported import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 from dora_notebook.observe import Report
+
+from .dora_processes import engine_of, wait_for
 
 pytestmark = pytest.mark.dora
 
@@ -78,20 +78,6 @@ for event in node:
         node.context.report_progress(len(got))
 node.context.preview({{"run": "{tag}", "got": got}})
 """
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def engine_of(flow: Dataflow) -> DoraEngine:
-    engine = flow.engine
-    assert isinstance(engine, DoraEngine)
-    return engine
 
 
 def graph(tag: str, last: int = 5, tick_ms: int = 20) -> Dataflow:

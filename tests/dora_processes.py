@@ -1,0 +1,52 @@
+"""What the dora-engine tests look for: processes left behind, a node's process, the engine."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import psutil
+
+from dora_notebook import Dataflow
+from dora_notebook.engines.dora import DoraEngine
+
+
+def live_descendants() -> list[psutil.Process]:
+    """Every live (not zombie) process below this one: after a run, there should be none."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def node_process(node_id: str) -> psutil.Process | None:
+    """The process dora-rs runs ``node_id`` in (a descendant of this test), found by its config."""
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            config = proc.environ().get("DORA_NODE_CONFIG", "")
+        except psutil.Error:
+            continue
+        if re.search(rf"^node_id: {re.escape(node_id)}$", config, re.MULTILINE):
+            return proc
+    return None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 50 ms; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def engine_of(flow: Dataflow) -> DoraEngine:
+    """The dora engine of ``flow``'s current run."""
+    engine = flow.engine
+    assert isinstance(engine, DoraEngine)
+    return engine
