@@ -250,12 +250,12 @@ class Dataflow:
         """
         if engine not in ("embedded", "dora"):
             raise DataflowError(f"unknown engine {engine!r}: use 'embedded' or 'dora'")
-        if engine != "dora":
-            for name, value in (("coordinator", coordinator), ("machine", machine)):
-                if value is not None:
-                    raise DataflowError(f"{name} applies to engine='dora'")
-            if daemon_port is not None:
-                raise DataflowError("daemon_port applies to engine='dora'")
+        if coordinator is not None and engine != "dora":
+            raise DataflowError("coordinator applies to engine='dora'")
+        for name, value in (("machine", machine), ("daemon_port", daemon_port)):
+            if value is not None and coordinator is None:
+                # Without a coordinator the run has a daemon of its own: nothing to name.
+                raise DataflowError(f"{name} applies to engine='dora' with a coordinator")
         if daemon_port is not None and not 0 < daemon_port < 65536:
             raise DataflowError(f"daemon_port {daemon_port} is not a port number")
         if self.running:

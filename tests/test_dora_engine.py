@@ -145,6 +145,26 @@ def test_a_bad_coordinator_is_refused() -> None:
     assert not flow.running
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"coordinator": "127.0.0.1:6013"}, "coordinator applies to engine='dora'"),
+        ({"engine": "dora", "machine": "alpha"}, "machine applies to engine='dora' with a coord"),
+        ({"engine": "dora", "daemon_port": 53291}, "daemon_port applies to engine='dora' with a"),
+        (
+            {"engine": "dora", "coordinator": "127.0.0.1:6013", "daemon_port": 0},
+            "daemon_port 0 is not a port number",
+        ),
+    ],
+)
+def test_cluster_options_out_of_place_are_refused(options: dict, message: str) -> None:
+    flow = Dataflow(echo=False)
+    flow.add_operator("a", SOURCE, outputs=["x"])
+    with pytest.raises(Exception, match=message):
+        flow.start(**options)
+    assert not flow.running and flow.engine is None
+
+
 KERNEL_TICKER = """%%dora_operator ticker --inputs tick=dora/timer/millis/50 --outputs n
 import pyarrow as pa
 from dora import DoraStatus

@@ -324,6 +324,16 @@ def test_two_cells_both_define_class_operator(kernel: Kernel) -> None:
         ("%dora_start --bogus", "UsageError: unrecognized arguments: --bogus"),
         ("%dora_start --engine warp", "UsageError: argument --engine: invalid choice: 'warp'"),
         ("%dora_start --timeout 5", "UsageError: --timeout applies to --wait"),
+        ("%dora_start --coordinator h:1", "UsageError: --coordinator applies to --engine dora"),
+        (
+            "%dora_start --engine dora --machine alpha",
+            "UsageError: --machine applies to --engine dora --coordinator HOST:PORT",
+        ),
+        (
+            "%dora_start --engine dora --coordinator h:1 --daemon-port 70000",
+            "UsageError: --daemon-port: 70000 is not a port number",
+        ),
+        ("%dora_start --engine dora --coordinator h", "UsageError: --coordinator: 'h' is not"),
         ("%dora_wait --timeout -1", "UsageError: --timeout must be a positive number"),
         ("%dora_tap nowhere/x", "UsageError: tap 'nowhere/x': no node 'nowhere'"),
         ("%dora_tap 'unbalanced", "UsageError: No closing quotation"),
