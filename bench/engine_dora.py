@@ -33,7 +33,7 @@ _KILL_GRACE_S = 15.0
 _STARTED: list[tuple[int, Path]] = []
 
 
-def _env() -> dict[str, str]:
+def dora_env() -> dict[str, str]:
     """This environment with the interpreter's folder first in PATH: dora spawns ``python``."""
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)
@@ -43,7 +43,7 @@ def _env() -> dict[str, str]:
 
 def dora_cli() -> str | None:
     """The ``dora`` executable nodes will be run with, if installed."""
-    return shutil.which("dora", path=_env()["PATH"])
+    return shutil.which("dora", path=dora_env()["PATH"])
 
 
 def available() -> bool:
@@ -100,7 +100,7 @@ def run(stages: list[Stage], folder: Path, expected_s: float) -> None:
         proc = subprocess.Popen(
             [cli, "run", str(path), "--stop-after", f"{round(stop_after * 1000)}ms"],
             cwd=folder,
-            env=_env(),
+            env=dora_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -112,7 +112,7 @@ def run(stages: list[Stage], folder: Path, expected_s: float) -> None:
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            _kill_leftovers(proc.pid, folder)
+            kill_leftovers(proc.pid, folder)
             proc.wait()
     if code is None:
         raise RuntimeError(
@@ -168,7 +168,7 @@ def leftovers() -> list[int]:
     return sorted({pid for session, folder in _STARTED for pid in leftover_pids(session, folder)})
 
 
-def _kill_leftovers(session: int, folder: Path) -> None:
+def kill_leftovers(session: int, folder: Path) -> None:
     """SIGTERM, then SIGKILL, every process that this run left behind."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = leftover_pids(session, folder)

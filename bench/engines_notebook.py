@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import queue
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ if __package__:
 
 import psutil
 from common import KIB, MIB, percentile, size_label
-from engine_dora import dora_cli, leftover_pids
+from engine_dora import dora_cli, dora_env, kill_leftovers
 from kernel_session import KernelSession
 from pipelines import render
 
@@ -523,30 +522,14 @@ def run_in_kernel(kernel: KernelSession, engine: str, plan: Plan, results: Path)
 
 
 def _child_env() -> dict[str, str]:
-    """The environment of ``dora run``: this Python and this checkout's dora-notebook first.
+    """The environment of ``dora run``: :func:`dora_env`, with this checkout's dora-notebook.
 
-    dora spawns ``python`` for the nodes, and the exported node files import
-    ``dora_notebook.exported``.
+    The exported node files import ``dora_notebook.exported``.
     """
-    env = dict(os.environ)
+    env = dora_env()
     package_root = str(Path(__file__).resolve().parents[1])
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(p for p in [package_root, env.get("PYTHONPATH", "")] if p)
     return env
-
-
-def _end(session: int, folder: Path) -> None:
-    """SIGTERM, then SIGKILL, whatever a ``dora run`` left in its session or folder."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = leftover_pids(session, folder)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and leftover_pids(session, folder):
-            time.sleep(0.05)
 
 
 def run_exported(descriptor: Path, plan: Plan, results: Path, watch: Descendants) -> RunResult:
@@ -578,7 +561,7 @@ def run_exported(descriptor: Path, plan: Plan, results: Path, watch: Descendants
         except subprocess.TimeoutExpired:
             code = None
         ended = time.monotonic_ns()
-        _end(proc.pid, folder)
+        kill_leftovers(proc.pid, folder)
         proc.wait()
     result.wall_s = (ended - began) / 1e9
     if code != 0:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.engines._procs import end_session
+from dora_notebook.engines._procs import dora_cli, end_session, free_port
 from dora_notebook.errors import DataflowError
 from dora_notebook.observe import Report
 from tests.kernel import Kernel
@@ -81,18 +79,12 @@ node.context.preview({"parent": os.getppid(), "got": got})
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Cluster:
     """A coordinator and one daemon per machine id, each in a session of its own."""
 
     folder: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     daemon_ports: dict[str, int] = field(default_factory=dict)
     daemons: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -102,10 +94,9 @@ class Cluster:
         return f"127.0.0.1:{self.port}"
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        dora = str(Path(sys.executable).parent / "dora")
         with open(self.folder / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(
-                [dora if Path(dora).is_file() else "dora", *args],
+                [dora_cli(), *args],
                 cwd=self.folder,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -118,9 +109,9 @@ class Cluster:
     def up(self) -> None:
         port = str(self.port)
         self.spawn("coordinator", "coordinator", "--port", port, "--store", "memory")
-        peer = f"tcp/127.0.0.1:{_free_port()}"
+        peer = f"tcp/127.0.0.1:{free_port()}"
         for machine in MACHINES:
-            self.daemon_ports[machine] = _free_port()
+            self.daemon_ports[machine] = free_port()
             self.daemons[machine] = self.spawn(
                 machine,
                 "daemon",
@@ -136,7 +127,7 @@ class Cluster:
         text = ""
         while time.monotonic() < deadline:
             done = subprocess.run(
-                ["dora", "cluster", "status", "--coordinator-port", str(self.port)],
+                [dora_cli(), "cluster", "status", "--coordinator-port", str(self.port)],
                 capture_output=True,
                 text=True,
                 timeout=10,

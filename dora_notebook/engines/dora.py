@@ -242,6 +242,7 @@ class DoraEngine:
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._bridge_proc: subprocess.Popen[bytes] | None = None
+        self._bridged = False  # whether the descriptor has the bridge node (_write_export)
         self._zenoh_port: int | None = None
         self._torn_down = False
         self._teardown_lock = threading.Lock()
@@ -310,6 +311,8 @@ class DoraEngine:
             placed=self._remote is not None,
             token=self._token,
         )
+        # No node reports (all plain dora files): then the descriptor has no bridge.
+        self._bridged = any(node["id"] == BRIDGE_ID for node in descriptor["nodes"])
         return write_files({DESCRIPTOR: _yaml12.dump(descriptor).encode()}, folder)[0]
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -424,7 +427,7 @@ class DoraEngine:
     def _watch(self) -> None:
         """The bridge thread: relay reports, then wait for the dataflow's end, then clean up."""
         try:
-            if any(has_context(spec) for spec in self.graph):  # else there is no bridge
+            if self._bridged:
                 self._bridge()
             self._started.wait()
             if self.dataflow_id is not None:
