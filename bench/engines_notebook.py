@@ -524,7 +524,7 @@ def run_in_kernel(kernel: KernelSession, engine: str, plan: Plan, results: Path)
 def _child_env() -> dict[str, str]:
     """The environment of ``dora run``: :func:`dora_env`, with this checkout's dora-notebook.
 
-    The exported node files import ``dora_notebook.exported``.
+    The exported node files import ``dora_notebook.dora_rs.shim``.
     """
     env = dora_env()
     package_root = str(Path(__file__).resolve().parents[1])

@@ -11,12 +11,12 @@ dora-compatible engine.
 from __future__ import annotations
 
 from ._version import __version__
-from .context import Context
+from .api.context import Context
+from .api.node import Node
+from .core.events import DoraStatus
+from .core.observe import LogLine, NodeState, Report
 from .dataflow import Dataflow, current
 from .errors import DataflowError, GraphError, NodeError
-from .events import DoraStatus
-from .node import Node
-from .observe import LogLine, NodeState, Report
 
 __all__ = [
     "Context",
@@ -40,19 +40,19 @@ def load_ipython_extension(ipython: object) -> None:
     """``%load_ext dora_notebook``: register the dora magics."""
     import atexit
 
-    from . import kernel_state
-    from .magics import DoraMagics
+    from .jupyter import session
+    from .jupyter.magics import DoraMagics
 
     ipython.register_magics(DoraMagics)  # type: ignore[attr-defined]
     # Threads of a running graph must not outlive the kernel.
-    atexit.register(kernel_state.shutdown)
+    atexit.register(session.shutdown)
 
 
 def unload_ipython_extension(ipython: object) -> None:
     """``%unload_ext dora_notebook``: stop the graph and the UI thread."""
     import atexit
 
-    from . import kernel_state
+    from .jupyter import session
 
-    kernel_state.shutdown()
-    atexit.unregister(kernel_state.shutdown)
+    session.shutdown()
+    atexit.unregister(session.shutdown)

@@ -10,8 +10,8 @@ exits 0 when every node finished cleanly, 1 with a one-line reason when a
 node failed or the descriptor is invalid, and 130 after Ctrl-C.
 
 ``export`` reads the graph a notebook's magics define (see
-:mod:`dora_notebook.notebook`) and writes it to OUTDIR as ``%dora_export``
-does (see :mod:`dora_notebook.export`): ``dora run OUTDIR/dataflow.yml``
+:mod:`dora_notebook.jupyter.notebook`) and writes it to OUTDIR as ``%dora_export``
+does (see :mod:`dora_notebook.dora_rs.export`): ``dora run OUTDIR/dataflow.yml``
 runs it. It exits 0, or 1 with a one-line reason.
 """
 
@@ -86,12 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _export(notebook: Path, outdir: Path) -> int:
-    from .export import export, summary
-    from .notebook import dataflow_from_notebook
+    from .dora_rs.export import export, summary
+    from .jupyter.notebook import dataflow_from_notebook
 
     try:
         flow = dataflow_from_notebook(notebook)
-        written = export(flow, outdir, base_dir=notebook.resolve().parent)
+        written = export(
+            flow.graph, outdir, top=flow.descriptor_extra(), base_dir=notebook.resolve().parent
+        )
     except (DataflowError, OSError) as exc:
         print(f"dora-notebook: {exc}", file=sys.stderr)
         return 1

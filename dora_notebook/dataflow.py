@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -31,9 +32,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _capture
-from .errors import DataflowError, GraphError, ReloadError
-from .graph import (
+from .api.embedded import NODE_API
+from .core import capture
+from .core.engine import EmbeddedEngine
+from .core.graph import (
     Graph,
     InputSpec,
     NodeSpec,
@@ -41,14 +43,15 @@ from .graph import (
     parse_input,
     specs_from_descriptor,
 )
-from .observe import NodeState, Report
-from .runtime import Engine
-from .tap import Tap
+from .core.observe import NodeState, Report
+from .core.protocol import EdgeCounts, Engine
+from .core.tap import Tap
+from .errors import DataflowError, GraphError, ReloadError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Dataflow", "current"]
+__all__ = ["ENGINES", "Dataflow", "check_start", "current"]
 
 Code = str | Path | type | Callable[[], Any]
 
@@ -132,8 +135,8 @@ class Dataflow:
                 f"or a callable, not {type(code).__name__}"
             )
         engine = self._engine
-        live = self.running and engine is not None and node_id in engine.runners
-        if live and replace and not engine.runners[node_id].finished:
+        live = self.running and engine is not None and engine.counters(node_id) is not None
+        if live and replace and engine is not None and engine.live(node_id):
             self._swap(engine, spec)
             return spec
         self.graph.add(spec, replace=replace)
@@ -211,13 +214,13 @@ class Dataflow:
     def export(self, directory: str | Path) -> Path:
         """Write ``directory/dataflow.yml`` and one file per node; return the descriptor's path.
 
-        ``dora run`` runs the result unchanged (see :mod:`dora_notebook.export`
+        ``dora run`` runs the result unchanged (see :mod:`dora_notebook.dora_rs.export`
         for the layout). Nodes given as a Python class or callable cannot be
         exported: define them from source or from a file.
         """
-        from .export import export
+        from .dora_rs.export import export
 
-        return export(self, directory)[0]
+        return export(self.graph, directory, top=self._descriptor_extra)[0]
 
     # -- running -------------------------------------------------------------
 
@@ -246,50 +249,23 @@ class Dataflow:
         dynamic nodes on ``daemon_port``, dora's 53291 by default): the
         bridge and the nodes placed nowhere run there. The nodes' reports
         still reach :meth:`node` and :meth:`subscribe` (see
-        :mod:`dora_notebook.engines.dora`).
+        :mod:`dora_notebook.dora_rs.engine`).
         """
-        if engine not in ("embedded", "dora"):
-            raise DataflowError(f"unknown engine {engine!r}: use 'embedded' or 'dora'")
-        if coordinator is not None and engine != "dora":
-            raise DataflowError("coordinator applies to engine='dora'")
-        for name, value in (("machine", machine), ("daemon_port", daemon_port)):
-            if value is not None and coordinator is None:
-                # Without a coordinator the run has a daemon of its own: nothing to name.
-                raise DataflowError(f"{name} applies to engine='dora' with a coordinator")
-        if daemon_port is not None and not 0 < daemon_port < 65536:
-            raise DataflowError(f"daemon_port {daemon_port} is not a port number")
+        check_start(engine, coordinator, machine, daemon_port)
         if self.running:
             raise DataflowError("the dataflow is already running; stop it first")
         self.graph.validate()
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
-        if engine == "dora":
-            self._start_dora(coordinator, machine, daemon_port)
-            return
-        self._engine = Engine(self.graph.copy(), self._publish, self.descriptor(), self._taps)
-        for node_id, runner in self._engine.runners.items():
-            self.node(node_id).attach(runner)
-        self._engine.start()
-
-    def _start_dora(
-        self, coordinator: str | None, machine: str | None, daemon_port: int | None
-    ) -> None:
-        from .engines.dora import DoraEngine, parse_coordinator
-        from .export import render
-
-        if coordinator is not None:
-            try:
-                parse_coordinator(coordinator)
-            except ValueError as exc:
-                raise DataflowError(f"coordinator: {exc}") from None
-        files = render(self)
-        engine = DoraEngine(
-            self.graph.copy(), files, self._publish, coordinator, machine, daemon_port
-        )
-        for node_id, counts in engine.counts.items():
-            self.node(node_id).attach(counts)  # type: ignore[arg-type]
-        self._engine = engine  # type: ignore[assignment]
-        engine.start()
+        options = {"coordinator": coordinator, "machine": machine, "daemon_port": daemon_port}
+        run = ENGINES[engine](self, **{k: v for k, v in options.items() if v is not None})
+        for node_id, output_id in self._taps:
+            with contextlib.suppress(DataflowError):  # an engine without taps says so in tap()
+                run.tap(node_id, output_id, self._taps[node_id, output_id])
+        for spec in self.graph:
+            self.node(spec.id).attach(run.counters(spec.id))
+        self._engine = run
+        run.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the graph finishes; False if ``timeout`` seconds passed first."""
@@ -385,11 +361,10 @@ class Dataflow:
         key = (node_id, output_id)
         tap = self._taps.get(key)
         if tap is None:
-            tap = self._taps[key] = Tap(n)
-            engine = self._engine
-            if engine is not None and node_id in engine.runners:
-                with engine.lock:
-                    engine.runners[node_id].taps[output_id] = tap
+            tap = Tap(n)
+            if self._engine is not None:
+                self._engine.tap(node_id, output_id, tap)
+            self._taps[key] = tap
         else:
             tap.resize(n)
         if self.running:
@@ -401,20 +376,87 @@ class Dataflow:
         rows = []
         engine = self._engine
         for spec in self.graph:
-            runner = engine.runners.get(spec.id) if engine is not None else None
             for input_id, inp in spec.inputs.items():
-                queue = runner.queues.get(input_id) if runner is not None else None
+                counts = engine.edge(spec.id, input_id) if engine is not None else EdgeCounts()
                 rows.append(
                     {
                         "source": inp.source,
                         "target": spec.id,
                         "input": input_id,
-                        "delivered": queue.received if queue else 0,
-                        "dropped": queue.dropped if queue else 0,
-                        "queued": len(queue.items) if queue else 0,
+                        "delivered": counts.delivered,
+                        "dropped": counts.dropped,
+                        "queued": counts.queued,
                     }
                 )
         return rows
+
+
+def _embedded(flow: Dataflow) -> Engine:
+    return EmbeddedEngine(flow.graph.copy(), flow._publish, NODE_API, flow.descriptor())
+
+
+def _dora(
+    flow: Dataflow,
+    coordinator: str | None = None,
+    machine: str | None = None,
+    daemon_port: int | None = None,
+) -> Engine:
+    from .dora_rs.engine import DoraEngine
+    from .dora_rs.export import render
+
+    files = render(flow.graph, top=flow.descriptor_extra())
+    return DoraEngine(flow.graph.copy(), files, flow._publish, coordinator, machine, daemon_port)
+
+
+#: The engines :meth:`Dataflow.start` knows, by name: each builds one run of a
+#: dataflow's graph (a :class:`~dora_notebook.core.protocol.Engine`).
+ENGINES: dict[str, Callable[..., Engine]] = {"embedded": _embedded, "dora": _dora}
+
+
+def check_start(
+    engine: str,
+    coordinator: str | None = None,
+    machine: str | None = None,
+    daemon_port: int | None = None,
+    *,
+    as_flags: bool = False,
+) -> None:
+    """Refuse start options that do not go together, in one line.
+
+    The one home of these rules, for :meth:`Dataflow.start` and
+    ``%dora_start``; ``as_flags`` names the options as the magic spells them.
+
+    >>> check_start("embedded", coordinator="127.0.0.1:6013")
+    Traceback (most recent call last):
+    dora_notebook.errors.DataflowError: coordinator applies to engine='dora'
+    >>> check_start("dora", machine="alpha", as_flags=True)
+    Traceback (most recent call last):
+    dora_notebook.errors.DataflowError: --machine applies to --engine dora --coordinator HOST:PORT
+    """
+
+    def name(option: str) -> str:
+        return "--" + option.replace("_", "-") if as_flags else option
+
+    dora = "--engine dora" if as_flags else "engine='dora'"
+    if engine not in ENGINES:
+        raise DataflowError(f"unknown engine {engine!r}: use " + " or ".join(map(repr, ENGINES)))
+    if coordinator is not None and engine != "dora":
+        raise DataflowError(f"{name('coordinator')} applies to {dora}")
+    for option, value in (("machine", machine), ("daemon_port", daemon_port)):
+        if value is not None and coordinator is None:
+            # Without a coordinator the run has a daemon of its own: nothing to name.
+            with_coordinator = "--coordinator HOST:PORT" if as_flags else "with a coordinator"
+            raise DataflowError(f"{name(option)} applies to {dora} {with_coordinator}")
+    if daemon_port is not None and not 0 < daemon_port < 65536:
+        colon = ":" if as_flags else ""
+        raise DataflowError(f"{name('daemon_port')}{colon} {daemon_port} is not a port number")
+    if coordinator is not None:
+        from .dora_rs.engine import parse_coordinator
+
+        try:
+            parse_coordinator(coordinator)
+        except ValueError as exc:
+            raise DataflowError(f"{name('coordinator')}: {exc}") from None
 
 
 Inputs = Mapping[str, str | Mapping[str, Any] | InputSpec] | Iterable[str] | None
@@ -458,7 +500,7 @@ def _echo(report: Report) -> None:
     else:
         return
     stamp = time.strftime("%H:%M:%S", time.localtime(report.time))
-    stream = _capture.original("stdout")
+    stream = capture.original("stdout")
     stream.write("".join(f"{stamp} {stdio} {report.node_id}: {line}\n" for line in lines))
     stream.flush()
 

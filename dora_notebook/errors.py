@@ -30,7 +30,7 @@ class NodeError(DataflowError, RuntimeError):
 class PreviewError(DataflowError, ValueError):
     """The payload cannot be shown; the message says why, on one line.
 
-    >>> from dora_notebook.preview import normalize
+    >>> from dora_notebook.preview.normalize import normalize
     >>> normalize(object())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import psutil
 
 from dora_notebook import Dataflow
-from dora_notebook.engines.dora import DoraEngine
+from dora_notebook.dora_rs.engine import DoraEngine
 
 
 def live_descendants() -> list[psutil.Process]:

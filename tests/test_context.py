@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from dora_notebook import Context, Dataflow, DoraStatus
-from dora_notebook.context import PROGRESS_INTERVAL, SESSION_ID, as_arrow
-from dora_notebook.observe import Report
+from dora_notebook.api.context import PROGRESS_INTERVAL, SESSION_ID, as_arrow
+from dora_notebook.core.observe import Report
 
 
 def recorder(log: list) -> type:

@@ -9,7 +9,7 @@ import textwrap
 import dora  # the real dora-rs, a test dependency via the `dora` extra
 
 from dora_notebook import Dataflow
-from dora_notebook.dora_compat import DoraStatus, Node
+from dora_notebook.api.dora import DoraStatus, Node
 
 
 def test_node_code_gets_this_package_while_import_dora_elsewhere_is_real() -> None:
@@ -30,7 +30,7 @@ def test_node_code_gets_this_package_while_import_dora_elsewhere_is_real() -> No
     assert flow.wait(10)
     seen["name"], seen["node"], seen["status"] = builtins.SEEN_DORA  # type: ignore[attr-defined]
     del builtins.SEEN_DORA  # type: ignore[attr-defined]
-    assert seen["name"] == "dora_notebook.dora_compat"
+    assert seen["name"] == "dora_notebook.api.dora"
     assert seen["node"] is Node and seen["status"] is DoraStatus
     assert sys.modules["dora"] is dora and dora.__name__ == "dora"
     assert "site-packages" in (dora.__file__ or "")
@@ -124,7 +124,7 @@ def test_each_node_imports_the_helper_module_beside_it(tmp_path) -> None:
 
 def test_helpers_load_once_per_kernel_until_reset(tmp_path) -> None:
     """A helper edited between runs is seen after ``%dora_reset``, not before."""
-    from dora_notebook import _loader
+    from dora_notebook.core import loader as _loader
 
     (tmp_path / "helpers.py").write_text("WHO = 'old'\n")
     (tmp_path / "show.py").write_text(

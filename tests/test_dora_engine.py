@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.observe import Report
+from dora_notebook.core.observe import Report
 
 from .dora_processes import live_descendants
 
@@ -250,7 +250,7 @@ class Operator:
 
 def test_progress_is_throttled_on_the_way_to_the_kernel_too() -> None:
     """A progress call per message does not become a dora message per message."""
-    from dora_notebook.context import PROGRESS_INTERVAL
+    from dora_notebook.api.context import PROGRESS_INTERVAL
 
     flow = Dataflow(echo=False)
     flow.add_node("src", BURST, outputs=["n"])

@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from dora_notebook import Dataflow, DoraStatus, GraphError
-from dora_notebook._yaml12 import load as load_yaml12
 from dora_notebook.cli import main
-from dora_notebook.export import render, write_files
-from dora_notebook.exported import parse_report
-from dora_notebook.notebook import dataflow_from_notebook
+from dora_notebook.core.yaml12 import load as load_yaml12
+from dora_notebook.dora_rs.export import render, write_files
+from dora_notebook.dora_rs.shim import parse_report
+from dora_notebook.jupyter.notebook import dataflow_from_notebook
 
 from .sessions import run_in_session
 
@@ -219,12 +219,12 @@ def test_layout_descriptor_and_node_files(tmp_path: Path) -> None:
     calc = (out / "calc.py").read_text()
     assert calc.startswith(CALC)
     assert calc.rstrip().endswith(
-        'Operator = dora_notebook.exported.operator(Operator, node_id="calc", '
+        'Operator = dora_notebook.dora_rs.shim.operator(Operator, node_id="calc", '
         'outputs=["tens", "total"])'
     )
     # A node cell: the header after the docstring and __future__ import, then the code.
     src = (out / "src.py").read_text()
-    head, _, rest = src.partition("import dora_notebook.exported\n")
+    head, _, rest = src.partition("import dora_notebook.dora_rs.shim\n")
     assert head.startswith("'''Counts to five.'''\nfrom __future__ import annotations\n")
     assert 'use_context_node(node_id="src", outputs=["n"])' in rest
     lines = SOURCE.splitlines(keepends=True)
@@ -292,7 +292,7 @@ def test_file_names_never_clash_and_never_hide_modules(tmp_path: Path) -> None:
     flow.add_operator("tools", op)  # a module another node imports
     flow.add_operator("Sink", op)  # sink.py, on a case-insensitive file system
     flow.add_node("user", "import tools\n")
-    files = render(flow)
+    files = render(flow.graph)
     descriptor = yaml.safe_load(files["dataflow.yml"])
     names = {n["id"]: n.get("path") or n["operator"]["python"] for n in descriptor["nodes"]}
     assert names == {
@@ -318,7 +318,7 @@ def test_helper_modules_with_one_name_and_two_contents_are_refused(tmp_path: Pat
     flow.add_node("a", Path(tmp_path / "a" / "a.py"))
     flow.add_node("b", Path(tmp_path / "b" / "b.py"))
     with pytest.raises(GraphError, match="node 'a' and node 'b' import different modules"):
-        render(flow)
+        render(flow.graph)
 
 
 # -- determinism ---------------------------------------------------------------------------
@@ -623,8 +623,8 @@ LINES = [
 def test_the_cli_and_the_magics_read_a_line_the_same_way(line: str) -> None:
     from IPython.core.error import UsageError
 
-    from dora_notebook import magic_args
-    from dora_notebook.magics import DoraMagics
+    from dora_notebook.jupyter import arguments as magic_args
+    from dora_notebook.jupyter.magics import DoraMagics
 
     def outcome(parse) -> Any:
         try:

@@ -1,4 +1,4 @@
-"""The context of exported nodes (``dora_notebook.exported``), without dora-rs running.
+"""The context of exported nodes (``dora_notebook.dora_rs.shim``), without dora-rs running.
 
 dora-rs's ``send_output`` and ``Node`` are stood in for by plain Python
 objects; the real thing is exercised in ``test_export.py``.
@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 
 from dora_notebook import Dataflow, DoraStatus
-from dora_notebook.context import PROGRESS_INTERVAL, BaseContext, Context
-from dora_notebook.exported import (
+from dora_notebook.api.context import PROGRESS_INTERVAL, BaseContext, Context
+from dora_notebook.dora_rs.shim import (
     REPORT_PREFIX,
     ContextNode,
     DoraContext,
@@ -363,8 +363,8 @@ def test_on_the_embedded_engine_use_context_node_changes_nothing() -> None:
     flow = Dataflow(echo=False)
     flow.add_node(
         "src",
-        "import dora_notebook.exported\n"
-        "dora_notebook.exported.use_context_node(node_id='src', outputs=['n'])\n"
+        "import dora_notebook.dora_rs.shim\n"
+        "dora_notebook.dora_rs.shim.use_context_node(node_id='src', outputs=['n'])\n"
         "from dora import Node\n"
         "node = Node()\n"
         "node.context.output([7], 'n')\n",

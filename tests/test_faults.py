@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dora_notebook import Dataflow, DoraStatus, magic_args
-from dora_notebook.events import DataTypeError
-from dora_notebook.observe import Report
+from dora_notebook import Dataflow, DoraStatus
+from dora_notebook.core.events import DataTypeError
+from dora_notebook.core.observe import Report
+from dora_notebook.jupyter import arguments as magic_args
 
 # -- helpers ---------------------------------------------------------------------
 

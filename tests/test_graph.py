@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dora_notebook.core.graph import Graph, InputSpec, NodeSpec, Timer, parse_input
 from dora_notebook.errors import GraphError
-from dora_notebook.graph import Graph, InputSpec, NodeSpec, Timer, parse_input
 
 
 def write(tmp_path: Path, name: str, text: str = "") -> Path:

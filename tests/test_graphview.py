@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.graph import Graph, InputSpec, NodeSpec
-from dora_notebook.graphview import (
+from dora_notebook.core.graph import Graph, InputSpec, NodeSpec
+from dora_notebook.jupyter.graphview import (
     STATUS_COLOURS,
     render_dataflow_svg,
     render_svg,

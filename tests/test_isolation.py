@@ -40,10 +40,10 @@ import yaml
 
 import dora_notebook
 from dora_notebook import Dataflow
-from dora_notebook.engines.bridge import BRIDGE_ID, accept_reports, relay_event
-from dora_notebook.engines.dora import REPORTS_OUTPUT, DoraEngine
-from dora_notebook.exported import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
-from dora_notebook.observe import Report
+from dora_notebook.core.observe import Report
+from dora_notebook.dora_rs.bridge import BRIDGE_ID, accept_reports, relay_event
+from dora_notebook.dora_rs.engine import REPORTS_OUTPUT, DoraEngine
+from dora_notebook.dora_rs.shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 
 from .dora_processes import engine_of, wait_for
 
@@ -474,7 +474,7 @@ def test_the_private_folder_holds_no_secret_and_only_the_declared_env(
 SCRIPT = """
 import json, sys
 from dora_notebook import Dataflow
-from dora_notebook.export import export
+from dora_notebook.dora_rs.export import export
 
 SRC = {src!r}
 SINK = {sink!r}
@@ -485,7 +485,7 @@ def graph():
     flow.add_node("sink", SINK, inputs={{"n": "src/n"}})
     return flow
 
-result = {{"exported": [str(p) for p in export(graph(), "exported")]}}
+result = {{"exported": [str(p) for p in export(graph().graph, "exported")]}}
 for engine in ("embedded", "dora"):
     flow = graph()
     flow.start(engine=engine)
@@ -550,7 +550,7 @@ def test_dora_processes_get_no_token_and_write_in_the_private_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The environment of dora's processes: no inherited run settings; temp and uv cache inside."""
-    from dora_notebook.engines._procs import child_env
+    from dora_notebook.dora_rs.procs import child_env
 
     monkeypatch.setenv(TOKEN_ENV, "from-an-outer-run")  # e.g. a kernel started inside a node
     env = child_env(tmp_path)

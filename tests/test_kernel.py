@@ -485,22 +485,22 @@ def test_export_writes_the_graph_and_says_what_it_wrote(kernel: Kernel, tmp_path
 
 def test_core_never_imports_ipython_or_ipywidgets() -> None:
     core = [
-        "graph",
-        "events",
-        "runtime",
-        "node",
-        "context",
-        "preview",
-        "observe",
+        "core.graph",
+        "core.events",
+        "core.engine",
+        "api.node",
+        "api.context",
+        "preview.normalize",
+        "core.observe",
         "dataflow",
-        "render",
-        "graphview",
-        "tap",
+        "preview.mime",
+        "jupyter.graphview",
+        "core.tap",
         "cli",
-        "export",
-        "exported",
-        "magic_args",
-        "notebook",
+        "dora_rs.export",
+        "dora_rs.shim",
+        "jupyter.arguments",
+        "jupyter.notebook",
     ]
     code = (
         "import sys\n"

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.engines._procs import dora_cli, end_session, free_port
+from dora_notebook.core.observe import Report
+from dora_notebook.dora_rs.procs import dora_cli, end_session, free_port
 from dora_notebook.errors import DataflowError
-from dora_notebook.observe import Report
 from tests.kernel import Kernel
 
 pytestmark = [

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from dora_notebook.errors import DataflowError
-from dora_notebook.preview import (
+from dora_notebook.preview.normalize import (
     DOTS,
     HEAD,
     KNOWN_TYPES,
@@ -548,7 +548,7 @@ def test_no_pyplot_or_ipython_is_imported():
     code = textwrap.dedent(
         """
         import sys
-        import dora_notebook.preview as preview
+        import dora_notebook.preview.normalize as preview
         assert "matplotlib" not in sys.modules
         from matplotlib.figure import Figure
         fig = Figure(figsize=(1, 1), dpi=10)

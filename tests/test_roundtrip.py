@@ -426,7 +426,7 @@ def test_export_reload_export_gives_identical_files(
     the first one said something about the graph's origin, such as its
     header comment saying that node files written from cells need
     dora-notebook installed: those reloaded files are still the cells' files
-    and still import ``dora_notebook.exported``, so the note remains true and
+    and still import ``dora_notebook.dora_rs.shim``, so the note remains true and
     must stay.
     """
     monkeypatch.chdir(prepare(tmp_path / "work"))

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from dora_notebook import Dataflow, DoraStatus, NodeError
-from dora_notebook.runtime import Report
+from dora_notebook.core.engine import Report
 
 
 def collect(flow: Dataflow, kind: str | None = None) -> list[Report]:

@@ -1,0 +1,1 @@
+"""What node code sees: ``Node``, the ``dora`` module, and the oocana-style context."""

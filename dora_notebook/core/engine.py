@@ -1,0 +1,689 @@
+"""The embedded engine: one process, one runtime thread for the operators, one
+thread per custom node, one timer thread.
+
+Messages move by reference: the Arrow array a node sends is the very object
+its receivers get. Each input has a bounded queue that drops its oldest
+message when full, as dora does, and counts the drop. Nothing is delivered
+before every node is ready (operators built, custom nodes holding a
+``Node()``), so a fast source cannot outrun a slow starter.
+
+The engine is driven through :class:`~dora_notebook.dataflow.Dataflow`; tests
+of the lifecycle go through that API too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import NodeError
+from . import capture
+from .clock import Clock
+from .events import (
+    Event,
+    check_metadata,
+    error_event,
+    reload_event,
+    status_value,
+    to_arrow,
+    utcnow,
+)
+from .graph import Graph, NodeSpec, Timer
+from .loader import load_module, load_operator_class
+from .observe import Report
+from .protocol import EdgeCounts
+from .rewire import rewire
+from .runner import (
+    InputQueue,
+    Message,
+    NodeApi,
+    Runner,
+    StopRequested,
+    bind_runner,
+    closed_marker,
+)
+from .tap import Tap
+
+__all__ = ["EmbeddedEngine"]
+
+# A timer tick carries no data; dora sends an empty null array.
+_EMPTY = pa.array([], type=pa.null())
+
+
+class EmbeddedEngine:
+    """Runs one :class:`~dora_notebook.core.graph.Graph` once, in this process.
+
+    ``report`` is called (from any engine thread) with every :class:`Report`;
+    ``api`` supplies what node code sees (:mod:`dora_notebook.api`). It
+    implements :class:`~dora_notebook.core.protocol.Engine`.
+    """
+
+    name = "embedded"
+    #: What :meth:`stop` does to a node that does not stop in time.
+    stuck_fate = "interrupted"
+
+    def __init__(
+        self,
+        graph: Graph,
+        report: Callable[[Report], None],
+        api: NodeApi,
+        descriptor: dict[str, Any] | None = None,
+    ) -> None:
+        graph.validate()
+        self.graph = graph
+        self.descriptor = descriptor if descriptor is not None else graph.to_descriptor()
+        self.job_id = uuid.uuid4().hex
+        self.lock = threading.Lock()
+        self._report = report
+        self.api = api
+        self._seq = itertools.count()
+        self.runners = {spec.id: Runner(self, spec) for spec in graph}
+        self._operators = [r for r in self.runners.values() if r.spec.kind == "operator"]
+        self._timers: dict[str, list[tuple[Runner, InputQueue]]] = {}
+        for runner in self.runners.values():
+            for input_id, spec in runner.spec.inputs.items():
+                route = (runner, runner.queues[input_id])
+                if spec.is_timer:
+                    self._timers.setdefault(spec.timer.spec, []).append(route)
+                else:
+                    self.runners[spec.source_node].routes[spec.source_output].append(route)
+        self._ready_ops: deque[Runner] = deque()
+        self._reloads: deque[tuple[Runner, NodeSpec, Future[str | None]]] = deque()
+        self._runtime_cond = threading.Condition(self.lock)
+        self._runtime_waiting = False
+        self._unready = len(self.runners)
+        self.all_ready = threading.Event()
+        self.done = threading.Event()
+        self._stopping = threading.Event()
+        self._current_op: Runner | None = None
+        # Timer ticks and throttled progress flushes run on the clock's thread.
+        self.clock = Clock(self.job_id[:8])
+        self._threads: list[threading.Thread] = []
+        self.started_at: float | None = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every thread and return at once."""
+        self.started_at = time.time()
+        capture.install()
+        threads = [
+            threading.Thread(
+                target=self._run_operators, daemon=True, name=f"dora-runtime-{self.job_id[:8]}"
+            )
+        ]
+        for runner in self.runners.values():
+            if runner.spec.kind == "node":
+                runner.thread = threading.Thread(
+                    target=self._run_node,
+                    args=(runner,),
+                    daemon=True,
+                    name=f"dora-node-{runner.id}",
+                )
+                threads.append(runner.thread)
+        self._threads = threads
+        self.clock.start()
+        for runner in self.runners.values():
+            self._set_status(runner, "running")
+        if not self.runners:
+            self._finish_run()
+        for thread in threads:
+            thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every node has finished; False if ``timeout`` passed first."""
+        return self.done.wait(timeout)
+
+    # -- what the Dataflow asks of every engine (core.protocol.Engine) -------------
+
+    def live(self, node_id: str) -> bool:
+        runner = self.runners.get(node_id)
+        return runner is not None and not runner.finished
+
+    def counters(self, node_id: str) -> Runner | None:
+        return self.runners.get(node_id)
+
+    def tap(self, node_id: str, output_id: str, tap: Tap) -> None:
+        runner = self.runners.get(node_id)
+        if runner is not None:
+            with self.lock:
+                runner.taps[output_id] = tap
+
+    def edge(self, node_id: str, input_id: str) -> EdgeCounts:
+        runner = self.runners.get(node_id)
+        queue = runner.queues.get(input_id) if runner is not None else None
+        if queue is None:
+            return EdgeCounts()
+        return EdgeCounts(queue.received, queue.dropped, len(queue.items))
+
+    def request_stop(self) -> None:
+        """Ask every node to stop (``STOP`` with id ``MANUAL``) without waiting."""
+        with self.lock:
+            self._request_stop_locked()
+
+    def _request_stop_locked(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        # Release nodes still waiting in Node() for the others to be ready.
+        self.all_ready.set()
+        for runner in self.runners.values():
+            if not runner.finished and runner.stop_reason is None:
+                runner.stop_reason = "MANUAL"
+            self.wake(runner)
+        self._runtime_cond.notify_all()
+
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """Stop the graph; return within ``timeout`` seconds.
+
+        Returns the ids of nodes that did not stop by themselves; their code
+        got a :class:`StopRequested` exception and they are marked failed.
+        """
+        start = time.monotonic()
+        self.request_stop()
+        self._join(start + timeout * 0.5)
+        stuck = [r for r in self.runners.values() if not r.finished]
+        if not stuck:
+            self._join(start + timeout * 0.9)
+            self.clock.stop(max(0.0, start + timeout - time.monotonic()))
+            return []
+        for runner in stuck:
+            self._interrupt(runner)
+        self._join(start + timeout * 0.9)
+        names = [r.id for r in stuck]
+        with self.lock:
+            for runner in stuck:
+                if not runner.finished:
+                    self._fail(runner, f"did not stop within {timeout:g} s")
+            self._maybe_done()
+        self.clock.stop(max(0.0, start + timeout - time.monotonic()))
+        return names
+
+    def _join(self, deadline: float) -> None:
+        for thread in self._threads:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if thread is not threading.current_thread():
+                thread.join(remaining)
+
+    def _interrupt(self, runner: Runner) -> None:
+        """Raise StopRequested in the thread running ``runner``'s code."""
+        if runner.spec.kind == "operator":
+            if self._current_op is not runner:
+                return
+            thread = self._threads[0]
+        else:
+            thread = runner.thread
+        if thread is None or thread.ident is None or not thread.is_alive():
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(StopRequested)
+        )
+
+    # -- bookkeeping (lock held) ---------------------------------------------
+
+    def next_seq(self) -> int:
+        """The next number in the engine's arrival order (messages and close markers)."""
+        return next(self._seq)
+
+    def wake(self, runner: Runner) -> None:
+        if runner.is_operator:
+            if not runner.scheduled and self.all_ready.is_set():
+                runner.scheduled = True
+                self._ready_ops.append(runner)
+                if self._runtime_waiting:
+                    self._runtime_cond.notify()
+        elif runner.waiting:
+            runner.cond.notify()
+
+    def _set_status(self, runner: Runner, status: str) -> None:
+        runner.status = status
+        self.emit(runner.id, "status", status)
+
+    def emit(self, node_id: str, kind: str, data: Any) -> None:
+        try:
+            self._report(Report(node_id, kind, data, time.time()))
+        except Exception:  # a broken observer must not break the graph
+            traceback.print_exc()
+
+    def _mark_ready(self, runner: Runner) -> None:
+        if runner.ready:
+            return
+        runner.ready = True
+        self._unready -= 1
+        if self._unready == 0:
+            self.all_ready.set()
+            self._start_timers()
+            for op in self._operators:
+                if op.has_event():
+                    self.wake(op)
+            self._runtime_cond.notify_all()
+
+    def _close_outputs(self, runner: Runner) -> None:
+        for routes in runner.routes.values():
+            for target, queue in routes:
+                target.push(queue, closed_marker(self))
+
+    def _finish(self, runner: Runner) -> None:
+        if runner.finished:
+            return
+        runner.finished = True
+        runner.clear()
+        self._close_outputs(runner)
+        runner.sink.flush()
+        runner.context.flush_progress()  # the last progress precedes the final status
+        self._set_status(runner, "failed" if runner.error is not None else "finished")
+        self._maybe_done()
+
+    def _fail(self, runner: Runner, error: str) -> None:
+        self._error(runner, error)
+        self._finish(runner)
+
+    def _error(self, runner: Runner, error: str) -> None:
+        runner.error = error
+        self.emit(runner.id, "error", error)
+        if runner.status != "failed":
+            self._set_status(runner, "failed")
+
+    def node_error(self, runner: Runner, error: str) -> None:
+        """A node reported an error: it is marked failed but keeps running."""
+        with self.lock:
+            self._error(runner, error)
+
+    def finish_node(self, runner: Runner) -> None:
+        """The node said it is done (oocana's ``done``): close its outputs."""
+        with self.lock:
+            self._finish(runner)
+
+    def _maybe_done(self) -> None:
+        if all(r.finished for r in self.runners.values()):
+            self._finish_run()
+
+    def _finish_run(self) -> None:
+        if not self.done.is_set():
+            self._stopping.set()
+            self.clock.cancel()
+            self.done.set()
+            self._runtime_cond.notify_all()
+            capture.uninstall()
+
+    # -- sending -------------------------------------------------------------
+
+    def send(
+        self,
+        runner: Runner,
+        output_id: str,
+        data: object,
+        metadata: dict[str, Any] | None = None,
+        convert: bool = True,
+    ) -> None:
+        """``send_output`` of ``runner``: validate, then queue on every subscriber.
+
+        ``convert=False`` sends ``data`` as it is (the context's by-reference outputs).
+        """
+        routes = runner.routes.get(output_id)
+        if routes is None:
+            declared = ", ".join(sorted(runner.routes)) or "none"
+            raise NodeError(
+                f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
+            )
+        value = to_arrow(data) if convert else data
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+        try:
+            meta = check_metadata(metadata)
+        except (TypeError, OverflowError) as exc:
+            if not runner.is_operator or isinstance(exc, NodeError):
+                raise
+            # dora's operator callback reports a refused value as a RuntimeError.
+            raise NodeError(str(exc)) from exc
+        # As in dora, a forwarded timestamp is kept: it dates the original input.
+        if "timestamp" not in meta:
+            meta["timestamp"] = utcnow()
+        with self.lock:
+            if runner.finished:
+                return
+            runner.sent += 1
+            if runner.taps:
+                tap = runner.taps.get(output_id)
+                if tap is not None:
+                    tap.record(value, meta)
+            if routes:
+                seq = next(self._seq)
+                if len(routes) == 1:
+                    target, queue = routes[0]
+                    target.push(queue, Message(value, meta, seq))
+                else:
+                    # Receivers share the value but each gets its own metadata dict.
+                    for target, queue in routes:
+                        target.push(queue, Message(value, dict(meta), seq))
+
+    # -- the runtime thread --------------------------------------------------
+
+    def _run_operators(self) -> None:
+        for runner in self._operators:
+            self._build_operator(runner)
+        with self.lock:
+            for runner in self._operators:
+                self._mark_ready(runner)
+            # An operator without inputs never gets an event: it is done.
+            for runner in self._operators:
+                if not runner.queues and not runner.finished:
+                    self._finish(runner)
+        self.all_ready.wait()
+        runner: Runner | None = None
+        event: Event | None = None
+        status: int | None = None
+        reloaded: Future[str | None] | None = None
+        while True:
+            try:
+                with self.lock:
+                    if runner is not None:
+                        self._settle(runner, event, status)
+                        runner = None
+                    if reloaded is not None:
+                        reloaded.set_result(None)
+                        reloaded = None
+                    if self._reloads:
+                        request = self._reloads.popleft()
+                    else:
+                        request = None
+                        runner, event = self._next_operator_event()
+                        if runner is None:
+                            if self._reloads:
+                                continue
+                            return
+                        self._current_op = runner
+                if request is not None:
+                    runner, event, reloaded = self._reload_operator(*request)
+                    if runner is None:
+                        continue
+                status = self._dispatch(runner, event)
+            except StopRequested:
+                # stop() interrupts a stuck operator; this one already returned.
+                continue
+
+    def _next_operator_event(self) -> tuple[Runner | None, Event | None]:
+        """The next operator and event to dispatch; (None, None) when all are done."""
+        while True:
+            while not self._ready_ops:
+                if self._reloads:
+                    return None, None
+                if self.done.is_set() or all(r.finished for r in self._operators):
+                    return None, None
+                self._runtime_waiting = True
+                self._runtime_cond.wait()
+                self._runtime_waiting = False
+            runner = self._ready_ops.popleft()
+            runner.scheduled = False
+            if not runner.finished:
+                event = runner.take()
+                if event is not None:
+                    return runner, event
+
+    def _settle(self, runner: Runner, event: Event | None, status: int | None) -> None:
+        """After ``on_event`` returned ``status`` (None if it raised): finish or go on."""
+        self._current_op = None
+        if status is not None and event is not None:
+            kind = event["type"]
+            last_close = kind == "INPUT_CLOSED" and runner.open_inputs == 0
+            if status != 0 or kind == "STOP" or last_close:
+                self._finish(runner)
+            if status == 2:
+                self._request_stop_locked()
+        if not runner.finished and runner.has_event():
+            self.wake(runner)
+
+    def _build_operator(self, runner: Runner) -> None:
+        capture.current.sink = runner.sink
+        try:
+            cls = load_operator_class(runner.spec, self.api.dora)
+            runner.instance = cls()
+        except StopRequested:
+            with self.lock:
+                self._fail(runner, "did not stop while starting")
+        except BaseException:
+            with self.lock:
+                self._fail(runner, _format_exc())
+        finally:
+            capture.current.sink = None
+
+    def _dispatch(self, runner: Runner, event: Event) -> int | None:
+        """Call ``on_event``; return its status, or None if it raised (node failed)."""
+        local = capture.current
+        local.sink = runner.sink
+        try:
+            return status_value(runner.instance.on_event(event, runner.context))
+        except StopRequested:
+            error = f"did not stop: interrupted while handling {event['type']} {event.get('id')!r}"
+        except BaseException:
+            error = _format_exc()
+        finally:
+            local.sink = None
+        with self.lock:
+            self._fail(runner, error)
+        return None
+
+    # -- hot redefinition ------------------------------------------------------
+
+    def reload(self, spec: NodeSpec) -> Future[str | None]:
+        """Swap node ``spec.id`` for a new definition while the graph runs.
+
+        The future gives None once the new version runs, or the reason it
+        does not (the running version then keeps running). Queued messages
+        and counters carry over; changed inputs and outputs are rewired.
+        """
+        future: Future[str | None] = Future()
+        runner = self.runners[spec.id]
+        with self.lock:
+            if runner.finished or self.done.is_set():
+                future.set_result(
+                    f"node {spec.id!r} has {runner.status}; stop and start the dataflow to run "
+                    "the new version"
+                )
+            elif spec.kind != runner.spec.kind:
+                future.set_result(
+                    f"node {spec.id!r} changed from {runner.spec.kind} to {spec.kind}; "
+                    "stop and start the dataflow to run it"
+                )
+            elif runner.is_operator:
+                self._reloads.append((runner, spec, future))
+                if self._runtime_waiting:
+                    self._runtime_cond.notify()
+        if not future.done() and not runner.is_operator:
+            threading.Thread(
+                target=self._reload_node,
+                args=(runner, spec, future),
+                name=f"dora-reload-{spec.id}",
+                daemon=True,
+            ).start()
+        return future
+
+    def _reload_operator(
+        self, runner: Runner, spec: NodeSpec, future: Future[str | None]
+    ) -> tuple[Runner | None, Event | None, Future[str | None] | None]:
+        """On the runtime thread: build the new operator, then hand back its RELOAD event."""
+        capture.current.sink = runner.sink
+        try:
+            new = load_operator_class(spec, self.api.dora)()
+        except BaseException:
+            error = _format_exc()
+            self.emit(
+                runner.id,
+                "warning",
+                f"the new version failed; the previous one keeps running\n{error}",
+            )
+            future.set_result(error)
+            return None, None, None
+        finally:
+            capture.current.sink = None
+        # dora's hot reload: the old instance's attributes carry over.
+        new.__dict__.update(getattr(runner.instance, "__dict__", {}))
+        with self.lock:
+            if runner.finished:
+                future.set_result(f"node {runner.id!r} finished while it was being reloaded")
+                return None, None, None
+            rewire(self, runner, spec)
+            runner.instance = new
+            self._current_op = runner
+        return runner, reload_event(runner.id), future
+
+    def _reload_node(self, runner: Runner, spec: NodeSpec, future: Future[str | None]) -> None:
+        """Stop the node's running script, then run the new one on the same queues."""
+        try:
+            compile(spec.source or "", spec.code_name(), "exec")
+        except SyntaxError:
+            future.set_result(_format_exc())
+            return
+        with self.lock:
+            runner.reloading = True
+            if runner.stop_reason is None:
+                runner.stop_reason = "MANUAL"
+            self.wake(runner)
+        old = runner.thread
+        if old is not None:
+            old.join(1.5)
+            if old.is_alive():
+                self._interrupt(runner)
+                old.join(0.5)
+        with self.lock:
+            runner.reloading = False
+            if old is not None and old.is_alive():
+                future.set_result(f"the running version of {runner.id!r} did not stop")
+                return
+            if runner.finished:
+                future.set_result(f"node {runner.id!r} finished while it was being reloaded")
+                return
+            runner.stop_reason = None
+            runner.stop_delivered = False
+            rewire(self, runner, spec)
+            runner.thread = threading.Thread(
+                target=self._run_node, args=(runner,), daemon=True, name=f"dora-node-{runner.id}"
+            )
+            self._threads.append(runner.thread)
+            runner.thread.start()
+        future.set_result(None)
+
+    # -- custom-node threads -------------------------------------------------
+
+    def _run_node(self, runner: Runner) -> None:
+        capture.current.sink = runner.sink
+        bind_runner(runner)
+        error: str | None = None
+        try:
+            if runner.spec.obj is not None:
+                runner.spec.obj()
+            else:
+                load_module(runner.spec, self.api.dora, as_main=True)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                error = f"exited with code {exc.code}"
+        except StopRequested:
+            error = "did not stop: interrupted"
+        except BaseException:
+            error = _format_exc()
+        finally:
+            capture.current.sink = None
+            bind_runner(None)
+        with self.lock:
+            if runner.reloading:
+                return  # the new version takes over this node's queues
+            self._mark_ready(runner)
+            if error is not None:
+                self._fail(runner, error)
+            else:
+                self._finish(runner)
+
+    def node_ready(self, runner: Runner) -> None:
+        """Called by ``Node()``: block until every node is ready."""
+        with self.lock:
+            self._mark_ready(runner)
+        self.all_ready.wait()
+
+    def next_event(self, runner: Runner, timeout: float | None) -> Event | None:
+        """``Node.next``: the next event, an ERROR event on timeout, None at the end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            while True:
+                event = runner.take()
+                if event is not None:
+                    return event
+                if runner.stop_delivered or runner.finished:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return error_event(
+                        f"Timeout event stream error: Receiver timed out after {timeout} s"
+                    )
+                runner.waiting = True
+                try:
+                    runner.cond.wait(remaining)
+                finally:
+                    runner.waiting = False
+
+    # -- timers ----------------------------------------------------------------
+
+    def _start_timers(self) -> None:
+        """Schedule every timer's first tick (when all nodes are ready)."""
+        for spec, targets in self._timers.items():
+            self._schedule_timer(spec, targets)
+
+    def _schedule_timer(self, spec: str, targets: list[tuple[Runner, InputQueue]]) -> None:
+        interval = Timer.parse(spec).interval
+        due = time.monotonic() + interval
+        self.clock.call_at(due, self._ticker(targets, due, interval))
+
+    def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]:
+        """The subscribers of timer ``spec``, made (and ticking) if new. Lock held."""
+        targets = self._timers.get(spec)
+        if targets is None:
+            targets = self._timers[spec] = []
+            if self.all_ready.is_set():
+                self._schedule_timer(spec, targets)
+        return targets
+
+    def _ticker(
+        self, targets: list[tuple[Runner, InputQueue]], due: float, interval: float
+    ) -> Callable[[], None]:
+        def tick() -> None:
+            if self._stopping.is_set():
+                return
+            with self.lock:
+                now, seq = utcnow(), next(self._seq)
+                for target, queue in targets:
+                    target.push(queue, Message(_EMPTY, {"timestamp": now}, seq))
+            nxt = _next_due(due, interval)
+            self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
+
+        return tick
+
+
+def _next_due(due: float, interval: float) -> float:
+    nxt = due + interval
+    now = time.monotonic()
+    # Skip ticks missed while the machine was busy rather than bursting them.
+    return nxt if nxt > now else now + interval
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _format_exc() -> str:
+    """The current exception's traceback without the engine's own frames."""
+    exc_type, exc, tb = sys.exc_info()
+    while tb is not None and os.path.dirname(tb.tb_frame.f_code.co_filename) == _PACKAGE_DIR:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(exc_type, exc, tb)).rstrip()

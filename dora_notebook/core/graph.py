@@ -1,0 +1,592 @@
+"""The dataflow model: nodes, their inputs and outputs, timers, validation,
+and dora-rs YAML descriptors in and out.
+
+Nothing here runs code; it only describes a graph and refuses invalid ones
+with one :class:`~dora_notebook.errors.GraphError` naming the node and field.
+
+>>> g = Graph()
+>>> g.add(NodeSpec("tick", "node", source="pass", outputs=["out"]))
+>>> g.add(NodeSpec("sink", "operator", source="class Operator: pass",
+...                inputs={"x": InputSpec("x", "tick/out")}))
+>>> g.validate()
+>>> g["sink"].inputs["x"].source_node
+'tick'
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..errors import GraphError
+from .yaml12 import load as load_yaml12
+
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "Graph",
+    "InputSpec",
+    "NodeSpec",
+    "Timer",
+    "check_data_id",
+    "check_node_id",
+    "parse_input",
+    "parse_timer",
+]
+
+#: dora-rs's default input queue length.
+DEFAULT_QUEUE_SIZE = 10
+
+NodeKind = Literal["operator", "node"]
+
+# Like dora's ids, but stricter about dots so that an id can never name a
+# parent folder when it becomes a file name on export.
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_TIMER_UNITS = {"millis": 1e-3, "secs": 1.0, "hz": None}
+
+# Keys of a dora-rs 1.1 node that the embedded engine accepts. Those it does
+# not use itself are kept so that a loaded descriptor writes back unchanged.
+_NODE_KEYS = {
+    "id",
+    "name",
+    "description",
+    "path",
+    "path_sha256",
+    "args",
+    "env",
+    "operators",
+    "operator",
+    "ros2",
+    "outputs",
+    "output_types",
+    "output_framing",
+    "inputs",
+    "input_types",
+    "output_metadata",
+    "pattern",
+    "send_stdout_as",
+    "send_logs_as",
+    "min_log_level",
+    "max_log_size",
+    "max_rotated_files",
+    "build",
+    "git",
+    "hub",
+    "branch",
+    "tag",
+    "rev",
+    "restart_policy",
+    "shared_memory_pool_size",
+    "max_restarts",
+    "restart_delay",
+    "max_restart_delay",
+    "restart_window",
+    "health_check_timeout",
+    "finish_grace_secs",
+    "module",
+    "params",
+    "cpu_affinity",
+    "deploy",
+    "startup_timeout",
+}
+_OPERATOR_KEYS = {
+    "id",
+    "name",
+    "description",
+    "python",
+    "inputs",
+    "outputs",
+    "build",
+    "send_stdout_as",
+}
+_TOP_KEYS = {
+    "nodes",
+    "deploy",
+    "debug",
+    "health_check_interval",
+    "strict_types",
+    "exit_when_nodes_finish",
+    "type_rules",
+    "env",
+}
+# Node keys the engine interprets; the rest travel in NodeSpec.extra.
+_INTERPRETED = {"id", "path", "args", "env", "inputs", "outputs", "operator"}
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A dora timer source such as ``dora/timer/millis/100``.
+
+    >>> Timer.parse("dora/timer/hz/50").interval
+    0.02
+    """
+
+    unit: str
+    amount: int
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two ticks."""
+        scale = _TIMER_UNITS[self.unit]
+        return 1.0 / self.amount if scale is None else self.amount * scale
+
+    @property
+    def spec(self) -> str:
+        return f"dora/timer/{self.unit}/{self.amount}"
+
+    @classmethod
+    def parse(cls, text: str) -> Timer:
+        """Parse a timer spec; raise ``ValueError`` with the reason if it is bad."""
+        parts = text.split("/")
+        if len(parts) != 4 or parts[:2] != ["dora", "timer"]:
+            raise ValueError(f"{text!r} is not a timer (use dora/timer/millis|secs|hz/N)")
+        unit, amount = parts[2], parts[3]
+        if unit not in _TIMER_UNITS:
+            raise ValueError(
+                f"unknown timer unit {unit!r} in {text!r} "
+                "(use dora/timer/millis/N, dora/timer/secs/N or dora/timer/hz/N)"
+            )
+        if not amount.isdigit() or int(amount) <= 0:
+            raise ValueError(f"timer {text!r} needs a positive whole number, not {amount!r}")
+        return cls(unit, int(amount))
+
+
+def parse_timer(text: str) -> Timer:
+    """Shorthand for :meth:`Timer.parse`."""
+    return Timer.parse(text)
+
+
+@dataclass
+class InputSpec:
+    """One input of a node: where it comes from and how long its queue is."""
+
+    input_id: str
+    source: str
+    queue_size: int | None = None
+
+    @property
+    def is_timer(self) -> bool:
+        return self.source.startswith("dora/")
+
+    @property
+    def timer(self) -> Timer:
+        return Timer.parse(self.source)
+
+    @property
+    def source_node(self) -> str:
+        return self.source.split("/", 1)[0]
+
+    @property
+    def source_output(self) -> str:
+        return self.source.split("/", 1)[1] if "/" in self.source else ""
+
+    @property
+    def capacity(self) -> int:
+        return DEFAULT_QUEUE_SIZE if self.queue_size is None else self.queue_size
+
+    def to_yaml(self) -> str | dict[str, Any]:
+        if self.queue_size is None:
+            return self.source
+        return {"source": self.source, "queue_size": self.queue_size}
+
+
+@dataclass
+class NodeSpec:
+    """A node of the graph.
+
+    ``kind`` is ``"operator"`` (a module defining ``class Operator``, run on the
+    runtime thread) or ``"node"`` (a custom-node script, run in its own thread).
+    Its code comes from exactly one of ``source`` (Python text), ``path`` (a
+    file) or ``obj`` (an ``Operator`` class, or a callable run as the node).
+    """
+
+    id: str
+    kind: NodeKind
+    inputs: dict[str, InputSpec] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    source: str | None = None
+    path: Path | None = None
+    obj: Any = None
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    machine: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def code_name(self) -> str:
+        """Where the code comes from, for messages and tracebacks."""
+        if self.path is not None:
+            return str(self.path)
+        return f"<dora {self.kind} {self.id}>"
+
+
+def check_node_id(node_id: object, where: str = "node id") -> str:
+    """Return ``node_id`` if it is a valid id, else raise :class:`GraphError`.
+
+    >>> check_node_id("../etc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dora_notebook.errors.GraphError: invalid node id '../etc': use letters, digits, ...
+    """
+    if not isinstance(node_id, str) or not _ID_RE.match(node_id):
+        raise GraphError(
+            f"invalid {where} {node_id!r}: use letters, digits, '_', '-' and single dots "
+            "(no '/', '\\' or '..')"
+        )
+    if node_id == "dora":
+        raise GraphError("invalid node id 'dora': it is reserved for dora's timers")
+    return node_id
+
+
+def check_data_id(data_id: object, node_id: str, field_name: str) -> str:
+    """Validate an input or output id of ``node_id``."""
+    if not isinstance(data_id, str) or not _ID_RE.match(data_id):
+        raise GraphError(
+            f"node {node_id!r}: {field_name}: invalid id {data_id!r} "
+            "(use letters, digits, '_', '-' and single dots)"
+        )
+    return data_id
+
+
+def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
+    """Build an :class:`InputSpec` from the short or long YAML form."""
+    where = f"node {node_id!r}: inputs.{input_id}"
+    check_data_id(input_id, node_id, "inputs")
+    queue_size: int | None = None
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"source", "queue_size"}
+        if unknown:
+            raise GraphError(f"{where}: unknown key(s) {sorted(unknown)} (use source, queue_size)")
+        if "source" not in value:
+            raise GraphError(f"{where}: the long form needs a 'source'")
+        raw_size = value.get("queue_size")
+        if raw_size is not None:
+            if isinstance(raw_size, bool) or not isinstance(raw_size, int) or raw_size < 1:
+                raise GraphError(
+                    f"{where}: queue_size must be a whole number >= 1, not {raw_size!r}"
+                )
+            queue_size = raw_size
+        value = value["source"]
+    if not isinstance(value, str) or not value:
+        raise GraphError(f"{where}: a source is 'node/output' or a dora timer, not {value!r}")
+    spec = InputSpec(input_id, value, queue_size)
+    if spec.is_timer:
+        try:
+            spec.timer  # noqa: B018 - parsing is the check
+        except ValueError as exc:
+            raise GraphError(f"{where}: {exc}") from None
+    elif value.count("/") != 1 or not all(value.split("/")):
+        raise GraphError(f"{where}: source {value!r} must be 'node/output' or a dora timer")
+    return spec
+
+
+class Graph:
+    """An ordered set of :class:`NodeSpec`, keyed by node id."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, NodeSpec] = {}
+
+    def __iter__(self) -> Iterator[NodeSpec]:
+        return iter(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __getitem__(self, node_id: str) -> NodeSpec:
+        return self._nodes[node_id]
+
+    def add(self, spec: NodeSpec, replace: bool = False) -> None:
+        """Add ``spec``; a second node with the same id is refused unless ``replace``."""
+        check_node_id(spec.id)
+        if spec.id in self._nodes and not replace:
+            raise GraphError(f"duplicate node id {spec.id!r}")
+        self._check_node(spec)
+        self._nodes[spec.id] = spec
+
+    def remove(self, node_id: str) -> None:
+        del self._nodes[node_id]
+
+    def clear(self) -> None:
+        self._nodes.clear()
+
+    def copy(self) -> Graph:
+        """A copy whose specs can change without touching this graph."""
+        other = Graph()
+        other._nodes = {k: copy.copy(v) for k, v in self._nodes.items()}
+        return other
+
+    @staticmethod
+    def _check_node(spec: NodeSpec) -> None:
+        if spec.kind not in ("operator", "node"):
+            raise GraphError(f"node {spec.id!r}: kind must be 'operator' or 'node'")
+        given = [x is not None for x in (spec.source, spec.path, spec.obj)]
+        if sum(given) != 1:
+            raise GraphError(f"node {spec.id!r}: give exactly one of source, path or obj")
+        seen: set[str] = set()
+        for output in spec.outputs:
+            check_data_id(output, spec.id, "outputs")
+            if output in seen:
+                raise GraphError(f"node {spec.id!r}: outputs: {output!r} is listed twice")
+            seen.add(output)
+        for input_id, inp in spec.inputs.items():
+            if input_id != inp.input_id:
+                raise GraphError(f"node {spec.id!r}: inputs.{input_id}: id mismatch")
+            parse_input(spec.id, input_id, inp.to_yaml())
+        if spec.path is not None and not Path(spec.path).is_file():
+            field_name = "operator.python" if spec.kind == "operator" else "path"
+            raise GraphError(
+                f"node {spec.id!r}: {field_name}: file {str(spec.path)!r} does not exist"
+            )
+
+    def validate(self) -> None:
+        """Check that every input names an existing node and output.
+
+        Raises :class:`GraphError` with the first problem found.
+        """
+        for spec in self:
+            self._check_node(spec)
+            for inp in spec.inputs.values():
+                if inp.is_timer:
+                    continue
+                where = f"node {spec.id!r}: inputs.{inp.input_id}"
+                source = self._nodes.get(inp.source_node)
+                if source is None:
+                    raise GraphError(f"{where}: unknown source node {inp.source_node!r}")
+                if inp.source_output not in source.outputs:
+                    declared = ", ".join(source.outputs) or "none"
+                    raise GraphError(
+                        f"{where}: node {inp.source_node!r} has no output "
+                        f"{inp.source_output!r} (declared: {declared})"
+                    )
+
+    # -- dora YAML ---------------------------------------------------------
+
+    def to_descriptor(self, file_for: Callable[[NodeSpec], str] | None = None) -> dict[str, Any]:
+        """The graph as a dora-rs descriptor mapping.
+
+        ``file_for(spec)`` names the file of a node defined from source or an
+        object; by default ``<id>.py``.
+        """
+        nodes = []
+        for spec in self:
+            if spec.path is not None and file_for is None:
+                filename = str(spec.path)
+            else:
+                filename = file_for(spec) if file_for else f"{spec.id}.py"
+            entry: dict[str, Any] = {"id": spec.id}
+            body: dict[str, Any] = {}
+            if spec.inputs:
+                body["inputs"] = {k: v.to_yaml() for k, v in spec.inputs.items()}
+            if spec.outputs:
+                body["outputs"] = list(spec.outputs)
+            if spec.kind == "operator":
+                entry["operator"] = {"python": filename, **body}
+            else:
+                entry["path"] = filename
+                if spec.args:
+                    # dora splits args like a shell: quote what needs it.
+                    entry["args"] = shlex.join(spec.args)
+                entry.update(body)
+            if spec.env:
+                entry["env"] = dict(spec.env)
+            if spec.machine is not None:
+                entry["deploy"] = {"machine": spec.machine}
+            for key, value in spec.extra.items():
+                entry.setdefault(key, value)
+            nodes.append(entry)
+        return {"nodes": nodes}
+
+    def to_yaml(self, file_for: Callable[[NodeSpec], str] | None = None) -> str:
+        return yaml.safe_dump(self.to_descriptor(file_for), sort_keys=False)
+
+    @classmethod
+    def from_descriptor(cls, descriptor: object, base_dir: Path | str = ".") -> Graph:
+        """Build a graph from a parsed dora descriptor; paths resolve against ``base_dir``."""
+        graph = cls()
+        for spec in specs_from_descriptor(descriptor, Path(base_dir)):
+            graph.add(spec)
+        graph.validate()
+        return graph
+
+
+def load_yaml_text(text: str, where: str = "descriptor") -> object:
+    """Parse YAML text, turning parser errors into one-line :class:`GraphError`."""
+    try:
+        return load_yaml12(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise GraphError(f"{where}:{line}: invalid YAML: {problem}") from None
+
+
+def specs_from_descriptor(descriptor: object, base_dir: Path) -> list[NodeSpec]:
+    """Turn a parsed dora descriptor into node specs (not yet cross-validated)."""
+    if not isinstance(descriptor, Mapping):
+        raise GraphError(
+            f"a dora descriptor is a mapping with a 'nodes' list, not {type(descriptor).__name__}"
+        )
+    unknown = set(descriptor) - _TOP_KEYS
+    if unknown:
+        raise GraphError(f"descriptor: unknown key(s) {sorted(map(str, unknown))}")
+    nodes = descriptor.get("nodes")
+    if not isinstance(nodes, list):
+        raise GraphError("descriptor: 'nodes' must be a list of nodes")
+    specs = []
+    seen: set[str] = set()
+    for index, raw in enumerate(nodes):
+        spec = _node_from_yaml(raw, index, base_dir)
+        if spec.id in seen:
+            raise GraphError(f"descriptor: duplicate node id {spec.id!r}")
+        seen.add(spec.id)
+        specs.append(spec)
+    return specs
+
+
+def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
+    if not isinstance(raw, Mapping):
+        raise GraphError(f"descriptor: nodes[{index}] must be a mapping, not {type(raw).__name__}")
+    if "id" not in raw:
+        raise GraphError(f"descriptor: nodes[{index}] has no 'id'")
+    node_id = check_node_id(raw["id"])
+    where = f"node {node_id!r}"
+    unknown = set(raw) - _NODE_KEYS
+    if "operators" in raw:
+        raise GraphError(
+            f"{where}: 'operators' (several operators in one runtime node) is not supported; "
+            "give each operator its own node with 'operator:'"
+        )
+    if unknown:
+        raise GraphError(f"{where}: unknown key(s) {sorted(map(str, unknown))}")
+    extra = {k: copy.deepcopy(v) for k, v in raw.items() if k not in _INTERPRETED}
+    machine = None
+    deploy = raw.get("deploy")
+    if isinstance(deploy, Mapping) and isinstance(deploy.get("machine"), str):
+        machine = deploy["machine"]
+        extra.pop("deploy", None)
+    env = _env_from_yaml(raw.get("env"), where)
+    if "operator" in raw:
+        if "path" in raw:
+            raise GraphError(f"{where}: give either 'path' or 'operator', not both")
+        op = raw["operator"]
+        if not isinstance(op, Mapping):
+            raise GraphError(f"{where}: operator must be a mapping with 'python'")
+        bad = set(op) - _OPERATOR_KEYS
+        if bad:
+            raise GraphError(f"{where}: operator: unknown key(s) {sorted(map(str, bad))}")
+        python = op.get("python")
+        if isinstance(python, Mapping):  # dora's long form {source: op.py}
+            python = python.get("source")
+        if not isinstance(python, str) or not python:
+            raise GraphError(f"{where}: operator.python must name a Python file")
+        path = _resolve(python, base_dir, where, "operator.python")
+        return NodeSpec(
+            node_id,
+            "operator",
+            _inputs(node_id, op.get("inputs")),
+            _outputs(node_id, op.get("outputs")),
+            path=path,
+            env=env,
+            machine=machine,
+            extra=extra,
+        )
+    raw_path = raw.get("path")
+    if not isinstance(raw_path, str) or not raw_path:
+        raise GraphError(f"{where}: needs 'path' (a Python script) or 'operator'")
+    if raw_path == "dynamic":
+        raise GraphError(
+            f"{where}: path: dynamic nodes need the dora engine; the embedded engine runs "
+            "Python scripts and operators"
+        )
+    path = _resolve(raw_path, base_dir, where, "path")
+    if path.suffix != ".py":
+        raise GraphError(
+            f"{where}: path: {raw_path!r} is not a Python script (.py); the embedded engine "
+            "runs Python nodes only"
+        )
+    return NodeSpec(
+        node_id,
+        "node",
+        _inputs(node_id, raw.get("inputs")),
+        _outputs(node_id, raw.get("outputs")),
+        path=path,
+        args=_args_from_yaml(raw.get("args"), where),
+        env=env,
+        machine=machine,
+        extra=extra,
+    )
+
+
+def _resolve(name: str, base_dir: Path, where: str, field_name: str) -> Path:
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.is_file():
+        raise GraphError(
+            f"{where}: {field_name}: file {name!r} does not exist (looked in {base_dir})"
+        )
+    return path.resolve()
+
+
+def _inputs(node_id: str, raw: object) -> dict[str, InputSpec]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise GraphError(f"node {node_id!r}: inputs must be a mapping of input id to source")
+    return {str(k): parse_input(node_id, str(k), v) for k, v in raw.items()}
+
+
+def _outputs(node_id: str, raw: object) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise GraphError(f"node {node_id!r}: outputs must be a list of output ids")
+    return [check_data_id(x, node_id, "outputs") for x in raw]
+
+
+def _env_from_yaml(raw: object, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise GraphError(f"{where}: env must be a mapping of names to values")
+    env = {}
+    for key, value in raw.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise GraphError(f"{where}: env.{key}: values must be text or numbers")
+        env[str(key)] = _env_text(value)
+    return env
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    """An env value as dora passes it: YAML scalars printed the way Rust prints them."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+    return str(value)
+
+
+def _args_from_yaml(raw: object, where: str) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        try:
+            return shlex.split(raw)
+        except ValueError as exc:
+            raise GraphError(f"{where}: args: {exc}") from None
+    if isinstance(raw, list) and all(isinstance(a, (str, int, float)) for a in raw):
+        return [str(a) for a in raw]
+    raise GraphError(f"{where}: args must be a string or a list of strings")

@@ -1,0 +1,143 @@
+"""What a node reports, kept as a snapshot: the observation API.
+
+Every engine thread turns what a node does into :class:`Report` objects
+(``status``, ``log``, ``log_json``, ``message``, ``warning``, ``error``,
+``progress``, ``preview``). A :class:`Dataflow <dora_notebook.Dataflow>`
+hands each report to its subscribers (the widgets, the dora bridge, a
+script) and folds it into one :class:`NodeState` per node, which a test or a
+script can read at any time.
+
+>>> state = NodeState("plot", "operator")
+>>> state.apply(Report("plot", "progress", 40.0, 0.0))
+>>> shown = {"slot": "main", "payload": {"type": "text", "data": "hi"}}
+>>> state.apply(Report("plot", "preview", shown, 0.0))
+>>> state.progress, state.previews["main"]["data"]
+(40.0, 'hi')
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+__all__ = ["LOG_LIMIT", "LogLine", "NodeState", "Report"]
+
+#: How many log lines a node keeps; older ones are dropped (and counted).
+LOG_LIMIT = 1000
+
+#: The report kinds, in the words of the oocana context that produces most of them.
+KINDS = ("status", "log", "log_json", "message", "warning", "error", "progress", "preview")
+
+
+@dataclass(frozen=True)
+class Report:
+    """Something a node reported: ``kind`` is one of :data:`KINDS`."""
+
+    node_id: str
+    kind: str
+    data: Any
+    time: float
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a node's log. ``stdio`` is stdout, stderr, a logging level, or json."""
+
+    time: float
+    stdio: str
+    text: str
+
+
+class NodeState:
+    """Everything known about one node: status, counters, progress, previews, logs.
+
+    Counters read through to the live run, so they are current at any time.
+    """
+
+    def __init__(self, node_id: str, kind: str) -> None:
+        self.node_id = node_id
+        self.kind = kind
+        self.status = "defined"
+        self.error: str | None = None
+        self.progress: float | None = None
+        self.previews: dict[str, dict[str, Any]] = {}
+        self.logs: deque[LogLine] = deque(maxlen=LOG_LIMIT)
+        self.logs_dropped = 0
+        self.messages: list[Any] = []
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+        self._runner: Runner | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """One line: ``ticker: finished, 12 received, 12 sent`` (drops when there are any)."""
+        text = f"{self.node_id}: {self.status}, {self.received} received, {self.sent} sent"
+        return text + (f", {self.dropped} dropped" if self.dropped else "")
+
+    @property
+    def received(self) -> int:
+        return self._runner.received if self._runner is not None else 0
+
+    @property
+    def sent(self) -> int:
+        return self._runner.sent if self._runner is not None else 0
+
+    @property
+    def dropped(self) -> int:
+        return self._runner.dropped if self._runner is not None else 0
+
+    def attach(self, runner: Runner | None) -> None:
+        """Start observing a new run (or, with None, a redefined node): all begins anew."""
+        with self._lock:
+            self._runner = runner
+            self.status = "defined" if runner is None else runner.status
+            self.error = None
+            self.progress = None
+            self.previews.clear()
+            self.logs.clear()
+            self.logs_dropped = 0
+            self.messages.clear()
+            self.warnings.clear()
+            self.errors.clear()
+
+    def apply(self, report: Report) -> None:
+        """Fold one report into the state."""
+        kind, data = report.kind, report.data
+        with self._lock:
+            if kind == "status":
+                self.status = data
+            elif kind == "log":
+                self._log(report.time, data["stdio"], data["line"])
+            elif kind == "log_json":
+                self._log(report.time, "json", data["text"])
+            elif kind == "progress":
+                self.progress = data
+            elif kind == "preview":
+                self.previews[data["slot"]] = data["payload"]
+            elif kind == "message":
+                self.messages.append(data)
+            elif kind == "warning":
+                self.warnings.append(data)
+                self._log(report.time, "warning", data)
+            elif kind == "error":
+                self.error = data
+                self.errors.append(data)
+                self._log(report.time, "error", data)
+
+    def _log(self, when: float, stdio: str, text: str) -> None:
+        if len(self.logs) == self.logs.maxlen:
+            self.logs_dropped += 1
+        self.logs.append(LogLine(when, stdio, text))
+
+    def log_text(self) -> list[str]:
+        """The log's lines as text, oldest first."""
+        with self._lock:
+            return [line.text for line in self.logs]

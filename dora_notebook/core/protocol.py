@@ -1,0 +1,77 @@
+"""The one interface every engine implements, so nothing above asks which runs.
+
+:class:`~dora_notebook.Dataflow` builds an engine by name (``"embedded"``:
+:class:`~dora_notebook.core.engine.EmbeddedEngine`; ``"dora"``:
+:class:`~dora_notebook.dora_rs.engine.DoraEngine`) and from then on only
+talks to it through :class:`Engine`; the magics and widgets see the
+:class:`~dora_notebook.Dataflow` alone.
+
+>>> EdgeCounts(delivered=3, dropped=1)
+EdgeCounts(delivered=3, dropped=1, queued=0)
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from .graph import NodeSpec
+from .tap import Tap
+
+__all__ = ["Counters", "EdgeCounts", "Engine"]
+
+
+class Counters(Protocol):
+    """A node's live counters, as a panel reads them (read without a lock: ints)."""
+
+    status: str
+    received: int
+    sent: int
+    dropped: int
+
+
+@dataclass(frozen=True)
+class EdgeCounts:
+    """One input's counters: what reached it, what its queue dropped, what waits."""
+
+    delivered: int = 0
+    dropped: int = 0
+    queued: int = 0
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One run of one graph. Made by the :class:`~dora_notebook.Dataflow`, started once."""
+
+    #: The name it is registered under (``Dataflow.start(engine=NAME)``).
+    name: str
+    #: What :meth:`stop` does to a node that did not stop in time, for messages.
+    stuck_fate: str
+    #: Set once every node has finished and the run is cleaned up.
+    done: threading.Event
+
+    def start(self) -> None:
+        """Start the run in the background and return at once."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends; False if ``timeout`` seconds passed first."""
+
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """End the run within about ``timeout`` seconds; return the nodes that were stuck."""
+
+    def reload(self, spec: NodeSpec) -> Future[str | None]:
+        """Hot-swap a live node to ``spec``; the future holds an error text, or None."""
+
+    def live(self, node_id: str) -> bool:
+        """Whether ``node_id`` is part of this run and has not finished."""
+
+    def counters(self, node_id: str) -> Counters | None:
+        """The live counters of ``node_id`` in this run (None if it is not part of it)."""
+
+    def tap(self, node_id: str, output_id: str, tap: Tap) -> None:
+        """Record what ``node_id`` sends on ``output_id`` into ``tap`` from now on."""
+
+    def edge(self, node_id: str, input_id: str) -> EdgeCounts:
+        """The counters of one input of one node (zeros where the engine cannot tell)."""

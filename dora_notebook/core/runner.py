@@ -1,0 +1,261 @@
+"""The live state of one node during a run: its input queues and its counters.
+
+Every method here runs with the engine's lock held. Each input has a bounded
+queue that drops its oldest message when full, as dora does, and counts the
+drop; close markers queue behind an input's last message, so INPUT_CLOSED
+comes after everything that was sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+
+from . import capture
+from .events import Event, closed_event, input_event, stop_event
+from .graph import NodeSpec
+
+if TYPE_CHECKING:
+    from .clock import Clock
+    from .tap import Tap
+
+__all__ = [
+    "Host",
+    "InputQueue",
+    "Message",
+    "NodeApi",
+    "Runner",
+    "StopRequested",
+    "bind_runner",
+    "bound_runner",
+    "closed_marker",
+]
+
+
+class NodeContext(Protocol):
+    """The context a runner hands its node: told of each event before the node sees it."""
+
+    def _set_event(self, event: Event) -> None: ...
+
+
+class NodeApi(Protocol):
+    """What node code is given, supplied by the layer above the engine.
+
+    The engine cannot import that layer (:mod:`dora_notebook.api`), so the
+    caller passes it in: ``dora`` is what ``import dora`` gives node code,
+    ``context(runner)`` builds a node's context.
+    """
+
+    dora: types.ModuleType
+
+    def context(self, runner: Runner) -> NodeContext: ...
+
+
+class Host(Protocol):
+    """What runners, and node code through them, may ask of their engine.
+
+    :class:`~dora_notebook.core.engine.Engine` implements it; runners and the
+    node API are typed against this, so they never import the engine.
+    """
+
+    lock: threading.Lock
+    api: NodeApi
+    runners: dict[str, Runner]
+    descriptor: dict[str, Any]
+    job_id: str
+    clock: Clock
+
+    def next_seq(self) -> int: ...
+    def emit(self, node_id: str, kind: str, data: Any) -> None: ...
+    def wake(self, runner: Runner) -> None: ...
+    def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]: ...
+    def send(
+        self,
+        runner: Runner,
+        output_id: str,
+        data: object,
+        metadata: dict[str, Any] | None = None,
+        convert: bool = True,
+    ) -> None: ...
+    def node_ready(self, runner: Runner) -> None: ...
+    def next_event(self, runner: Runner, timeout: float | None) -> Event | None: ...
+    def node_error(self, runner: Runner, error: str) -> None: ...
+    def finish_node(self, runner: Runner) -> None: ...
+
+
+class _Bound(threading.local):
+    runner: Runner | None = None
+
+
+_bound = _Bound()
+
+
+def bind_runner(runner: Runner | None) -> None:
+    """Make ``Node()`` in the calling thread attach to ``runner`` (engine use)."""
+    _bound.runner = runner
+
+
+def bound_runner() -> Runner | None:
+    """The node whose code the calling thread runs on the embedded engine, if any."""
+    return _bound.runner
+
+
+class StopRequested(BaseException):
+    """Raised inside node code that did not return when the graph was stopped."""
+
+
+class Closed:
+    """Marks the end of an input; queued behind that input's last message."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+
+
+class Message:
+    __slots__ = ("metadata", "seq", "value")
+
+    def __init__(self, value: pa.Array, metadata: dict[str, Any], seq: int) -> None:
+        self.value = value
+        self.metadata = metadata
+        self.seq = seq
+
+
+class InputQueue:
+    """The bounded queue of one input; its counters are the edge's counters."""
+
+    __slots__ = (
+        "capacity",
+        "closed",
+        "dropped",
+        "input_id",
+        "items",
+        "received",
+        "source",
+        "timer",
+    )
+
+    def __init__(self, input_id: str, source: str, capacity: int) -> None:
+        self.input_id = input_id
+        self.source = source
+        self.timer = source.startswith("dora/")
+        self.capacity = capacity
+        self.items: deque[Message | Closed] = deque()
+        self.received = 0
+        self.dropped = 0
+        self.closed = False
+
+
+def closed_marker(engine: Host) -> Closed:
+    """A close marker numbered in the engine's arrival order."""
+    return Closed(engine.next_seq())
+
+
+class Runner:
+    """The live state of one node during a run."""
+
+    def __init__(self, engine: Host, spec: NodeSpec) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.id = spec.id
+        self.is_operator = spec.kind == "operator"
+        self.queues = {i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()}
+        # Where each output goes, filled in by the engine once every runner exists.
+        self.routes: dict[str, list[tuple[Runner, InputQueue]]] = {o: [] for o in spec.outputs}
+        self.pending = 0  # items queued over all inputs
+        self.taps: dict[str, Tap] = {}  # output id -> tap, only for tapped outputs
+        self.open_inputs = len(self.queues)
+        self.status = "defined"
+        self.error: str | None = None
+        self.received = 0
+        self.sent = 0
+        self.dropped = 0
+        self.ready = False
+        self.finished = False
+        self.stop_reason: str | None = None
+        self.stop_delivered = False
+        self.scheduled = False
+        self.waiting = False
+        self.instance: Any = None
+        self.thread: threading.Thread | None = None
+        self.cond = threading.Condition(engine.lock)
+        self.context = engine.api.context(self)
+        self.sink = capture.LineSink(self._log)
+        self.reloading = False
+
+    def _log(self, line: str, stdio: str) -> None:
+        self.engine.emit(self.id, "log", {"line": line, "stdio": stdio})
+
+    def __repr__(self) -> str:
+        return f"<{self.spec.kind} {self.id}: {self.status}>"
+
+    # All of the following run with engine.lock held.
+
+    def has_event(self) -> bool:
+        if self.stop_reason is not None:
+            return not self.stop_delivered
+        return self.pending > 0
+
+    def take(self) -> Event | None:
+        """The next event in arrival order, or None when nothing is queued."""
+        if self.stop_reason is not None:
+            if self.stop_delivered:
+                return None  # nothing follows a STOP
+            self.stop_delivered = True
+            return stop_event(self.stop_reason)
+        if not self.pending:
+            return None
+        best: InputQueue | None = None
+        for queue in self.queues.values():
+            if queue.items and (best is None or queue.items[0].seq < best.items[0].seq):
+                best = queue
+        assert best is not None
+        item = best.items.popleft()
+        self.pending -= 1
+        if isinstance(item, Closed):
+            best.closed = True
+            self.open_inputs -= 1
+            if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
+                self.stop_reason = "ALL_INPUTS_CLOSED"
+            event = closed_event(best.input_id)
+        else:
+            best.received += 1
+            self.received += 1
+            event = input_event(best.input_id, item.value, item.metadata)
+        self.context._set_event(event)
+        return event
+
+    def push(self, queue: InputQueue, item: Message | Closed) -> None:
+        if self.finished:
+            # Nobody will read it: a message a node sent to a finished node counts as
+            # dropped (a timer's tick is nobody's message, so it does not).
+            if type(item) is Message and not queue.timer:
+                queue.dropped += 1
+                self.dropped += 1
+            return
+        items = queue.items
+        if len(items) >= queue.capacity and type(item) is Message:
+            # Drop the oldest message of this input (never a close marker:
+            # nothing is pushed after one).
+            items.popleft()
+            queue.dropped += 1
+            self.dropped += 1
+        else:
+            self.pending += 1
+        items.append(item)
+        if not self.scheduled:
+            self.engine.wake(self)
+
+    def clear(self) -> None:
+        """Discard what is queued (the node finished); sent messages count as dropped."""
+        for queue in self.queues.values():
+            lost = 0 if queue.timer else sum(1 for item in queue.items if type(item) is Message)
+            queue.dropped += lost
+            self.dropped += lost
+            queue.items.clear()
+        self.pending = 0

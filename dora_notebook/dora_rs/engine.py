@@ -1,0 +1,761 @@
+"""Run a graph on real dora-rs and observe it from the kernel: ``start(engine="dora")``.
+
+:class:`DoraEngine` exports the graph to a private temporary folder (as
+``%dora_export`` does), adds to that descriptor one dynamic node,
+:data:`BRIDGE_ID`, whose inputs are every cell node's reports output
+(:data:`REPORTS_OUTPUT`), and sets :data:`~dora_notebook.dora_rs.shim.REPORTS_ENV`
+for the exported nodes only: their context then sends each report (previews,
+progress, logs, errors, status) as an ordinary dora message, the report's
+JSON in an Arrow string array. Unless ``coordinator="HOST:PORT"`` names an
+existing cluster, it starts a ``dora coordinator`` and a ``dora daemon`` of
+its own on loopback ports, each in a session of its own, so that exactly
+what it started can be stopped; every node then runs on that one daemon,
+whatever machine its ``--machine`` names. On an existing cluster the nodes
+keep their ``deploy: {machine: ...}``; the bridge, and every node placed
+nowhere, goes to ``machine``: the kernel's own daemon, which the bridge
+joins on ``daemon_port`` (:data:`MACHINE_ENV` and :data:`DAEMON_PORT_ENV`
+give defaults). Node files are named by absolute path, because dora's
+daemons resolve relative ones against their own folders.
+
+It then runs ``dora start --detach`` and starts the bridge process
+(:mod:`dora_notebook.dora_rs.bridge`), which joins the dataflow with dora-rs's
+``Node(BRIDGE_ID)`` and passes each event on as a line of JSON; a named
+daemon thread of the kernel reads those lines, and every valid report
+becomes the same :class:`~dora_notebook.core.observe.Report` the embedded engine
+publishes. The kernel itself never loads dora-rs's node library (see
+:func:`~dora_notebook.dora_rs.bridge.bridge_main` for why).
+
+Real dora drops messages sent to a dynamic node before it is connected, so
+the exported nodes wait (up to 30 s) for a file the bridge creates once it
+has joined, before they start. Nothing started here outlives
+:meth:`DoraEngine.stop` (registered at exit too); the folder is removed.
+
+**Safety.** Every report carries a secret of the run (:data:`TOKEN_ENV`, in
+the private descriptor's ``env`` only, never in ``%dora_export``); the bridge
+reads nothing but JSON text from Arrow string arrays (``relay_event``),
+and drops a record without that secret, naming another node than the one it
+came from, or of an unknown kind (``accept_reports``). The coordinator,
+daemon and bridge it starts listen on loopback only (zenoh's multicast
+scouting is off), and everything dora-rs writes (its ``out/`` logs,
+``$TMPDIR/dora-artifacts-*``, uv's cache when it looks for Python) goes into
+the private folder.
+
+**Failures.** dora-rs 1.1 keeps the other nodes running when a node's
+process dies (killed, non-zero exit, an exception at import): their inputs
+from it close, and the bridge gets a ``NODE_FAILED`` event for its reports
+input. The node's panel then says ``failed``, with the cause from the
+daemon's log when the daemon is this run's own ("killed by signal 9
+(SIGKILL)", "exited with code 3") and any Python traceback in the node's
+dora log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..core import yaml12
+from ..core.graph import Graph, NodeSpec
+from ..core.observe import Report
+from ..core.protocol import EdgeCounts
+from ..core.tap import Tap
+from ..errors import DataflowError
+from .bridge import BRIDGE_ID, accept_reports, protocol_message
+from .exits import Exit, describe_exit, exits_in_log, traceback_in_log
+from .export import has_context
+from .procs import child_env, dora_cli, end_session, error_text, free_port
+from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
+
+__all__ = [
+    "BRIDGE_ID",
+    "DAEMON_PORT_ENV",
+    "MACHINE_ENV",
+    "REPORTS_OUTPUT",
+    "WORKDIR_ENV",
+    "DoraEngine",
+    "parse_coordinator",
+    "private_descriptor",
+]
+
+#: The extra output every cell node sends its reports on.
+REPORTS_OUTPUT = "dora_notebook_reports"
+#: The dynamic-node port of a daemon when dora-notebook did not start it.
+DEFAULT_DAEMON_PORT = 53291
+#: Default of ``daemon_port``: the port of the kernel machine's daemon in a cluster.
+DAEMON_PORT_ENV = "DORA_NOTEBOOK_DAEMON_PORT"
+#: Default of ``machine``: the machine id of the kernel machine's daemon in a cluster.
+MACHINE_ENV = "DORA_NOTEBOOK_MACHINE"
+#: Where the private folder is made: on a real cluster, a folder every
+#: machine sees at the same path (dora-rs 1.1 does not ship node files).
+WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
+
+_FINAL = ("finished", "failed")
+_NO_DAEMON = "no unnamed daemon connections"
+
+
+def parse_coordinator(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as a pair; ValueError if it is not one.
+
+    >>> parse_coordinator("127.0.0.1:6013")
+    ('127.0.0.1', 6013)
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+class NodeCounts:
+    """What the panel of a node run by dora counts (from the node's own reports)."""
+
+    def __init__(self) -> None:
+        self.status = "running"
+        self.received = 0
+        self.sent = 0
+        self.dropped = 0
+        self.final = False
+        self.failed = False
+        #: dora-rs said the node's process ended badly (``NODE_FAILED`` or its daemon's log).
+        self.crashed = False
+        self.closed_at: float | None = None
+
+
+def private_descriptor(
+    text: str,
+    graph: Graph,
+    ready: Path,
+    folder: Path,
+    machine: str | None = None,
+    placed: bool = True,
+    token: str = "",
+) -> dict[str, Any]:
+    """The exported descriptor plus the bridge node and the reports outputs.
+
+    Relative node files become absolute under ``folder``. With ``placed``
+    false (one local daemon) every ``deploy`` is dropped; otherwise nodes
+    placed nowhere, and the bridge, go to ``machine`` when it is given. Each
+    cell node's ``env`` gets the engine's own variables, ``token`` (the
+    run's secret) among them, on top of what the graph declares.
+    """
+    descriptor = yaml.safe_load(text)
+    sources = {}
+    for node in descriptor["nodes"]:
+        _absolute_files(node, folder)
+        if not placed:
+            node.pop("deploy", None)
+        elif machine is not None and "deploy" not in node:
+            node["deploy"] = {"machine": machine}
+        spec = graph[node["id"]]
+        if not has_context(spec):
+            continue  # a plain dora file has no context shim: it reports nothing
+        target = node.get("operator", node)
+        target["outputs"] = [*(target.get("outputs") or []), REPORTS_OUTPUT]
+        env = dict(node.get("env") or {})
+        env.update(
+            {
+                REPORTS_ENV: REPORTS_OUTPUT,
+                READY_ENV: str(ready),
+                INPUTS_ENV: ",".join(spec.inputs),
+                TOKEN_ENV: token,
+            }
+        )
+        node["env"] = env
+        sources[spec.id] = {"source": f"{spec.id}/{REPORTS_OUTPUT}", "queue_size": 100000}
+    if sources:
+        bridge: dict[str, Any] = {"id": BRIDGE_ID, "path": "dynamic", "inputs": sources}
+        if placed and machine is not None:
+            bridge["deploy"] = {"machine": machine}
+        descriptor["nodes"].append(bridge)
+    return descriptor
+
+
+def _absolute_files(node: dict[str, Any], folder: Path) -> None:
+    """Name the node's files (``path``, operators' ``python``...) by absolute path.
+
+    Only names of files that exist under ``folder`` change: ``path`` may also
+    be a command on PATH (``dora-echo``) or ``dynamic``.
+    """
+    operators = [node.get("operator"), *(node.get("operators") or [])]
+    keys = ("python", "shared-library")
+    owners = [(node, "path")]
+    owners += [(op, key) for op in operators if isinstance(op, dict) for key in keys]
+    for owner, key in owners:
+        value = owner.get(key)
+        if isinstance(value, str) and (folder / value).is_file():
+            owner[key] = str((folder / value).resolve())
+
+
+class DoraEngine:
+    """One run of a graph on dora-rs; ``publish`` gets every report, as from the embedded engine.
+
+    It implements :class:`~dora_notebook.core.protocol.Engine`; no node runs
+    in the kernel, so it has no hot swap and no tap yet, and says so. Creating
+    one starts and writes nothing; :meth:`start` does.
+    """
+
+    name = "dora"
+    #: What :meth:`stop` does to a node that does not stop in time (see :attr:`stuck`).
+    stuck_fate = "killed by dora-rs"
+
+    def __init__(
+        self,
+        graph: Graph,
+        files: dict[str, bytes],
+        publish: Callable[[Report], None],
+        coordinator: str | None = None,
+        machine: str | None = None,
+        daemon_port: int | None = None,
+    ) -> None:
+        self.graph = graph
+        self.done = threading.Event()
+        self.counts = {spec.id: NodeCounts() for spec in graph}
+        self._files = files
+        self._publish = publish
+        self._remote = parse_coordinator(coordinator) if coordinator else None
+        self._dora = dora_cli()
+        self._env: dict[str, str] = {}
+        self._machine = machine or os.environ.get(MACHINE_ENV) or None
+        self._folder: Path | None = None
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._host, self._port = self._remote or ("127.0.0.1", free_port())
+        self._daemon_port = daemon_port or int(
+            os.environ.get(DAEMON_PORT_ENV) or DEFAULT_DAEMON_PORT
+        )
+        #: The run's secret: every report must carry it (see :func:`accept_reports`).
+        self._token = secrets.token_hex(16)
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bridge_proc: subprocess.Popen[bytes] | None = None
+        self._bridged = False  # whether the descriptor has the bridge node (_write_export)
+        self._zenoh_port: int | None = None
+        self._torn_down = False
+        self._teardown_lock = threading.Lock()
+        self._outcome: str | None = None
+        self.dataflow_id: str | None = None
+        #: Messages the bridge got, and report records it refused (see :func:`accept_reports`).
+        self.messages = 0
+        self.rejected = 0
+        #: Nodes dora-rs killed because they did not stop within the grace period.
+        self.stuck: list[str] = []
+
+    @property
+    def folder(self) -> Path | None:
+        """The private folder of this run (None before :meth:`start`; removed at the end)."""
+        return self._folder
+
+    @property
+    def _ready(self) -> Path:
+        assert self._folder is not None
+        return self._folder / "bridge-ready"
+
+    # -- starting ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Export, start the cluster (unless remote), start the dataflow, join it."""
+        atexit.register(self._at_exit)
+        try:
+            self._folder = Path(
+                tempfile.mkdtemp(prefix="dora-notebook-", dir=os.environ.get(WORKDIR_ENV) or None)
+            )
+            self._env = child_env(self._folder)
+            descriptor = self._write_export()
+            if self._remote is None:
+                self._start_cluster()
+            # The bridge joins while `dora start` runs: the nodes wait for it,
+            # and `dora start` waits for the nodes.
+            self._thread = threading.Thread(target=self._watch, name=BRIDGE_ID, daemon=True)
+            self._thread.start()
+            self.dataflow_id = self._start_dataflow(descriptor)
+            self._started.set()
+        except BaseException:
+            self._stopping.set()
+            self._started.set()
+            if self._thread is not None:
+                self._thread.join(30.0)
+            self._teardown()
+            self.done.set()
+            raise
+        for node_id, counts in self.counts.items():
+            if counts.status == "running":
+                self._emit(node_id, "status", "running")
+
+    def _write_export(self) -> Path:
+        from .export import DESCRIPTOR, write_files
+
+        assert self._folder is not None
+        folder = self._folder / "dataflow"
+        # The node files first: the descriptor names the ones present by absolute path.
+        write_files(self._files, folder)
+        descriptor = private_descriptor(
+            self._files[DESCRIPTOR].decode(),
+            self.graph,
+            self._ready,
+            folder.resolve(),
+            machine=self._machine,
+            placed=self._remote is not None,
+            token=self._token,
+        )
+        # No node reports (all plain dora files): then the descriptor has no bridge.
+        self._bridged = any(node["id"] == BRIDGE_ID for node in descriptor["nodes"])
+        return write_files({DESCRIPTOR: yaml12.dump(descriptor).encode()}, folder)[0]
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        assert self._folder is not None
+        log = open(self._folder / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
+        with log:
+            proc = subprocess.Popen(
+                [self._dora, *args],
+                cwd=self._folder,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children.append(proc)
+
+    def _start_cluster(self) -> None:
+        """A coordinator and a daemon of this run's own, on loopback ports.
+
+        Without ``--zenoh-no-multicast`` dora-rs 1.1's daemon joins zenoh's
+        multicast scouting group (224.0.0.224:7446) and binds a UDP socket on
+        every interface; one daemon needs no scouting (it hands its nodes
+        their endpoints itself), and its zenoh listener is pinned to loopback.
+        """
+        self._daemon_port = free_port()
+        self._zenoh_port = free_port()  # named, so the bridge process can be told it
+        port = str(self._port)
+        self._spawn(
+            "coordinator",
+            ["coordinator", "--interface", "127.0.0.1", "--port", port, "--store", "memory"],
+        )
+        self._spawn(
+            "daemon",
+            [
+                "daemon",
+                "--coordinator-addr",
+                "127.0.0.1",
+                "--coordinator-port",
+                port,
+                "--local-listen-port",
+                str(self._daemon_port),
+                "--zenoh-no-multicast",
+                "--zenoh-listen",
+                f"127.0.0.1:{self._zenoh_port}",
+            ],
+        )
+
+    def _cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        address = ["--coordinator-addr", self._host, "--coordinator-port", str(self._port)]
+        # Output read by this module: plain text, whatever colours the kernel forces.
+        env = {k: v for k, v in self._env.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
+        return subprocess.run(
+            [self._dora, *args, *address],
+            cwd=self._folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def _start_dataflow(self, descriptor: Path) -> str:
+        """``dora start --detach``, retried while the daemon is still registering."""
+        deadline = time.monotonic() + 20.0
+        name = f"dora-notebook-{os.getpid()}-{int(time.time() * 1000)}"
+        while True:
+            try:
+                done = self._cli("start", str(descriptor), "--name", name, "--detach")
+            except subprocess.TimeoutExpired:
+                raise DataflowError("dora start did not answer within 30 s") from None
+            output = done.stdout + done.stderr
+            if done.returncode == 0:
+                return self._dataflow_uuid(output) or name
+            # A daemon of ours may still be registering; a cluster's daemons are up.
+            unready = _NO_DAEMON in output or "Connection refused" in output
+            retry = self._remote is None and unready
+            if not retry or time.monotonic() > deadline:
+                hint = ""
+                if _NO_DAEMON in output and self._remote is not None:
+                    hint = (
+                        " (the bridge and nodes without --machine go to a daemon without"
+                        " --machine-id; or name this kernel's daemon with --machine NAME)"
+                    )
+                raise DataflowError(f"dora start failed: {error_text(output)}{hint}")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _dataflow_uuid(output: str) -> str | None:
+        for line in output.splitlines():
+            if "dataflow start triggered:" in line:
+                return line.rsplit(":", 1)[1].strip()
+        return None
+
+    # -- observing ---------------------------------------------------------------
+
+    def _emit(self, node_id: str, kind: str, data: Any) -> None:
+        counts = self.counts.get(node_id)
+        if counts is not None and kind == "status":
+            counts.status = data
+            counts.final = counts.final or data in _FINAL
+            counts.failed = data == "failed"
+        elif counts is not None and kind == "error":
+            counts.failed = True
+        try:
+            self._publish(Report(node_id, kind, data, time.time()))
+        except Exception:  # a broken observer must not break the bridge
+            import traceback
+
+            traceback.print_exc()
+
+    def _watch(self) -> None:
+        """The bridge thread: relay reports, then wait for the dataflow's end, then clean up."""
+        try:
+            if self._bridged:
+                self._bridge()
+            self._started.wait()
+            if self.dataflow_id is not None:
+                self._await_end()
+        except Exception as exc:  # reported on every panel still running
+            for node_id, counts in self.counts.items():
+                if not counts.final:
+                    self._emit(node_id, "error", f"the dora bridge failed: {exc}")
+        finally:
+            with contextlib.suppress(Exception):  # the cluster may be gone: settle anyway
+                self._settle()
+            for node_id, counts in self.counts.items():
+                if not counts.final:
+                    self._emit(node_id, "status", "failed" if counts.failed else "finished")
+            self._teardown()
+            self.done.set()
+
+    def _spawn_bridge(self) -> subprocess.Popen[bytes]:
+        """The bridge process (see :func:`bridge_main`), in a session of its own.
+
+        With a daemon of this run's own, it gets what dora-rs gives the nodes
+        it spawns: the daemon's zenoh endpoint and no multicast scouting.
+        """
+        assert self._folder is not None
+        env = dict(self._env)
+        if self._zenoh_port is not None:
+            env["DORA_ZENOH_CONNECT"] = f"tcp/127.0.0.1:{self._zenoh_port}"
+            env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{free_port()}"
+            env["DORA_ZENOH_MULTICAST"] = "off"
+        with open(self._folder / "bridge.log", "wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "dora_notebook.dora_rs.bridge", str(self._daemon_port)],
+                cwd=self._folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def _bridge(self) -> None:
+        """Relay what the bridge process says until the dataflow's reports end.
+
+        Reads its lines without blocking for long (``select``), so that a
+        closed reports stream gets its end after a grace period, and a stop
+        is bounded. If the dataflow ends before the bridge could join (a node
+        failed before dora-rs started it), there is nothing to wait for.
+        """
+        proc = self._spawn_bridge()
+        self._bridge_proc = proc
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        pending = b""
+        joined = False
+        stop_deadline: float | None = None
+        next_look = time.monotonic() + 0.5
+        try:
+            while True:
+                now = time.monotonic()
+                if self._stopping.is_set() and not joined:
+                    return  # stopped (or failed to start) before the bridge joined
+                if self._stopping.is_set() and stop_deadline is None:
+                    stop_deadline = now + 10.0
+                if stop_deadline is not None and now > stop_deadline:
+                    return
+                readable, _, _ = select.select([fd], [], [], 0.2)
+                if readable:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        return  # the bridge process ended
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        message = protocol_message(line)
+                        if message is None:
+                            continue
+                        if message["type"] == "JOINED":
+                            joined = True
+                            assert self._folder is not None
+                            self._ready.touch()
+                        elif message["type"] == "FAILED":
+                            if self._stopping.is_set():
+                                return
+                            raise DataflowError(f"could not join the dataflow: {message['error']}")
+                        elif not self._handle(message):
+                            return
+                elif not joined and self._started.is_set() and now > next_look:
+                    next_look = now + 0.5
+                    status = self._dataflow_status()
+                    if status is not None and status.lower() != "running":
+                        return
+                self._check_closed(grace=1.0)
+        finally:
+            end_session(proc, grace=1.0)
+            proc.stdout.close()
+
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Act on one message of the bridge process; False once the dataflow's reports end."""
+        kind = message.get("type")
+        node_id = str(message.get("id"))
+        counts = self.counts.get(node_id)
+        if kind == "STOP":
+            return False
+        if kind == "INPUT":
+            self._receive(node_id, message)
+        elif kind == "INPUT_CLOSED" and counts is not None:
+            counts.closed_at = time.monotonic()
+        elif kind == "NODE_FAILED" and counts is not None:
+            # dora-rs 1.1: the process of the node feeding this input ended with
+            # an error (the event's id is that node's id, as is the input's here).
+            known = counts.failed  # its own traceback says why
+            self._crashed(node_id, None if known else self._exit_of(node_id, wait=1.0))
+        return True
+
+    def _receive(self, node_id: str, message: dict[str, Any]) -> None:
+        """Publish the valid reports of one message; count the refused ones."""
+        self.messages += 1
+        counts = self.counts.get(node_id)
+        texts = message.get("texts")
+        if not isinstance(texts, list):
+            refused = message.get("refused", 1)
+            self.rejected += refused if isinstance(refused, int) and refused > 0 else 1
+            return
+        records, refused = accept_reports(
+            texts, self._token, node_id if counts is not None else None
+        )
+        self.rejected += refused
+        if counts is None:
+            return
+        for record in records:
+            if counts.crashed and record["kind"] == "status":
+                continue  # dora-rs said the process failed: a late "finished" is not the end
+            counts.received = int(record.get("received", counts.received))
+            counts.sent = int(record.get("sent", counts.sent))
+            self._emit(node_id, record["kind"], record["data"])
+
+    def _check_closed(self, grace: float) -> None:
+        """A node whose reports ended without a final status: its process has ended.
+
+        dora may end an operator's process before what it sent on its last
+        INPUT_CLOSED arrives, so a stream that closed is an end; but it is a
+        failure if dora-rs says so, by ``NODE_FAILED`` (awaited ``grace``
+        seconds) or in this run's daemon's log.
+        """
+        now = time.monotonic()
+        for node_id, counts in self.counts.items():
+            closed = counts.closed_at
+            if closed is None or counts.final or counts.crashed or now - closed < grace:
+                continue
+            exit = self._exits().get(node_id)
+            if exit is not None:
+                self._crashed(node_id, exit)
+            else:  # dora-rs saw the process exit with 0
+                self._emit(node_id, "status", "failed" if counts.failed else "finished")
+
+    def _crashed(self, node_id: str, exit: Exit | None) -> None:
+        """dora-rs says ``node_id``'s process ended badly: its panel says failed, and why.
+
+        The node's own error (a traceback it reported) stays the one shown;
+        without one, how the process ended (``exit``, when known) and any
+        Python traceback in its dora log are. A node killed while the dataflow
+        was being stopped is one that did not stop in time (:attr:`stuck`).
+        """
+        counts = self.counts[node_id]
+        if counts.crashed:
+            return
+        counts.crashed = True
+        stopping = self._stopping.is_set()
+        if stopping and exit is not None and exit[0] == "Signal":
+            self.stuck.append(node_id)
+        if not counts.failed:
+            cause = describe_exit(exit, stopping)
+            excerpt = self._traceback_of(node_id)
+            self._emit(node_id, "error", cause if excerpt is None else f"{cause}:\n{excerpt}")
+        if counts.status != "failed":
+            self._emit(node_id, "status", "failed")
+
+    def _exits(self) -> dict[str, Exit]:
+        """Node id -> how its process ended badly, from this run's own daemon's log."""
+        if self._remote is not None or self._folder is None or self.dataflow_id is None:
+            return {}
+        try:
+            text = (self._folder / "daemon.log").read_text(errors="replace")
+        except OSError:
+            return {}
+        return exits_in_log(text, self.dataflow_id)
+
+    def _exit_of(self, node_id: str, wait: float) -> Exit | None:
+        """How ``node_id``'s process ended, from the daemon's log (awaited ``wait`` s)."""
+        if self._remote is not None:
+            return None  # the cluster's daemons log elsewhere
+        deadline = time.monotonic() + wait
+        while True:
+            exit = self._exits().get(node_id)
+            if exit is not None or time.monotonic() >= deadline:
+                return exit
+            time.sleep(0.05)
+
+    def _traceback_of(self, node_id: str) -> str | None:
+        """The last Python traceback in ``node_id``'s dora log, if any (e.g. at import)."""
+        if self.dataflow_id is None:
+            return None
+        try:
+            done = self._cli(
+                "logs", self.dataflow_id, "--node", node_id, "--tail", "200", timeout=10.0
+            )
+        except (subprocess.TimeoutExpired, OSError):
+            return None
+        return traceback_in_log(done.stdout, node_id)
+
+    def _dataflow_status(self) -> str | None:
+        try:
+            done = self._cli("list", "--format", "json", timeout=10.0)
+        except subprocess.TimeoutExpired:
+            return None
+        for line in done.stdout.splitlines():
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if self.dataflow_id in (row.get("uuid"), row.get("name")):
+                    return str(row.get("status"))
+        return None
+
+    def _await_end(self) -> None:
+        """Poll dora until the dataflow is no longer running (bounded once stopping)."""
+        stop_deadline: float | None = None
+        while True:
+            status = self._dataflow_status()
+            if status is not None and status.lower() != "running":
+                self._outcome = status.lower()
+                return
+            if self._stopping.is_set():
+                stop_deadline = stop_deadline or time.monotonic() + 10.0
+                if time.monotonic() > stop_deadline:
+                    return
+            if status is None and not self._stopping.is_set() and not self._cluster_alive():
+                return
+            time.sleep(0.2)
+
+    def _cluster_alive(self) -> bool:
+        return self._remote is not None or all(p.poll() is None for p in self._children)
+
+    def _settle(self) -> None:
+        """Give every node without a final status one, and every crash its cause.
+
+        Runs while the cluster is still up (``dora logs`` still answers). A node
+        the daemon's log says ended badly is failed, even after a final
+        "finished" (``sys.exit(3)`` reports that before the exit code is known).
+        """
+        self._check_closed(grace=0.0)
+        for node_id, exit in self._exits().items():
+            if node_id in self.counts:
+                self._crashed(node_id, exit)
+        dataflow_failed = self._outcome == "failed" and not self._stopping.is_set()
+        for node_id, counts in self.counts.items():
+            if counts.final or counts.crashed:
+                continue
+            if dataflow_failed and not counts.failed:
+                self._crashed(node_id, None)
+            else:
+                self._emit(node_id, "status", "failed" if counts.failed else "finished")
+
+    # -- stopping ----------------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the dataflow ends (and this run is cleaned up)."""
+        if not self.done.wait(timeout):
+            return False
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        return True
+
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """``dora stop`` the dataflow, then end everything this run started.
+
+        Returns the nodes that did not stop within ``timeout`` (dora-rs's grace
+        period), which dora-rs then killed; their panels say so.
+        """
+        if not self.done.is_set():
+            self._stopping.set()
+            if self.dataflow_id is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                    # A quarter of the time is left for the bridge to settle and
+                    # for the teardown, so that stop() keeps to ``timeout``.
+                    # (dora-rs parses whole units only: "1500ms", not "1.5s")
+                    grace = f"{max(500, int(timeout * 750))}ms"
+                    self._cli("stop", self.dataflow_id, "--grace-duration", grace, timeout=15.0)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30.0)
+        self._teardown()
+        return list(self.stuck)
+
+    # -- what the Dataflow asks of every engine (core.protocol.Engine) -------------
+
+    def reload(self, spec: NodeSpec) -> Future[str | None]:
+        refused: Future[str | None] = Future()
+        refused.set_result(
+            "the dora engine cannot hot-swap a node yet: %dora_stop, then %dora_start again"
+        )
+        return refused
+
+    def live(self, node_id: str) -> bool:
+        counts = self.counts.get(node_id)
+        return counts is not None and not counts.final
+
+    def counters(self, node_id: str) -> NodeCounts | None:
+        return self.counts.get(node_id)
+
+    def tap(self, node_id: str, output_id: str, tap: Tap) -> None:
+        raise DataflowError(
+            f"%dora_tap {node_id}/{output_id}: taps are not available on the dora engine yet; "
+            "run the graph on the embedded engine to tap it"
+        )
+
+    def edge(self, node_id: str, input_id: str) -> EdgeCounts:
+        return EdgeCounts()  # dora-rs does not report per-input counts to the bridge
+
+    def _at_exit(self) -> None:
+        self.stop(timeout=1.0)
+
+    def _teardown(self) -> None:
+        """Stop the daemon and coordinator this run started; remove the folder (once)."""
+        with self._teardown_lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        bridge = [self._bridge_proc] if self._bridge_proc is not None else []
+        for proc in [*bridge, *reversed(self._children)]:
+            end_session(proc)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        atexit.unregister(self._at_exit)

@@ -1,0 +1,142 @@
+"""The arguments of the graph magics, shared by the IPython magics and the CLI.
+
+``%%dora_operator``, ``%%dora_node``, ``%%dora_dataflow`` and
+``%dora_export`` declare their arguments here once. The magics build their
+IPython parsers (and ``%magic?`` help) from these definitions, and
+``dora-notebook export`` reads the magic lines of a notebook with the same
+definitions and the same splitting as IPython, so a line means exactly the
+same thing in both. This module imports neither IPython nor ipywidgets.
+
+>>> args = parse("dora_operator", "sensor --inputs tick=dora/timer/millis/50 --outputs reading")
+>>> args.node_id, args.inputs, args.outputs, args.queue_size, args.machine
+('sensor', ['tick=dora/timer/millis/50'], ['reading'], None, None)
+>>> parse("dora_node", "cam --queue-size 0")
+Traceback (most recent call last):
+...
+dora_notebook.jupyter.arguments.ArgumentError: --queue-size must be at least 1, not 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+__all__ = [
+    "ARGUMENTS",
+    "DATAFLOW",
+    "DEFINITION",
+    "EXPORT",
+    "ArgumentError",
+    "check",
+    "parse",
+    "parser",
+    "split",
+]
+
+#: One argument: the names and keyword arguments of ``add_argument``.
+Argument = tuple[tuple[str, ...], dict[str, Any]]
+
+#: ``%%dora_operator`` and ``%%dora_node``.
+DEFINITION: list[Argument] = [
+    (("node_id",), {"help": "the node's id, as in a dora descriptor"}),
+    (
+        ("--inputs",),
+        {
+            "nargs": "+",
+            "action": "extend",
+            "default": [],
+            "metavar": "NAME=SOURCE",
+            "help": "inputs: SOURCE is node/output or dora/timer/millis|secs|hz/N",
+        },
+    ),
+    (
+        ("--outputs",),
+        {
+            "nargs": "+",
+            "action": "extend",
+            "default": [],
+            "metavar": "NAME",
+            "help": "output ids this node sends on",
+        },
+    ),
+    (
+        ("--queue-size",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "queue length of every input (default 10, dora's default)",
+        },
+    ),
+    (
+        ("--machine",),
+        {"metavar": "NAME", "help": "the dora machine to place this node on (dora engine)"},
+    ),
+]
+
+#: ``%%dora_dataflow`` (YAML body) and ``%dora_dataflow PATH``.
+DATAFLOW: list[Argument] = [
+    (
+        ("path",),
+        {"nargs": "?", "help": "a dora descriptor file (or give YAML as the cell body)"},
+    ),
+]
+
+#: ``%dora_export DIR``.
+EXPORT: list[Argument] = [
+    (("directory",), {"help": "where to write dataflow.yml and the node files"}),
+]
+
+#: The arguments of each magic, by name.
+ARGUMENTS: dict[str, list[Argument]] = {
+    "dora_operator": DEFINITION,
+    "dora_node": DEFINITION,
+    "dora_dataflow": DATAFLOW,
+    "dora_export": EXPORT,
+}
+
+
+class ArgumentError(ValueError):
+    """A magic line that does not parse; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit the process
+        raise ArgumentError(message)
+
+
+def split(line: str) -> list[str]:
+    """Split a magic line as IPython does: shell-like, quotes kept, no comments.
+
+    >>> split("a --inputs 'x=y'")
+    ['a', '--inputs', "'x=y'"]
+    """
+    lexer = shlex.shlex(line, posix=False)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        return list(lexer)
+    except ValueError as exc:  # unbalanced quotes
+        raise ArgumentError(str(exc)) from None
+
+
+def parser(name: str) -> argparse.ArgumentParser:
+    """A plain argparse parser for magic ``name`` (errors raise :class:`ArgumentError`)."""
+    if name not in ARGUMENTS:
+        raise KeyError(f"no magic {name!r} (known: {', '.join(ARGUMENTS)})")
+    result = _Parser(prog=f"%{name}", add_help=False)
+    for names, options in ARGUMENTS[name]:
+        result.add_argument(*names, **options)
+    return result
+
+
+def check(name: str, args: argparse.Namespace) -> argparse.Namespace:
+    """The checks argparse cannot express; raise :class:`ArgumentError`, else return ``args``."""
+    if ARGUMENTS.get(name) is DEFINITION and args.queue_size is not None and args.queue_size < 1:
+        raise ArgumentError(f"--queue-size must be at least 1, not {args.queue_size}")
+    return args
+
+
+def parse(name: str, line: str) -> argparse.Namespace:
+    """Parse the argument line of magic ``name`` (``dora_operator``...), checked."""
+    return check(name, parser(name).parse_args(split(line)))

@@ -1,0 +1,300 @@
+"""IPython magics: thin adapters from notebook cells to :class:`~dora_notebook.Dataflow`.
+
+``%load_ext dora_notebook`` registers :class:`DoraMagics`. Every magic parses
+its arguments (a wrong one is a one-line usage error), makes one call into
+the Python API, and displays the result. The graph is the kernel's one
+:func:`~dora_notebook.current` dataflow.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Float
+
+from ..dataflow import check_start
+from ..errors import DataflowError, ReloadError
+from . import arguments, session
+
+__all__ = ["DoraMagics"]
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """Parse a magic's arguments; every mistake becomes a one-line UsageError."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as exc:  # unbalanced quotes and the like, from shlex
+        usage = " ".join(magic.parser.format_usage().replace("::", "").split())
+        raise UsageError(f"{exc}; usage: {usage}") from None
+
+
+def _positive(name: str, value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{name} must be a positive number of seconds, not {value:g}")
+    return value
+
+
+def _arguments(name: str, *, prog: str | None = None) -> Any:
+    """Decorate magic ``name`` with its arguments from :mod:`~dora_notebook.jupyter.arguments`.
+
+    The same definitions parse a notebook's magic lines in ``dora-notebook
+    export``. ``prog`` names the magic in its usage line.
+    """
+
+    def decorate(func: Any) -> Any:
+        for names, options in reversed(arguments.ARGUMENTS[name]):
+            func = argument(*names, **options)(func)
+        return magic_arguments(name=prog)(func)
+
+    return decorate
+
+
+def _check(name: str, args: Any) -> Any:
+    """The checks argparse cannot express (shared with the CLI), as a UsageError."""
+    try:
+        return arguments.check(name, args)
+    except arguments.ArgumentError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@magics_class
+class DoraMagics(Magics):
+    """The dora magics; configurable with ``%config DoraMagics.preview_hz = N``."""
+
+    preview_hz = Float(10.0, help="How many times a second each panel widget redraws at most.").tag(
+        config=True
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.observe(self._hz_changed, names="preview_hz")
+        session.pump().hz = self.preview_hz
+
+    def _hz_changed(self, change: dict[str, Any]) -> None:
+        if not change["new"] > 0:
+            raise UsageError("DoraMagics.preview_hz must be positive")
+        session.pump().hz = change["new"]
+
+    # -- definitions ----------------------------------------------------------
+
+    # Named so that the usage line reads %%dora_operator, as the cell magic is typed.
+    @_arguments("dora_operator", prog="%dora_operator")
+    @cell_magic
+    def dora_operator(self, line: str, cell: str) -> None:
+        """Define a dora operator: the cell defines ``class Operator`` with ``on_event``.
+
+        It runs on the runtime thread once the graph starts; re-running the
+        cell while the graph runs hot-swaps it (dora's hot reload).
+        """
+        self._define("operator", self.dora_operator, line, cell)
+
+    @_arguments("dora_node", prog="%dora_node")
+    @cell_magic
+    def dora_node(self, line: str, cell: str) -> None:
+        """Define a dora custom node: the cell is a script using ``node = Node()``.
+
+        It runs in a thread of its own once the graph starts.
+        """
+        self._define("node", self.dora_node, line, cell)
+
+    def _define(self, kind: str, magic: Any, line: str, cell: str) -> None:
+        args = _check(f"dora_{kind}", _parse(magic, line))
+        try:
+            compile(cell, f"<dora {kind} {args.node_id}>", "exec")
+        except SyntaxError as exc:
+            raise UsageError(
+                f"node {args.node_id!r}: {type(exc).__name__}: {exc.msg} (line {exc.lineno})"
+            ) from None
+        try:
+            note = session.define(
+                kind, args.node_id, cell, args.inputs, args.outputs, args.queue_size, args.machine
+            )
+        except ReloadError as exc:
+            # The previous version keeps running; its panel says why the new one did not.
+            display(session.panel(args.node_id))
+            raise UsageError(str(exc)) from None
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        display(session.panel(args.node_id))
+        if note:
+            print(note)
+
+    @_arguments("dora_dataflow")
+    @line_cell_magic
+    def dora_dataflow(self, line: str, cell: str | None = None) -> None:
+        """Load nodes from a dora-rs dataflow descriptor (YAML in the cell, or a file path).
+
+        File paths in it resolve against the notebook's working directory.
+        """
+        args = _parse(self.dora_dataflow, line)
+        if (cell is None) == (args.path is None):
+            raise UsageError(
+                "give either a descriptor PATH (%dora_dataflow PATH) or YAML as the "
+                "body of %%dora_dataflow, not both"
+            )
+        try:
+            ids = session.load_yaml(args.path if cell is None else cell)
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        for node_id in ids:
+            display(session.panel(node_id))
+
+    # -- running ------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "--engine",
+        choices=["embedded", "dora"],
+        default="embedded",
+        help="where the graph runs (default: in this kernel)",
+    )
+    @argument("--coordinator", metavar="HOST:PORT", help="an existing dora coordinator")
+    @argument(
+        "--machine",
+        metavar="NAME",
+        help="with --coordinator: the machine id of this kernel's daemon"
+        " (the bridge and nodes placed nowhere run there)",
+    )
+    @argument(
+        "--daemon-port",
+        type=int,
+        metavar="PORT",
+        help="with --coordinator: this kernel's daemon's --local-listen-port (default 53291)",
+    )
+    @argument("--wait", action="store_true", help="block until the graph finishes")
+    @argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: stop the graph after this many seconds",
+    )
+    @line_magic
+    def dora_start(self, line: str) -> None:
+        """Start the graph in the background; the notebook stays usable.
+
+        With ``--wait`` the cell blocks until the graph finishes (all nodes
+        done, ``STOP_ALL``, or ``--timeout`` reached, which stops it); an
+        interrupt of the kernel stops the graph cleanly.
+        """
+        args = _parse(self.dora_start, line)
+        timeout = _positive("--timeout", args.timeout)
+        if args.timeout is not None and not args.wait:
+            raise UsageError("--timeout applies to --wait; add --wait, or use %dora_wait --timeout")
+        options = {
+            "coordinator": args.coordinator,
+            "machine": args.machine,
+            "daemon_port": args.daemon_port,
+        }
+        try:
+            check_start(args.engine, **options, as_flags=True)
+            session.start(args.engine, **{k: v for k, v in options.items() if v is not None})
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        if args.wait:
+            self._wait(timeout, stop_at_timeout=True)
+
+    @magic_arguments()
+    @argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after this long")
+    @line_magic
+    def dora_wait(self, line: str) -> None:
+        """Block until the running graph finishes (or ``--timeout`` passes)."""
+        args = _parse(self.dora_wait, line)
+        self._wait(_positive("--timeout", args.timeout), stop_at_timeout=False)
+
+    def _wait(self, timeout: float | None, stop_at_timeout: bool) -> None:
+        flow = session.current()
+        if flow.engine is None:
+            raise UsageError("the dataflow was never started; use %dora_start")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            # Short waits keep the kernel responsive to an interrupt.
+            while not flow.wait(0.1):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        except KeyboardInterrupt:
+            session.stop()
+            print("interrupted: the dataflow was stopped")
+            raise
+        if flow.running:
+            if not stop_at_timeout:
+                print(f"still running after {timeout:g} s")
+                return
+            stuck = session.stop()
+            print(f"stopped after {timeout:g} s" + _stuck_note(stuck))
+        session.pump().flush()
+        print(session.summary())
+
+    @magic_arguments()
+    @line_magic
+    def dora_stop(self, line: str) -> None:
+        """Stop the graph; returns within 2 seconds even if an operator is stuck."""
+        _parse(self.dora_stop, line)
+        flow = session.current()
+        if not flow.running:
+            print("the dataflow is not running")
+            return
+        print("stopped" + _stuck_note(session.stop()))
+
+    @magic_arguments()
+    @line_magic
+    def dora_status(self, line: str) -> None:
+        """Show the graph: nodes, edges with their ids, timers, live status and counts."""
+        _parse(self.dora_status, line)
+        display(session.graph_view())
+
+    @_arguments("dora_export")
+    @line_magic
+    def dora_export(self, line: str) -> None:
+        """Write DIR/dataflow.yml and one Python file per node, runnable with ``dora run``.
+
+        Cells become node files (operators keep their context under dora-rs),
+        nodes loaded from files keep them; nodes given as Python objects
+        cannot be exported. Relative paths resolve against the working
+        directory. Prints the files written.
+        """
+        args = _parse(self.dora_export, line)
+        try:
+            written = session.export(args.directory)
+        except (DataflowError, OSError) as exc:
+            raise UsageError(str(exc)) from None
+        print(session.export_note(written))
+
+    @magic_arguments()
+    @argument("source", metavar="NODE/OUTPUT", help="the output to look at")
+    @argument("-n", type=int, default=10, metavar="N", help="how many messages (default 10)")
+    @line_magic
+    def dora_tap(self, line: str) -> Any:
+        """The last N messages of an edge as a DataFrame (time, metadata, value).
+
+        The first tap of an output starts recording it (untapped outputs cost
+        nothing); while the graph runs it waits up to a second for N messages.
+        """
+        args = _parse(self.dora_tap, line)
+        try:
+            return session.current().tap(args.source, args.n)
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+
+    @magic_arguments()
+    @line_magic
+    def dora_reset(self, line: str) -> None:
+        """Stop the graph and forget every node (threads and panels included).
+
+        Helper modules the nodes imported from their folders are forgotten
+        too: the next run loads them anew, edits included.
+        """
+        _parse(self.dora_reset, line)
+        print("reset" + _stuck_note(session.reset()))
+
+
+def _stuck_note(stuck: list[str]) -> str:
+    if not stuck:
+        return ""
+    engine = session.current().engine
+    fate = engine.stuck_fate if engine is not None else "interrupted"
+    return f"; did not stop within 2 s ({fate}): " + ", ".join(stuck)

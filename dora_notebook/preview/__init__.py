@@ -1,0 +1,1 @@
+"""Preview payloads: normalised, made JSON-safe, rendered as MIME (pure, no widgets)."""
