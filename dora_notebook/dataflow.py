@@ -39,6 +39,7 @@ from .core.graph import (
     Graph,
     InputSpec,
     NodeSpec,
+    descriptor_path,
     load_yaml_text,
     parse_input,
     specs_from_descriptor,
@@ -172,10 +173,8 @@ class Dataflow:
         Relative file names resolve against ``base_dir``, by default the
         descriptor's folder for a path and the working directory for text.
         """
-        if isinstance(source, Path) or (
-            isinstance(source, str) and "\n" not in source and source.endswith((".yml", ".yaml"))
-        ):
-            path = Path(source)
+        path = source if isinstance(source, Path) else descriptor_path(source)
+        if path is not None:
             if not path.is_file():
                 raise GraphError(f"descriptor file {str(path)!r} does not exist")
             text, where = path.read_text(encoding="utf-8"), str(path)

@@ -5,10 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from dora_notebook.core.graph import Graph, InputSpec, NodeSpec, Timer, parse_input
+from dora_notebook.core import yaml12
+from dora_notebook.core.graph import (
+    Graph,
+    InputSpec,
+    NodeSpec,
+    Timer,
+    load_yaml_text,
+    parse_input,
+    specs_from_descriptor,
+)
 from dora_notebook.errors import GraphError
+
+
+def load(text: str, base: Path) -> Graph:
+    """A validated graph from descriptor text, read on the package's one YAML 1.2 path."""
+    graph = Graph()
+    for spec in specs_from_descriptor(load_yaml_text(text), base):
+        graph.add(spec)
+    graph.validate()
+    return graph
 
 
 def write(tmp_path: Path, name: str, text: str = "") -> Path:
@@ -127,7 +144,7 @@ def make_descriptor(tmp_path: Path) -> Path:
 
 def test_descriptor_loads_every_field(tmp_path: Path) -> None:
     path = make_descriptor(tmp_path)
-    graph = Graph.from_descriptor(yaml.safe_load(path.read_text()), tmp_path)
+    graph = load(path.read_text(), tmp_path)
     camera, detect, plot = graph["camera"], graph["detect"], graph["plot"]
     assert camera.kind == "node" and detect.kind == "operator"
     assert camera.path == (tmp_path / "camera.py").resolve()
@@ -142,9 +159,9 @@ def test_descriptor_loads_every_field(tmp_path: Path) -> None:
 
 def test_descriptor_round_trip(tmp_path: Path) -> None:
     path = make_descriptor(tmp_path)
-    first = Graph.from_descriptor(yaml.safe_load(path.read_text()), tmp_path)
-    text = first.to_yaml()
-    second = Graph.from_descriptor(yaml.safe_load(text), tmp_path)
+    first = load(path.read_text(), tmp_path)
+    text = yaml12.dump(first.to_descriptor())
+    second = load(text, tmp_path)
     assert second.to_descriptor() == first.to_descriptor()
     plot = second.to_descriptor()["nodes"][2]
     assert plot["deploy"] == {"machine": "alpha"}
@@ -188,7 +205,7 @@ def test_descriptor_round_trip(tmp_path: Path) -> None:
 def test_bad_descriptors_give_one_clear_message(tmp_path: Path, text: str, message: str) -> None:
     write(tmp_path, "a.py")
     with pytest.raises(GraphError) as info:
-        Graph.from_descriptor(yaml.safe_load(text), tmp_path)
+        load(text, tmp_path)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -200,4 +217,4 @@ def test_missing_source_output_in_descriptor(tmp_path: Path) -> None:
         "    inputs:\n      i: a/y\n"
     )
     with pytest.raises(GraphError, match=r"node 'b': inputs.i: node 'a' has no output 'y'"):
-        Graph.from_descriptor(yaml.safe_load(text), tmp_path)
+        load(text, tmp_path)

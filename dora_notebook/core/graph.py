@@ -36,8 +36,8 @@ __all__ = [
     "Timer",
     "check_data_id",
     "check_node_id",
+    "descriptor_path",
     "parse_input",
-    "parse_timer",
 ]
 
 #: dora-rs's default input queue length.
@@ -155,11 +155,6 @@ class Timer:
         if not amount.isdigit() or int(amount) <= 0:
             raise ValueError(f"timer {text!r} needs a positive whole number, not {amount!r}")
         return cls(unit, int(amount))
-
-
-def parse_timer(text: str) -> Timer:
-    """Shorthand for :meth:`Timer.parse`."""
-    return Timer.parse(text)
 
 
 @dataclass
@@ -404,17 +399,21 @@ class Graph:
             nodes.append(entry)
         return {"nodes": nodes}
 
-    def to_yaml(self, file_for: Callable[[NodeSpec], str] | None = None) -> str:
-        return yaml.safe_dump(self.to_descriptor(file_for), sort_keys=False)
 
-    @classmethod
-    def from_descriptor(cls, descriptor: object, base_dir: Path | str = ".") -> Graph:
-        """Build a graph from a parsed dora descriptor; paths resolve against ``base_dir``."""
-        graph = cls()
-        for spec in specs_from_descriptor(descriptor, Path(base_dir)):
-            graph.add(spec)
-        graph.validate()
-        return graph
+def descriptor_path(source: str) -> Path | None:
+    """The descriptor file ``source`` names, or None when it is YAML text itself.
+
+    One line ending in ``.yml``/``.yaml`` is a path (``~`` expanded).
+
+    >>> descriptor_path("  flows/dataflow.yml ")
+    PosixPath('flows/dataflow.yml')
+    >>> descriptor_path("nodes: []") is None
+    True
+    """
+    text = source.strip()
+    if "\n" in text or not text.endswith((".yml", ".yaml")):
+        return None
+    return Path(text).expanduser()
 
 
 def load_yaml_text(text: str, where: str = "descriptor") -> object:

@@ -137,6 +137,21 @@ def check(name: str, args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def check_cell(kind: str, node_id: str, body: str) -> None:
+    """Refuse a definition cell whose Python does not compile, in one line.
+
+    >>> check_cell("operator", "a", "class Operator(:")
+    Traceback (most recent call last):
+    dora_notebook.jupyter.arguments.ArgumentError: node 'a': SyntaxError: invalid syntax (line 1)
+    """
+    try:
+        compile(body, f"<dora {kind} {node_id}>", "exec")
+    except SyntaxError as exc:
+        raise ArgumentError(
+            f"node {node_id!r}: {type(exc).__name__}: {exc.msg} (line {exc.lineno})"
+        ) from None
+
+
 def parse(name: str, line: str) -> argparse.Namespace:
     """Parse the argument line of magic ``name`` (``dora_operator``...), checked."""
     return check(name, parser(name).parse_args(split(line)))

@@ -105,11 +105,9 @@ class DoraMagics(Magics):
     def _define(self, kind: str, magic: Any, line: str, cell: str) -> None:
         args = _check(f"dora_{kind}", _parse(magic, line))
         try:
-            compile(cell, f"<dora {kind} {args.node_id}>", "exec")
-        except SyntaxError as exc:
-            raise UsageError(
-                f"node {args.node_id!r}: {type(exc).__name__}: {exc.msg} (line {exc.lineno})"
-            ) from None
+            arguments.check_cell(kind, args.node_id, cell)
+        except arguments.ArgumentError as exc:
+            raise UsageError(str(exc)) from None
         try:
             note = session.define(
                 kind, args.node_id, cell, args.inputs, args.outputs, args.queue_size, args.machine

@@ -32,6 +32,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..core.graph import descriptor_path
 from ..dataflow import Dataflow
 from ..errors import DataflowError, GraphError
 from . import arguments
@@ -112,13 +113,7 @@ def _apply(flow: Dataflow, source: str, folder: Path) -> None:
 
 def _define(flow: Dataflow, name: str, line: str, body: str) -> None:
     args = arguments.parse(name, line)
-    kind = name.removeprefix("dora_")
-    try:  # as the magic checks a cell
-        compile(body, f"<dora {kind} {args.node_id}>", "exec")
-    except SyntaxError as exc:
-        raise GraphError(
-            f"node {args.node_id!r}: {type(exc).__name__}: {exc.msg} (line {exc.lineno})"
-        ) from None
+    arguments.check_cell(name.removeprefix("dora_"), args.node_id, body)
     add = flow.add_operator if name == "dora_operator" else flow.add_node
     add(
         args.node_id,
@@ -133,8 +128,8 @@ def _define(flow: Dataflow, name: str, line: str, body: str) -> None:
 
 def _load(flow: Dataflow, source: str, folder: Path) -> None:
     """Load a descriptor given as a path or as YAML text, as the magic does."""
-    text = source.strip()
-    if "\n" not in text and text.endswith((".yml", ".yaml")):
-        flow.load_yaml(folder / Path(text).expanduser())
+    path = descriptor_path(source)
+    if path is not None:
+        flow.load_yaml(folder / path)
     else:
         flow.load_yaml(source, base_dir=folder)

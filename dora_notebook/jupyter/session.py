@@ -85,10 +85,7 @@ def define(
 
 def load_yaml(source: str) -> list[str]:
     """Load a descriptor from a path or YAML text; relative files resolve against the cwd."""
-    flow = current()
-    if "\n" not in source.strip() and source.strip().endswith((".yml", ".yaml")):
-        return flow.load_yaml(Path(source.strip()))
-    return flow.load_yaml(source, base_dir=Path.cwd())
+    return current().load_yaml(source)
 
 
 def export(directory: str) -> list[Path]:

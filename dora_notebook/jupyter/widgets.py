@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..preview.mime import mimebundle
-from .graphview import render_dataflow_svg, render_text
+from .graphview import STATUS_COLOURS, render_dataflow_svg, render_text
 
 if TYPE_CHECKING:
     from ..core.observe import NodeState
@@ -33,12 +33,6 @@ __all__ = ["LOG_LINES_SHOWN", "GraphView", "NodePanel", "UIPump"]
 #: How many of a node's latest log lines its panel shows (more are kept in its state).
 LOG_LINES_SHOWN = 15
 
-_STATUS_COLOURS = {
-    "defined": "#777",
-    "running": "#1f6feb",
-    "finished": "#1a7f37",
-    "failed": "#cf222e",
-}
 _STDIO_COLOURS = {"stderr": "#b35900", "warning": "#9a6700", "error": "#cf222e"}
 
 
@@ -92,7 +86,7 @@ class NodePanel(_FullText, widgets.VBox):
 
     def _header_update(self) -> int:
         s = self._state
-        colour = _STATUS_COLOURS.get(s.status, "#777")
+        colour = STATUS_COLOURS.get(s.status, STATUS_COLOURS["defined"])
         counts = f"{s.received} received · {s.sent} sent · {s.dropped} dropped"
         value = (
             f'<b>{html.escape(s.node_id)}</b> <span style="color:#777">({s.kind})</span> '
