@@ -10,13 +10,34 @@ dora-compatible engine.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .api.context import Context
-from .api.node import Node
-from .core.events import DoraStatus
-from .core.observe import LogLine, NodeState, Report
-from .dataflow import Dataflow, current
-from .errors import DataflowError, GraphError, NodeError
+
+if TYPE_CHECKING:
+    from .api.context import Context
+    from .api.node import Node
+    from .core.events import DoraStatus
+    from .core.observe import LogLine, NodeState, Report
+    from .dataflow import Dataflow, current
+    from .errors import DataflowError, GraphError, NodeError
+
+# Each name is imported on first use (PEP 562): an exported node imports
+# ``dora_notebook.dora_rs.shim``, which must not load the engine, pandas or Jupyter.
+_LAZY = {
+    "Context": "api.context",
+    "Dataflow": "dataflow",
+    "DataflowError": "errors",
+    "DoraStatus": "core.events",
+    "GraphError": "errors",
+    "LogLine": "core.observe",
+    "Node": "api.node",
+    "NodeError": "errors",
+    "NodeState": "core.observe",
+    "Report": "core.observe",
+    "current": "dataflow",
+}
 
 __all__ = [
     "Context",
@@ -36,10 +57,37 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+#: What the notebook layer needs beyond the base install: the ``[jupyter]`` extra.
+_JUPYTER_EXTRA = ("ipykernel", "ipywidgets", "matplotlib", "pandas")
+
+
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext dora_notebook``: register the dora magics."""
     import atexit
+    import importlib.util
 
+    missing = [name for name in _JUPYTER_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        from .errors import MissingExtraError
+
+        raise MissingExtraError(
+            f"dora-notebook's notebook layer needs the [jupyter] extra ({', '.join(missing)} "
+            "missing): pip install 'dora-notebook[jupyter]'",
+            name=missing[0],
+        )
     from .jupyter import session
     from .jupyter.magics import DoraMagics
 

@@ -6,7 +6,14 @@ magic or the CLI can show it as one line without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataflowError", "GraphError", "NodeError", "PreviewError", "ReloadError"]
+__all__ = [
+    "DataflowError",
+    "GraphError",
+    "MissingExtraError",
+    "NodeError",
+    "PreviewError",
+    "ReloadError",
+]
 
 
 class DataflowError(Exception):
@@ -43,3 +50,17 @@ class ReloadError(DataflowError, RuntimeError):
 
     The previous version keeps running; the message says why.
     """
+
+
+class MissingExtraError(DataflowError, ModuleNotFoundError):
+    """A part of the package needs an extra that is not installed.
+
+    IPython shows it as its one line, not as a traceback (``%load_ext``
+    re-raises what ``load_ipython_extension`` raises).
+
+    >>> MissingExtraError("needs [jupyter]")._render_traceback_()
+    ['MissingExtraError: needs [jupyter]']
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]

@@ -12,9 +12,9 @@ fi
 # Reinstall only when the dependencies changed since the last install.
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-    echo "==> installing dora-notebook[dora,lab,test] into .venv"
+    echo "==> installing dora-notebook[jupyter,dora,lab,test] into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dora,lab,test]'
+    .venv/bin/python -m pip install --quiet -e '.[jupyter,dora,lab,test]'
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -481,35 +479,3 @@ def test_export_writes_the_graph_and_says_what_it_wrote(kernel: Kernel, tmp_path
     )
     assert len(refused.text.strip().splitlines()) == 1
     assert not (tmp_path / "again").exists()
-
-
-def test_core_never_imports_ipython_or_ipywidgets() -> None:
-    core = [
-        "core.graph",
-        "core.events",
-        "core.engine",
-        "api.node",
-        "api.context",
-        "preview.normalize",
-        "core.observe",
-        "dataflow",
-        "preview.mime",
-        "jupyter.graphview",
-        "core.tap",
-        "cli",
-        "dora_rs.export",
-        "dora_rs.shim",
-        "jupyter.arguments",
-        "jupyter.notebook",
-    ]
-    code = (
-        "import sys\n"
-        + "".join(f"import dora_notebook.{m}\n" for m in core)
-        + "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('IPython', 'ipywidgets', 'ipykernel')))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from dora_notebook.errors import DataflowError
+from dora_notebook.preview.jsonsafe import duration_text
 from dora_notebook.preview.normalize import (
     DOTS,
     HEAD,
@@ -940,3 +941,56 @@ def test_any_json_like_data_normalises_to_strict_json(value):
 def test_percent_encoded_data_urls_pass_for_iframes() -> None:
     url = "data:text/html,<h1>hi</h1>"
     assert normalize({"type": "iframe", "data": url}) == {"type": "iframe", "data": url}
+
+
+# -- without pandas -------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
+def test_durations_read_as_pandas_writes_them(nanoseconds: int) -> None:
+    value = np.timedelta64(nanoseconds, "ns")
+    assert duration_text(value) == str(pd.Timedelta(value))
+    micros = dt.timedelta(microseconds=nanoseconds // 1000)
+    assert duration_text(micros) == str(pd.Timedelta(micros))
+    assert duration_text(pd.Timedelta(value)) == str(pd.Timedelta(value))
+
+
+def test_previews_need_no_pandas() -> None:
+    # A base install has no pandas: tables, cells and durations must not import it.
+    code = textwrap.dedent(
+        """
+        import datetime as dt, json, sys
+
+        class NoPandas:  # as if pandas were not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "pandas":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoPandas())
+        import numpy as np, pyarrow as pa
+        from dora_notebook.preview.normalize import normalize
+        table = pa.table({"x": [1, 2], "d": pa.array([dt.timedelta(hours=3)] * 2)})
+        print(json.dumps([
+            normalize(table),
+            normalize({"d": dt.timedelta(seconds=-1), "n": np.timedelta64(7, "ns")}),
+            normalize({"type": "csv", "data": "a,b"}),
+        ]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {
+            "type": "table",
+            "data": {
+                "columns": ["x", "d"],
+                "rows": [[1, "0 days 03:00:00"], [2, "0 days 03:00:00"]],
+                "row_count": 2,
+            },
+        },
+        {"type": "json", "data": {"d": "-1 days +23:59:59", "n": "0 days 00:00:00.000000007"}},
+        {"type": "csv", "data": "a,b"},
+    ]

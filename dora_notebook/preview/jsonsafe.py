@@ -23,13 +23,13 @@ import datetime as _dt
 import enum
 import math
 import pathlib
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import PreviewError
@@ -43,6 +43,20 @@ MAX_ARRAY_ELEMENTS = 1000
 
 _MAX_DEPTH = 100
 _MAX_BYTES_SHOWN = 32
+_DAY_NS = 86_400 * 10**9
+#: Nanoseconds per numpy timedelta64 unit (months and years have no fixed length,
+#: and pandas, whose text :func:`duration_text` writes, stops at nanoseconds).
+_UNIT_NS = {
+    "W": 7 * _DAY_NS,
+    "D": _DAY_NS,
+    "h": 3_600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+    "ns": 1,
+    "generic": 1,
+}
 
 
 class _Unserialisable(Exception):
@@ -115,7 +129,8 @@ def _convert(value: Any, *, strict: bool, path: str, seen: set[int], depth: int)
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
-    if value is pd.NA or value is pd.NaT:
+    pandas = loaded_pandas()
+    if pandas is not None and (value is pandas.NA or value is pandas.NaT):
         return None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _bytes_repr(bytes(value))
@@ -124,7 +139,7 @@ def _convert(value: Any, *, strict: bool, path: str, seen: set[int], depth: int)
     if isinstance(value, (_dt.date, _dt.time)):  # datetime and pd.Timestamp included
         return value.isoformat()
     if isinstance(value, _dt.timedelta):
-        return _timedelta_text(value)
+        return duration_text(value)
     if isinstance(value, Decimal):
         return str(value) if value.is_finite() else None
     if isinstance(value, complex):
@@ -217,12 +232,7 @@ def _numpy_scalar(value: np.generic, *, strict: bool, path: str, seen: set[int],
     if isinstance(value, np.datetime64):
         return None if np.isnat(value) else str(np.datetime_as_string(value))
     if isinstance(value, np.timedelta64):  # before np.integer: it is a subclass
-        if np.isnat(value):
-            return None
-        try:
-            return str(pd.Timedelta(value))
-        except (ValueError, OverflowError):  # months, years, out of range
-            return str(value)
+        return None if np.isnat(value) else duration_text(value)
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
@@ -238,11 +248,44 @@ def _numpy_scalar(value: np.generic, *, strict: bool, path: str, seen: set[int],
     return _convert(item, strict=strict, path=path, seen=seen, depth=depth)
 
 
-def _timedelta_text(value: _dt.timedelta) -> str:
-    try:
-        return str(pd.Timedelta(value))
-    except (ValueError, OverflowError):
-        return str(value)
+def loaded_pandas() -> Any:
+    """pandas if it is imported already, else None.
+
+    A pandas object cannot exist before pandas is imported, so asking "is this a
+    DataFrame?" never needs to import it: previews work without pandas installed
+    and never pay its import.
+    """
+    return sys.modules.get("pandas")
+
+
+def duration_text(value: _dt.timedelta | np.timedelta64) -> str:
+    """A duration as pandas writes it (``str(pd.Timedelta(value))``), without pandas.
+
+    A numpy duration in months, years or below a nanosecond is written as numpy
+    writes it, since it has no fixed length in nanoseconds.
+
+    >>> duration_text(_dt.timedelta(hours=3))
+    '0 days 03:00:00'
+    >>> duration_text(np.timedelta64(-7, "ns"))
+    '-1 days +23:59:59.999999993'
+    """
+    if isinstance(value, np.timedelta64):
+        unit, count = np.datetime_data(value.dtype)
+        if unit not in _UNIT_NS:
+            return str(value)
+        total = int(value.astype(np.int64)) * count * _UNIT_NS[unit]
+    else:  # a pandas Timedelta is a timedelta with nanoseconds besides
+        micros = (value.days * 86_400 + value.seconds) * 10**6 + value.microseconds
+        total = micros * 1000 + int(getattr(value, "nanoseconds", 0))
+    days, rest = divmod(total, _DAY_NS)
+    seconds, nanos = divmod(rest, 10**9)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{days} days {'+' if total < 0 else ''}{hours:02}:{minutes:02}:{seconds:02}"
+    if nanos:
+        fraction = f"{nanos:09}"
+        text += f".{fraction if nanos % 1000 else fraction[:6]}"
+    return text
 
 
 def _fallback(value: Any, strict: bool, path: str) -> str:

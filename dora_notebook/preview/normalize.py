@@ -41,10 +41,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import PreviewError
@@ -57,12 +56,16 @@ from .jsonsafe import (
     is_json_scalar,
     json_data,
     label_text,
+    loaded_pandas,
     one_line,
     plain_str,
     safe_str,
     type_name,
 )
 from .media import data_url, iframe_data, image_data, image_or_none, media_data, sniff_image
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DOTS",
@@ -238,7 +241,8 @@ def _explicit_data(kind: str, data: Any, extras: dict[Any, Any]) -> Any:
     if kind in _TEXT_TYPES:
         return _need_str(kind, data)
     if kind == "csv":
-        if isinstance(data, (pd.DataFrame, pd.Series)):
+        pandas = loaded_pandas()
+        if pandas is not None and isinstance(data, (pandas.DataFrame, pandas.Series)):
             return data.to_csv(index=_show_index(data))
         return _need_str(kind, data, "or a DataFrame")
     if kind == "json":
@@ -307,9 +311,10 @@ def _count(data: Mapping[str, Any], key: str, default: int) -> int:
 
 
 def _table_or_none(obj: Any) -> dict[str, Any] | None:
-    if isinstance(obj, pd.DataFrame):
+    pandas = loaded_pandas()
+    if pandas is not None and isinstance(obj, pandas.DataFrame):
         return _build_table(_FrameSource(obj, _show_index(obj)))
-    if isinstance(obj, pd.Series):
+    if pandas is not None and isinstance(obj, pandas.Series):
         name = "value" if obj.name is None else obj.name
         return _build_table(_FrameSource(obj.to_frame(name=name), _show_index(obj)))
     if isinstance(obj, (pa.Table, pa.RecordBatch)):
@@ -320,11 +325,12 @@ def _table_or_none(obj: Any) -> dict[str, Any] | None:
 
 
 def _show_index(obj: pd.DataFrame | pd.Series) -> bool:
+    pandas = loaded_pandas()  # obj is a pandas object: pandas is loaded
     index = obj.index
     if any(name is not None for name in index.names):
         return True
-    if isinstance(obj, pd.Series):
-        plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    if isinstance(obj, pandas.Series):
+        plain = isinstance(index, pandas.RangeIndex) and index.start == 0 and index.step == 1
         return not plain
     return False
 
