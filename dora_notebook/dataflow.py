@@ -27,6 +27,7 @@ import contextlib
 import copy
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -69,6 +70,7 @@ class Dataflow:
         self.echo = echo
         self._engine: Engine | None = None
         self._subscribers: list[Callable[[Report], None]] = []
+        self._broken: list[Callable[[Report], None]] = []  # subscribers that raised
         self._states: dict[str, NodeState] = {}
         self._taps: dict[tuple[str, str], Tap] = {}
         self._sub_lock = threading.Lock()
@@ -304,13 +306,19 @@ class Dataflow:
     # -- observing -----------------------------------------------------------
 
     def subscribe(self, callback: Callable[[Report], None]) -> Callable[[], None]:
-        """Call ``callback(report)`` for everything a node reports; returns an unsubscribe."""
+        """Call ``callback(report)`` for everything a node reports; returns an unsubscribe.
+
+        It is called on engine threads. A callback that raises is reported
+        once on stderr and stays subscribed; what it prints goes where the
+        kernel's own output goes, never to a node's log.
+        """
         with self._sub_lock:
             self._subscribers = [*self._subscribers, callback]
 
         def unsubscribe() -> None:
             with self._sub_lock:
                 self._subscribers = [s for s in self._subscribers if s is not callback]
+                self._broken = [s for s in self._broken if s is not callback]
 
         return unsubscribe
 
@@ -319,7 +327,28 @@ class Dataflow:
         if self.echo:
             _echo(report)
         for callback in self._subscribers:
-            callback(report)
+            try:
+                callback(report)
+            except Exception:
+                self._subscriber_failed(callback, report)
+
+    def _subscriber_failed(self, callback: Callable[[Report], None], report: Report) -> None:
+        """Say once, on the real stderr, that a subscriber raised; it stays subscribed.
+
+        Not on the node's panel: the node did nothing wrong. Only the first
+        error is shown, as a subscriber that fails on every log line would
+        otherwise flood the output at the rate the node prints.
+        """
+        with self._sub_lock:
+            if any(s is callback for s in self._broken):
+                return
+            self._broken.append(callback)
+        name = getattr(callback, "__qualname__", None) or repr(callback)
+        capture.original("stderr").write(
+            f"dora-notebook: subscriber {name} raised on a {report.kind!r} report of node "
+            f"{report.node_id!r}; fix it or unsubscribe it (its later errors are not shown)\n"
+            + traceback.format_exc()
+        )
 
     def node(self, node_id: str) -> NodeState:
         """The live state of a node: status, counters, progress, previews, logs."""

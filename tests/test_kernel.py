@@ -135,6 +135,31 @@ def test_prints_never_reach_the_running_cell(kernel: Kernel) -> None:
     assert busy.text == "cell 0\ncell 1\ncell 2\n"
 
 
+def test_prints_from_a_thread_pool_worker_reach_the_node_panel_not_the_cell(
+    kernel: Kernel,
+) -> None:
+    pooled = define(
+        kernel,
+        "%%dora_operator pooled --inputs t=dora/timer/millis/10",
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        from dora import DoraStatus
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    with ThreadPoolExecutor(max_workers=1) as pool:
+                        pool.submit(print, "from the pool worker").result()
+                    return DoraStatus.STOP
+                return DoraStatus.CONTINUE
+        """,
+    )
+    done = kernel.execute("%dora_start --wait --timeout 20")
+    assert "pooled: finished, 1 received, 0 sent" in done.text
+    (panel_id,) = pooled.widget_ids()
+    assert "from the pool worker" in panel_parts(kernel, panel_id)["log"]
+    assert "from the pool worker" not in pooled.text + done.text
+
+
 def test_coalescing_bounds_widget_updates(kernel: Kernel) -> None:
     kernel.execute("%config DoraMagics.preview_hz = 5")
     try:

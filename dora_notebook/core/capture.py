@@ -6,6 +6,13 @@ While any graph runs, ``sys.stdout`` and ``sys.stderr`` are wrapped by a
 to the sink. Every other thread writes straight through to the stream that
 was there before, so the kernel's own output is unchanged.
 
+Work a node hands to other threads stays in its log: while any graph runs,
+``threading.Thread.start`` notes the starting thread's sink on the new
+thread, which begins with it. This follows a ``ThreadPoolExecutor``'s
+workers (started by ``submit``), asyncio's default executor, ``Timer`` and
+threads made by any module, since they are all started through
+``threading.Thread.start`` by the thread that needs them.
+
 >>> import io
 >>> lines = []
 >>> router = ThreadRouter(io.StringIO(), "stdout")
@@ -25,7 +32,6 @@ from typing import Any, TextIO
 
 __all__ = [
     "LineSink",
-    "NodeThread",
     "ThreadRouter",
     "current",
     "install",
@@ -65,7 +71,10 @@ class LineSink:
 
 
 class _Current(threading.local):
-    sink: LineSink | None = None
+    def __init__(self) -> None:
+        # Runs in each thread on its first use there: a thread started while
+        # a node's sink was current begins with that sink (see _start).
+        self.sink: LineSink | None = getattr(threading.current_thread(), "_dora_sink", None)
 
 
 #: The sink of the node whose code the current thread is running, if any.
@@ -102,23 +111,23 @@ class ThreadRouter:
         return getattr(self._stream, name)
 
 
-class NodeThread(threading.Thread):
-    """A ``threading.Thread`` that keeps the sink of the node that created it.
+# The start method _start calls: the one in place when install() hooked in.
+_thread_start = threading.Thread.start
 
-    Node code sees this class as ``threading.Thread``, so the prints of the
-    threads a node starts land in that node's log too.
+
+def _start(thread: threading.Thread) -> None:
+    """``threading.Thread.start`` while a graph runs: the new thread inherits the sink.
+
+    A hook on thread start rather than a ``contextvars`` sink: neither
+    ``ThreadPoolExecutor.submit`` nor ``threading.Thread`` copies the context,
+    while every thread, a pool's worker included, is started here by the
+    thread that asks for it. A pool's worker thus keeps the sink of the node
+    whose work started it, even for work submitted later by someone else.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._dora_sink = current.sink
-
-    def run(self) -> None:
-        current.sink = self._dora_sink
-        try:
-            super().run()
-        finally:
-            current.sink = None
+    sink = current.sink
+    if sink is not None:
+        thread._dora_sink = sink  # type: ignore[attr-defined]
+    _thread_start(thread)
 
 
 _lock = threading.Lock()
@@ -126,10 +135,16 @@ _users = 0
 
 
 def install() -> None:
-    """Wrap stdout and stderr (counted: every ``install`` needs an ``uninstall``)."""
-    global _users
+    """Wrap stdout and stderr and hook thread start.
+
+    Counted: every ``install`` needs an ``uninstall``.
+    """
+    global _users, _thread_start
     with _lock:
         _users += 1
+        if threading.Thread.start is not _start:
+            _thread_start = threading.Thread.start
+            threading.Thread.start = _start  # type: ignore[method-assign]
         if not isinstance(sys.stdout, ThreadRouter):
             sys.stdout = ThreadRouter(sys.stdout, "stdout")  # type: ignore[assignment]
         if not isinstance(sys.stderr, ThreadRouter):
@@ -139,13 +154,16 @@ def install() -> None:
 def uninstall() -> None:
     """Undo one :func:`install`; the last one restores the original streams.
 
-    A stream that someone else replaced in the meantime is left alone.
+    A stream (or ``Thread.start``) that someone else replaced in the
+    meantime is left alone.
     """
     global _users
     with _lock:
         _users = max(0, _users - 1)
         if _users:
             return
+        if threading.Thread.start is _start:
+            threading.Thread.start = _thread_start  # type: ignore[method-assign]
         if isinstance(sys.stdout, ThreadRouter):
             sys.stdout = sys.stdout.wrapped
         if isinstance(sys.stderr, ThreadRouter):

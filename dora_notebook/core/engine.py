@@ -254,10 +254,17 @@ class EmbeddedEngine:
         self.emit(runner.id, "status", status)
 
     def emit(self, node_id: str, kind: str, data: Any) -> None:
+        # Observers are not node code: what they print, or a traceback of
+        # theirs, must not land in the node's log, which would report it to
+        # them again, without end.
+        local = capture.current
+        sink, local.sink = local.sink, None
         try:
             self._report(Report(node_id, kind, data, time.time()))
         except Exception:  # a broken observer must not break the graph
             traceback.print_exc()
+        finally:
+            local.sink = sink
 
     def _mark_ready(self, runner: Runner) -> None:
         if runner.ready:

@@ -30,7 +30,6 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from .capture import NodeThread
 from .graph import NodeSpec
 
 __all__ = ["load_module", "load_operator_class"]
@@ -63,25 +62,24 @@ class _ModuleView(types.ModuleType):
 
 
 def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
-    """``sys``, ``os`` and ``threading`` as this node's code sees them.
+    """``sys`` and ``os`` as this node's code sees them: ``sys.argv`` and
+    ``os.environ`` carry the node's own ``args`` and ``env``.
 
-    ``threading.Thread`` keeps the node's print capture in threads it starts;
-    ``sys.argv`` and ``os.environ`` carry the node's own ``args`` and ``env``.
+    (Threads the node starts keep its print capture through
+    :mod:`~dora_notebook.core.capture`'s thread-start hook, not a view.)
     """
-    views: dict[str, types.ModuleType] = {
-        "threading": _ModuleView(threading, {"Thread": NodeThread}),
-    }
     if not spec.args and not spec.env and spec.kind == "operator":
-        return views
+        return {}
     environ = dict(os.environ)
     environ.update(spec.env)
 
     def getenv(key: str, default: str | None = None) -> str | None:
         return environ.get(key, default)
 
-    views["sys"] = _ModuleView(sys, {"argv": [argv0, *spec.args]})
-    views["os"] = _ModuleView(os, {"environ": environ, "getenv": getenv})
-    return views
+    return {
+        "sys": _ModuleView(sys, {"argv": [argv0, *spec.args]}),
+        "os": _ModuleView(os, {"environ": environ, "getenv": getenv}),
+    }
 
 
 def _node_dir(spec: NodeSpec) -> str:

@@ -25,10 +25,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import Runner
 
-__all__ = ["LOG_LIMIT", "LogLine", "NodeState", "Report"]
+__all__ = ["LOG_LIMIT", "REPORT_LIMIT", "LogLine", "NodeState", "Report"]
 
 #: How many log lines a node keeps; older ones are dropped (and counted).
 LOG_LIMIT = 1000
+
+#: How many messages, and how many warnings and errors, a node keeps; older
+#: ones are dropped (and counted), so a node reporting forever stays in memory.
+REPORT_LIMIT = 1000
 
 #: The report kinds, in the words of the oocana context that produces most of them.
 KINDS = ("status", "log", "log_json", "message", "warning", "error", "progress", "preview")
@@ -57,6 +61,15 @@ class NodeState:
     """Everything known about one node: status, counters, progress, previews, logs.
 
     Counters read through to the live run, so they are current at any time.
+    ``logs`` keeps the last :data:`LOG_LIMIT` lines; ``messages``,
+    ``warnings`` and ``errors`` the last :data:`REPORT_LIMIT` of each. What
+    fell off is counted in ``logs_dropped``, ``messages_dropped``, ...
+
+    >>> state = NodeState("n", "node")
+    >>> for i in range(REPORT_LIMIT + 2):
+    ...     state.apply(Report("n", "message", i, 0.0))
+    >>> state.messages[0], state.messages_dropped
+    (2, 2)
     """
 
     def __init__(self, node_id: str, kind: str) -> None:
@@ -69,8 +82,11 @@ class NodeState:
         self.logs: deque[LogLine] = deque(maxlen=LOG_LIMIT)
         self.logs_dropped = 0
         self.messages: list[Any] = []
+        self.messages_dropped = 0
         self.warnings: list[str] = []
+        self.warnings_dropped = 0
         self.errors: list[str] = []
+        self.errors_dropped = 0
         self._runner: Runner | None = None
         self._lock = threading.Lock()
 
@@ -107,6 +123,7 @@ class NodeState:
             self.messages.clear()
             self.warnings.clear()
             self.errors.clear()
+            self.messages_dropped = self.warnings_dropped = self.errors_dropped = 0
 
     def apply(self, report: Report) -> None:
         """Fold one report into the state."""
@@ -123,13 +140,13 @@ class NodeState:
             elif kind == "preview":
                 self.previews[data["slot"]] = data["payload"]
             elif kind == "message":
-                self.messages.append(data)
+                self.messages_dropped += _keep(self.messages, data)
             elif kind == "warning":
-                self.warnings.append(data)
+                self.warnings_dropped += _keep(self.warnings, data)
                 self._log(report.time, "warning", data)
             elif kind == "error":
                 self.error = data
-                self.errors.append(data)
+                self.errors_dropped += _keep(self.errors, data)
                 self._log(report.time, "error", data)
 
     def _log(self, when: float, stdio: str, text: str) -> None:
@@ -141,3 +158,16 @@ class NodeState:
         """The log's lines as text, oldest first."""
         with self._lock:
             return [line.text for line in self.logs]
+
+
+def _keep(items: list[Any], item: Any) -> int:
+    """Append ``item``, dropping the oldest past :data:`REPORT_LIMIT`; return how many fell off.
+
+    Lists, not deques like the log: they stay plain lists (JSON-ready, equal
+    to a list), and dropping one of a thousand is a short memmove.
+    """
+    items.append(item)
+    if len(items) <= REPORT_LIMIT:
+        return 0
+    del items[0]
+    return 1

@@ -194,21 +194,33 @@ class UIPump:
 
     It runs while ``active()`` is true, then draws the final state and ends;
     :meth:`start` again when a graph starts. Every widget change it makes is
-    counted in :attr:`redraws`.
+    counted in :attr:`redraws`. Setting :attr:`hz` applies at once, to a
+    running pump too.
 
     >>> pump = UIPump(lambda: False, hz=10)
     >>> pump.stop()  # never started: nothing to join
     """
 
     def __init__(self, active: Callable[[], bool], hz: float = 10.0) -> None:
-        self.hz = hz
+        self._hz = hz
         self._active = active
         self._panels: dict[str, NodePanel] = {}
         self._views: list[GraphView] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by a new hz
         self._thread: threading.Thread | None = None
         self.redraws = 0
+
+    @property
+    def hz(self) -> float:
+        return self._hz
+
+    @hz.setter
+    def hz(self, value: float) -> None:
+        self._hz = value
+        # A pump waiting out a period of the old rate starts the new one now.
+        self._wake.set()
 
     def panel(self, state: NodeState) -> NodePanel:
         """A new panel for ``state``'s node; it replaces the one shown before.
@@ -249,6 +261,7 @@ class UIPump:
     def stop(self) -> None:
         """Stop and join the thread, then draw the final state."""
         self._stopping.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(2.0)
@@ -265,7 +278,6 @@ class UIPump:
         return changes
 
     def _run(self) -> None:
-        period = 1.0 / max(self.hz, 0.1)
         while True:
             began = time.monotonic()
             active = self._active()
@@ -273,6 +285,12 @@ class UIPump:
             self.flush(force=not active)
             if not active:
                 return
-            rest = period - (time.monotonic() - began)
-            if self._stopping.wait(max(rest, 0.0)):
-                return
+            # The period is read anew after each wake, so that
+            # `%config DoraMagics.preview_hz = N` applies to a running graph.
+            while True:
+                self._wake.clear()  # before the checks: a later stop or hz sets it again
+                if self._stopping.is_set():
+                    return
+                rest = 1.0 / max(self._hz, 0.1) - (time.monotonic() - began)
+                if rest <= 0 or not self._wake.wait(rest):
+                    break
