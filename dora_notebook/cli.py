@@ -18,6 +18,7 @@ runs it. It exits 0, or 1 with a one-line reason.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("notebook", metavar="NOTEBOOK.ipynb", help="the notebook")
     export.add_argument("outdir", metavar="OUTDIR", help="the folder to write")
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files in OUTDIR that dora-notebook did not write (or that changed since)",
+    )
     return parser
 
 
@@ -70,8 +76,8 @@ def _seconds(text: str) -> float:
         value = float(text.rstrip("s"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("--stop-after must be positive")
+    if not 0 < value < math.inf:  # nan and inf too
+        raise argparse.ArgumentTypeError(f"--stop-after must be a positive number, not {text!r}")
     return value
 
 
@@ -80,19 +86,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(Path(args.dataflow), args.stop_after)
     if args.command == "export":
-        return _export(Path(args.notebook), Path(args.outdir))
+        return _export(Path(args.notebook), Path(args.outdir), args.force)
     _parser().print_help()
     return 2
 
 
-def _export(notebook: Path, outdir: Path) -> int:
+def _export(notebook: Path, outdir: Path, force: bool) -> int:
     from .dora_rs.export import export, summary
     from .jupyter.notebook import dataflow_from_notebook
 
     try:
         flow = dataflow_from_notebook(notebook)
         written = export(
-            flow.graph, outdir, top=flow.descriptor_extra(), base_dir=notebook.resolve().parent
+            flow.graph,
+            outdir,
+            top=flow.descriptor_extra(),
+            base_dir=notebook.resolve().parent,
+            force=force,
         )
     except (DataflowError, OSError) as exc:
         print(f"dora-notebook: {exc}", file=sys.stderr)
@@ -102,6 +112,8 @@ def _export(notebook: Path, outdir: Path) -> int:
 
 
 def _run(path: Path, stop_after: float | None) -> int:
+    # --stop-after bounds the whole run, reading and starting included.
+    deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
         flow = Dataflow.from_yaml(path)
     except DataflowError as exc:
@@ -113,7 +125,6 @@ def _run(path: Path, stop_after: float | None) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
         flow.start()
-        deadline = None if stop_after is None else time.monotonic() + stop_after
         # Poll in short waits so that Ctrl-C (handled on this thread) is seen.
         while not flow.wait(0.05):
             if interrupted.is_set() or (deadline is not None and time.monotonic() >= deadline):

@@ -141,9 +141,51 @@ def test_version_and_usage_errors() -> None:
         [*CLI, "run", "x.yml", "--stop-after", "soon"], capture_output=True, text=True, timeout=30
     )
     assert bad.returncode == 2 and "'soon' is not a number of seconds" in bad.stderr
+    for value in ("nan", "inf", "0", "-1"):
+        refused = subprocess.run(
+            [*CLI, "run", "x.yml", f"--stop-after={value}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert refused.returncode == 2, value
+        assert f"--stop-after must be a positive number, not '{value}'" in refused.stderr
 
 
 def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("dora-notebook")
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "dora-notebook" in result.stdout
+
+
+def test_a_binary_file_or_a_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "photo.yml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    result = subprocess.run([*CLI, "run", str(binary)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "is not YAML text (not UTF-8 at byte" in result.stderr
+    (tmp_path / "node").mkdir()
+    (tmp_path / "flow.yml").write_text("nodes:\n  - id: a\n    path: node\n")
+    folder = subprocess.run(
+        [*CLI, "run", str(tmp_path / "flow.yml")], capture_output=True, text=True, timeout=30
+    )
+    assert folder.returncode == 1
+    assert folder.stderr.strip() == "dora-notebook: node 'a': path: 'node' is a folder, not a file"
+
+
+def test_descriptors_beyond_the_limits_are_refused_before_start(tmp_path: Path) -> None:
+    (tmp_path / "n.py").write_text("")
+    many = "nodes:\n" + "".join(f"  - id: n{i}\n    path: n.py\n" for i in range(1001))
+    (tmp_path / "many.yml").write_text(many)
+    result = subprocess.run(
+        [*CLI, "run", str(tmp_path / "many.yml"), "--stop-after", "5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "1,001 nodes is beyond the 1,000 one dataflow may have" in result.stderr
+    huge = tmp_path / "huge.yml"
+    huge.write_text("nodes: []\n" + "#" * (4 * 1024 * 1024) + "\n")
+    big = subprocess.run([*CLI, "run", str(huge)], capture_output=True, text=True, timeout=30)
+    assert big.returncode == 1 and "larger than the 4,194,304 bytes" in big.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -376,7 +377,31 @@ def test_preview_slots_and_bad_payloads_never_kill_the_node() -> None:
     assert state.previews["default"] == {"type": "text", "data": "second"}
     assert state.previews["stats"] == {"type": "json", "data": {"a": 1}}
     assert state.previews["plot"]["data"].startswith("data:image/png;base64,")
-    assert len(state.errors) == 2
-    assert state.errors[0].startswith("preview: cannot preview object")
-    assert "hologram" in state.errors[1]
+    assert state.errors == [] and state.status == "finished"  # a bad preview fails nothing
+    assert len(state.warnings) == 2
+    assert state.warnings[0].startswith("preview: cannot preview object")
+    assert "hologram" in state.warnings[1] and state.warnings[1].endswith("(nothing shown)")
     assert state.progress == 100.0  # the node went on after the bad previews
+
+
+def test_report_progress_has_one_rule_for_every_value() -> None:
+    """Numbers are clamped; nan and non-numbers are ignored with one warning; nothing fails."""
+    values = (None, float("nan"), "50", True, -5, 1e9, float("inf"), 42, np.float32(7))
+
+    def body(context: Any, event: object) -> None:
+        for value in values:
+            context.report_progress(value)
+            context.flush_progress()  # each value that counts is sent, none held back
+
+    flow = Dataflow(echo=False)
+    progress: list[float] = []
+    flow.subscribe(lambda r: progress.append(r.data) if r.kind == "progress" else None)
+    flow.add_operator("op", one_shot(body), inputs={"t": "dora/timer/millis/5"})
+    run_flow(flow)
+    state = flow.node("op")
+    assert state.status == "finished" and state.errors == []
+    assert state.warnings == [
+        "report_progress takes a number in [0, 100]; ignored None (and any other such value)"
+    ]
+    assert progress == [0.0, 100.0, 100.0, 42.0, 7.0]
+    assert state.progress == 7.0

@@ -26,17 +26,11 @@ from dora_notebook.dora_rs.export import render, write_files
 from dora_notebook.dora_rs.shim import parse_report
 from dora_notebook.jupyter.notebook import dataflow_from_notebook
 
+from .needs import needs_dora
 from .sessions import run_in_session
 
 # dora spawns `python` for nodes: the interpreter running the tests comes first.
 PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-DORA = shutil.which("dora", path=PATH)
-
-
-def needs_dora(test: Any) -> Any:
-    """Mark a test that runs the real dora-rs CLI."""
-    skip = pytest.mark.skipif(DORA is None, reason="the dora-rs CLI (`dora`) is not installed")
-    return pytest.mark.dora(skip(test))
 
 
 def dedent(text: str) -> str:
@@ -185,6 +179,7 @@ def test_layout_descriptor_and_node_files(tmp_path: Path) -> None:
     descriptor = flow.export(out)
     assert descriptor == (out / "dataflow.yml").resolve()
     assert sorted(files_of(out)) == [
+        ".dora-notebook-export.json",
         "calc.py",
         "dataflow.yml",
         "echo.py",
@@ -367,7 +362,9 @@ def test_files_never_escape_the_folder(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / "evil.py").exists()
 
 
-def test_a_symlink_in_the_folder_is_replaced_not_written_through(tmp_path: Path) -> None:
+def test_a_symlink_in_the_folder_is_refused_or_replaced_never_written_through(
+    tmp_path: Path,
+) -> None:
     outside = tmp_path / "outside.py"
     outside.write_text("precious\n")
     out = tmp_path / "out"
@@ -375,7 +372,10 @@ def test_a_symlink_in_the_folder_is_replaced_not_written_through(tmp_path: Path)
     (out / "calc.py").symlink_to(outside)
     flow = Dataflow(echo=False)
     flow.add_operator("calc", "class Operator:\n    pass\n")
-    flow.export(out)
+    with pytest.raises(GraphError, match=r"it holds calc\.py, not written by dora-notebook"):
+        flow.export(out)
+    assert (out / "calc.py").is_symlink() and outside.read_text() == "precious\n"
+    flow.export(out, force=True)
     assert outside.read_text() == "precious\n"
     assert not (out / "calc.py").is_symlink()
     assert (out / "calc.py").read_text().startswith("class Operator:")
@@ -564,7 +564,13 @@ def test_the_cli_exports_a_notebook(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith(f"wrote {(tmp_path / 'out' / 'dataflow.yml').resolve()}, src.py")
     assert "run it with: dora run" in out
-    assert sorted(files_of(tmp_path / "out")) == ["dataflow.yml", "rec.py", "src.py", "twice.py"]
+    assert sorted(files_of(tmp_path / "out")) == [
+        ".dora-notebook-export.json",
+        "dataflow.yml",
+        "rec.py",
+        "src.py",
+        "twice.py",
+    ]
     assert (tmp_path / "out" / "rec.py").read_text() == NB_RECORDER
 
 
@@ -657,10 +663,9 @@ def dora_run(folder: Path, check: Callable[[str], None], attempts: int = 2) -> s
     On a busy machine dora-rs loses a message now and then (see the
     conformance suite), so a failed check runs dora again, once.
     """
-    assert DORA is not None
     for attempt in range(1, attempts + 1):
         shutil.rmtree(folder / "out", ignore_errors=True)
-        rc, console = run([DORA, "run", "dataflow.yml", "--stop-after", "20s"], folder)
+        rc, console = run([needs_dora(), "run", "dataflow.yml", "--stop-after", "20s"], folder)
         try:
             assert rc == 0, console[-4000:]
             check(console)
@@ -734,7 +739,7 @@ def check_dora_console(console: str) -> None:
     assert "\x1b[" not in console  # NO_COLOR
 
 
-@needs_dora
+@pytest.mark.dora
 def test_an_exported_graph_runs_under_dora_and_reports_through_its_log(tmp_path: Path) -> None:
     flow = full_flow(tmp_path)
     out = tmp_path / "out"
@@ -754,7 +759,7 @@ def test_an_exported_graph_runs_under_dora_and_reports_through_its_log(tmp_path:
     assert "[dora-notebook] {" not in console  # there, reports go to the panels
 
 
-@needs_dora
+@pytest.mark.dora
 def test_an_exported_notebook_runs_under_dora(tmp_path: Path) -> None:
     path = demo_notebook(tmp_path / "nb")
     out = tmp_path / "out"
@@ -770,11 +775,112 @@ def test_an_exported_notebook_runs_under_dora(tmp_path: Path) -> None:
     dora_run(out, check)
 
 
-@needs_dora
+@pytest.mark.dora
 def test_dora_validates_an_export_with_machines(tmp_path: Path) -> None:
     flow = full_flow(tmp_path)
     flow.graph["calc"].machine = "alpha"
     flow.export(tmp_path / "out")
-    assert DORA is not None
-    rc, console = run([DORA, "validate", "dataflow.yml"], tmp_path / "out")
+    rc, console = run([needs_dora(), "validate", "dataflow.yml"], tmp_path / "out")
     assert rc == 0 and "Descriptor config OK" in console, console
+
+
+# -- never a user's file -------------------------------------------------------------------
+
+
+def _calc_flow() -> Dataflow:
+    flow = Dataflow(echo=False)
+    flow.add_operator("calc", "class Operator:\n    pass\n")
+    return flow
+
+
+def test_export_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "calc.py").write_text("# the user's own calc\n")
+    (out / "dataflow.yml").write_text("nodes: []  # the user's own\n")
+    with pytest.raises(GraphError) as info:
+        _calc_flow().export(out)
+    message = str(info.value)
+    assert "it holds calc.py, dataflow.yml, not written by dora-notebook" in message
+    assert "--force" in message and "\n" not in message
+    assert (out / "calc.py").read_text() == "# the user's own calc\n"
+    assert sorted(p.name for p in out.iterdir()) == ["calc.py", "dataflow.yml"]
+
+
+def test_export_replaces_its_own_unchanged_files_and_refuses_edited_ones(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _calc_flow().export(out)
+    _calc_flow().export(out)  # its own files, unchanged: replaced without a word
+    (out / "notes.txt").write_text("mine\n")
+    (out / "calc.py").write_text((out / "calc.py").read_text() + "# my edit\n")
+    with pytest.raises(GraphError, match=r"it holds calc\.py, not written by dora-notebook"):
+        _calc_flow().export(out)
+    assert (out / "calc.py").read_text().endswith("# my edit\n")
+    _calc_flow().export(out, force=True)
+    assert not (out / "calc.py").read_text().endswith("# my edit\n")
+    assert (out / "notes.txt").read_text() == "mine\n"  # never deleted, never touched
+
+
+def test_a_failed_export_leaves_the_folder_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n")
+    flow = _calc_flow()
+    flow.add_operator("other", "class Operator:\n    pass\n")
+    real = Path.write_bytes
+    written = []
+
+    def fail_on_second(self: Path, data: bytes) -> int:
+        written.append(self.name)
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", fail_on_second)
+    with pytest.raises(GraphError, match=r"cannot export to .*: No space left on device"):
+        flow.export(out)
+    assert len(written) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # no file, no staging folder
+    monkeypatch.setattr(Path, "write_bytes", real)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(Path, "write_bytes", fail_on_second)
+    written.clear()
+    with pytest.raises(GraphError):
+        flow.export(fresh)
+    assert not fresh.exists()  # a folder it made for nothing is removed
+
+
+def test_the_cli_refuses_a_users_files_unless_forced(tmp_path: Path, capsys) -> None:
+
+    path = tmp_path / "flow.ipynb"
+    cell = "%%dora_operator calc --inputs t=dora/timer/secs/1\nclass Operator:\n    pass\n"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "calc.py").write_text("# mine\n")
+    assert main(["export", str(path), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "it holds calc.py, not written by dora-notebook" in err
+    assert (out / "calc.py").read_text() == "# mine\n"
+    assert main(["export", str(path), str(out), "--force"]) == 0
+    assert (out / "calc.py").read_text().startswith("class Operator:")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "nodes:\n  - id: a\n    path: a.py\n    inputs:\n      t:\n"
+            "        source: dora/timer/secs/1\n        queue_size: 99999999999999999999\n",
+            "queue_size must be at most 1,000,000",
+        ),
+        (f"nodes:\n  - id: {'a' * 300}\n    path: a.py\n", "300 characters, at most 128"),
+    ],
+)
+def test_descriptor_values_beyond_what_export_can_write_are_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "a.py").write_text("")
+    flow = Dataflow(echo=False)
+    with pytest.raises(GraphError, match=message):
+        flow.load_yaml(text, base_dir=tmp_path)

@@ -435,6 +435,7 @@ def test_export_reload_export_gives_identical_files(
     third = Dataflow.from_yaml(second, echo=False).export(tmp_path / "third")
     one, two, three = (files_of(p.parent) for p in (first, second, third))
     assert sorted(one) == [
+        ".dora-notebook-export.json",
         "calc.py",
         "dataflow.yml",
         "echo.py",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import threading
 import time
 import uuid
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from ..core.runner import Runner
 
 __all__ = ["PROGRESS_INTERVAL", "SESSION_ID", "BaseContext", "Context", "as_arrow"]
+
+#: How many distinct misuse warnings (bad progress values, bad previews) a node
+#: gets; past it the panel has said enough.
+_MAX_WARNED = 100
 
 #: One id per process (per kernel), as oocana has one session per kernel.
 SESSION_ID = uuid.uuid4().hex
@@ -176,6 +181,7 @@ class BaseContext:
         self._inputs: dict[str, Any] = {}
         self._done = False
         self._progress = _Progress(self)
+        self._warned: set[str] = set()  # what _warn_once has said already
         # A logger of its own, outside logging's tree: records never reach
         # the root logger (and so the kernel's current cell).
         self.logger = logging.Logger(f"dora_notebook.node.{node_id}", logging.DEBUG)
@@ -274,24 +280,38 @@ class BaseContext:
 
         try:
             normalized = normalize(payload)
-        except Exception as exc:
-            self.send_error(f"preview: {exc}")
+        except Exception as exc:  # node code passed something previews cannot show
+            text = f"preview: {exc} (nothing shown)"
+            self._warn_once(text, text)
             return
         self._emit(
             "preview", {"slot": _DEFAULT_SLOT if id is None else str(id), "payload": normalized}
         )
 
     def report_progress(self, progress: float) -> None:
-        """Progress in [0, 100] (clamped); throttled, the latest value always shown."""
-        try:
-            value = min(100.0, max(0.0, float(progress)))
-        except (TypeError, ValueError):
-            self.send_error(f"report_progress needs a number in [0, 100], not {progress!r}")
-            return
-        if value != value:  # NaN
-            self.send_error("report_progress needs a number in [0, 100], not nan")
-            return
-        self._progress.report(value)
+        """Progress in [0, 100]; throttled, the latest value always shown.
+
+        A number outside [0, 100] is clamped (``inf`` is 100); ``nan`` and
+        anything that is not a number (``None``, ``"50"``) are ignored, with
+        one warning on the panel: a progress bar is not worth failing a node.
+        """
+        if isinstance(progress, numbers.Real) and not isinstance(progress, bool):
+            value = float(progress)
+            if value == value:  # not nan
+                self._progress.report(min(100.0, max(0.0, value)))
+                return
+        self._warn_once(
+            "progress",
+            f"report_progress takes a number in [0, 100]; ignored {progress!r} "
+            "(and any other such value)",
+        )
+
+    def _warn_once(self, key: str, text: str) -> None:
+        """A warning on the panel, once per ``key`` for this node (a frame loop
+        passing the same bad value would otherwise flood the panel)."""
+        if key not in self._warned and len(self._warned) < _MAX_WARNED:
+            self._warned.add(key)
+            self.send_warning(text)
 
     def flush_progress(self) -> None:
         """Send a progress value held back by throttling now."""

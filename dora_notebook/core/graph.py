@@ -30,6 +30,10 @@ from .yaml12 import load as load_yaml12
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
+    "MAX_DESCRIPTOR_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_NODES",
+    "MAX_QUEUE_SIZE",
     "Graph",
     "InputSpec",
     "NodeSpec",
@@ -42,6 +46,22 @@ __all__ = [
 
 #: dora-rs's default input queue length.
 DEFAULT_QUEUE_SIZE = 10
+
+#: The longest node id accepted, in bytes: an id becomes a file name of an
+#: export (``<id>_operator.py``, ``<file>_<id>.py``), and file names end at
+#: 255 bytes on common file systems.
+MAX_ID_LENGTH = 128
+
+#: The largest descriptor read, in bytes, and the most nodes one process runs:
+#: far beyond any real dataflow, and well under what would exhaust memory or
+#: take minutes to start (120,000 nodes took 1.1 GB before it was refused).
+MAX_DESCRIPTOR_BYTES = 4 * 1024 * 1024
+MAX_NODES = 1_000
+
+#: The longest input queue accepted. dora-rs takes any ``usize``; a queue
+#: this long already holds more than memory allows for anything but ticks,
+#: and the bound keeps an export within 64 bits.
+MAX_QUEUE_SIZE = 1_000_000
 
 NodeKind = Literal["operator", "node"]
 
@@ -228,6 +248,11 @@ def check_node_id(node_id: object, where: str = "node id") -> str:
     ...
     dora_notebook.errors.GraphError: invalid node id '../etc': use letters, digits, ...
     """
+    if isinstance(node_id, str) and len(node_id.encode()) > MAX_ID_LENGTH:
+        raise GraphError(
+            f"invalid {where} {node_id[:20]!r}...: {len(node_id)} characters, at most "
+            f"{MAX_ID_LENGTH} (ids become file names of an export and of dora's logs)"
+        )
     if not isinstance(node_id, str) or not _ID_RE.match(node_id):
         raise GraphError(
             f"invalid {where} {node_id!r}: use letters, digits, '_', '-' and single dots "
@@ -264,6 +289,10 @@ def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
             if isinstance(raw_size, bool) or not isinstance(raw_size, int) or raw_size < 1:
                 raise GraphError(
                     f"{where}: queue_size must be a whole number >= 1, not {raw_size!r}"
+                )
+            if raw_size > MAX_QUEUE_SIZE:
+                raise GraphError(
+                    f"{where}: queue_size must be at most {MAX_QUEUE_SIZE:,}, not {raw_size}"
                 )
             queue_size = raw_size
         value = value["source"]
@@ -418,6 +447,11 @@ def descriptor_path(source: str) -> Path | None:
 
 def load_yaml_text(text: str, where: str = "descriptor") -> object:
     """Parse YAML text, turning parser errors into one-line :class:`GraphError`."""
+    if len(text) > MAX_DESCRIPTOR_BYTES:
+        raise GraphError(
+            f"{where}: {len(text):,} characters is beyond the {MAX_DESCRIPTOR_BYTES:,} a "
+            "descriptor may have"
+        )
     try:
         return load_yaml12(text)
     except yaml.YAMLError as exc:
@@ -439,6 +473,11 @@ def specs_from_descriptor(descriptor: object, base_dir: Path) -> list[NodeSpec]:
     nodes = descriptor.get("nodes")
     if not isinstance(nodes, list):
         raise GraphError("descriptor: 'nodes' must be a list of nodes")
+    if len(nodes) > MAX_NODES:
+        raise GraphError(
+            f"descriptor: {len(nodes):,} nodes is beyond the {MAX_NODES:,} one dataflow may "
+            "have on the embedded engine"
+        )
     specs = []
     seen: set[str] = set()
     for index, raw in enumerate(nodes):
@@ -528,6 +567,8 @@ def _resolve(name: str, base_dir: Path, where: str, field_name: str) -> Path:
     path = Path(name).expanduser()
     if not path.is_absolute():
         path = base_dir / path
+    if path.is_dir():
+        raise GraphError(f"{where}: {field_name}: {name!r} is a folder, not a file")
     if not path.is_file():
         raise GraphError(
             f"{where}: {field_name}: file {name!r} does not exist (looked in {base_dir})"

@@ -25,8 +25,16 @@ Inputs, outputs, queue sizes, timers, ``args``, the node's declared ``env``
 and ``--machine NAME`` (dora's ``deploy: {machine: NAME}``) go into
 ``dataflow.yml``. Nothing else of the exporting process's environment is
 written. Exporting the same graph twice writes the same bytes, and no file is
-written outside ``DIR``. Files of ``DIR`` the export does not produce are
-left alone.
+written outside ``DIR``.
+
+An export never replaces a file it did not write: it records what it wrote
+(name and SHA-256) in ``DIR/.dora-notebook-export.json`` and replaces only
+those files, and only while they are as it wrote them. Any other file in the
+way (a user's ``src.py`` or ``dataflow.yml``, or an exported file edited
+since) makes it refuse in one line naming the files, before writing anything,
+unless ``force=True`` (``--force``). It never deletes a file. The files are
+written to a temporary folder inside ``DIR`` and moved into place only once
+all of them were written, so a failure leaves ``DIR`` as it was.
 
 >>> import tempfile
 >>> from dora_notebook import Dataflow
@@ -41,9 +49,13 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import io
 import json
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,10 +64,13 @@ from ..core import yaml12
 from ..core.graph import Graph, NodeSpec
 from ..errors import GraphError
 
-__all__ = ["DESCRIPTOR", "export", "render", "summary", "write_files"]
+__all__ = ["DESCRIPTOR", "MANIFEST", "export", "render", "summary", "write_files"]
 
 #: The descriptor's file name in an export folder.
 DESCRIPTOR = "dataflow.yml"
+
+#: The export's record of the files it wrote (name -> SHA-256), in the export folder.
+MANIFEST = ".dora-notebook-export.json"
 
 # Modules every export relies on, besides the standard library: a node file
 # must not hide them.
@@ -101,6 +116,7 @@ def export(
     *,
     top: Mapping[str, Any] | None = None,
     base_dir: str | Path | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write ``graph`` to ``directory``; return the files, ``dataflow.yml`` first.
 
@@ -110,10 +126,11 @@ def export(
     ``base_dir`` is where cell-defined nodes find the modules they import
     (default: the working directory, as on the embedded engine). Raises
     :class:`~dora_notebook.errors.GraphError`, before writing anything, if
-    the graph cannot be exported.
+    the graph cannot be exported, or if ``directory`` holds files in the way
+    that the export did not write (``force=True`` replaces them).
     """
     files = render(graph, top=top, base_dir=base_dir)
-    return write_files(files, directory)
+    return write_files(files, directory, force=force)
 
 
 def render(
@@ -174,34 +191,80 @@ def render(
     return files
 
 
-def write_files(files: Mapping[str, bytes], directory: str | Path) -> list[Path]:
-    """Write ``files`` (plain file names) into ``directory``; return their paths.
+def write_files(
+    files: Mapping[str, bytes], directory: str | Path, *, force: bool = False
+) -> list[Path]:
+    """Write ``files`` (plain file names) into ``directory``, all or none; return their paths.
 
-    Every target is checked to lie directly inside ``directory`` once
-    resolved; a symbolic link in the way is replaced, never written through.
+    A file already there is replaced only if an earlier export wrote it and it
+    is unchanged since (see :data:`MANIFEST`), or with ``force``; a symbolic
+    link in the way is replaced, never written through.
     """
     root = Path(directory).expanduser()
     if root.exists() and not root.is_dir():
         raise GraphError(f"cannot export to {str(root)!r}: it is not a folder")
-    targets = []
     for name in files:
-        if Path(name).name != name or name in ("", ".", "..") or "\\" in name or "\0" in name:
+        if (
+            Path(name).name != name
+            or name in ("", ".", "..", MANIFEST)
+            or "\\" in name
+            or "\0" in name
+        ):
             raise GraphError(f"cannot export: {name!r} is not a plain file name")
-        targets.append(name)
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-    written = []
-    for name in targets:
+    owned = _owned(root)
+    in_the_way = []
+    for name in files:
         target = root / name
-        if target.is_symlink():
-            target.unlink()
-        elif target.exists() and not target.is_file():
+        if target.exists() and not target.is_symlink() and not target.is_file():
             raise GraphError(f"cannot export: {str(target)!r} exists and is not a file")
-        if target.resolve().parent != root:
-            raise GraphError(f"cannot export: {name!r} would be written outside {str(root)!r}")
-        target.write_bytes(files[name])
-        written.append(target)
-    return written
+        if (target.exists() or target.is_symlink()) and (
+            target.is_symlink() or owned.get(name) != _digest(target.read_bytes())
+        ):
+            in_the_way.append(name)
+    if in_the_way and not force:
+        if created:
+            root.rmdir()
+        raise GraphError(
+            f"cannot export to {str(root)!r}: it holds {', '.join(sorted(in_the_way))}, not "
+            "written by dora-notebook (or changed since); export to another folder, or "
+            "use --force (force=True) to replace them"
+        )
+    # All or nothing: every file is written first, then moved into place.
+    staging = Path(tempfile.mkdtemp(prefix=".dora-notebook-export-", dir=root))
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        record = {n: d for n, d in owned.items() if (root / n).is_file() and n not in files}
+        record.update({name: _digest(data) for name, data in files.items()})
+        manifest = {"files": dict(sorted(record.items()))}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        for name in [*files, MANIFEST]:
+            os.replace(staging / name, root / name)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise GraphError(f"cannot export to {str(root)!r}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [root / name for name in files]
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _owned(root: Path) -> dict[str, str]:
+    """The files an earlier export wrote into ``root``, by name (empty if none or unreadable)."""
+    try:
+        record = json.loads((root / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {n: d for n, d in record.items() if isinstance(n, str) and isinstance(d, str)}
 
 
 def summary(written: list[Path], graph: Graph | None = None) -> str:

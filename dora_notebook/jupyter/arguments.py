@@ -19,8 +19,11 @@ dora_notebook.jupyter.arguments.ArgumentError: --queue-size must be at least 1, 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from typing import Any
+
+from ..core.graph import MAX_QUEUE_SIZE
 
 __all__ = [
     "ARGUMENTS",
@@ -82,9 +85,16 @@ DATAFLOW: list[Argument] = [
     ),
 ]
 
-#: ``%dora_export DIR``.
+#: ``%dora_export DIR [--force]``.
 EXPORT: list[Argument] = [
     (("directory",), {"help": "where to write dataflow.yml and the node files"}),
+    (
+        ("--force",),
+        {
+            "action": "store_true",
+            "help": "replace files in DIR that dora-notebook did not write (or that changed since)",
+        },
+    ),
 ]
 
 #: The arguments of each magic, by name.
@@ -131,10 +141,41 @@ def parser(name: str) -> argparse.ArgumentParser:
 
 
 def check(name: str, args: argparse.Namespace) -> argparse.Namespace:
-    """The checks argparse cannot express; raise :class:`ArgumentError`, else return ``args``."""
-    if ARGUMENTS.get(name) is DEFINITION and args.queue_size is not None and args.queue_size < 1:
-        raise ArgumentError(f"--queue-size must be at least 1, not {args.queue_size}")
+    """The checks argparse cannot express; raise :class:`ArgumentError`, else return ``args``.
+
+    Paths are taken as IPython's own magics take them: quotes stripped, ``~``
+    expanded; an empty path is refused.
+
+    >>> check("dora_export", parser("dora_export").parse_args(["'~/my dir'"])).directory
+    ... # doctest: +ELLIPSIS
+    '/.../my dir'
+    """
+    size = getattr(args, "queue_size", None) if ARGUMENTS.get(name) is DEFINITION else None
+    if size is not None and size < 1:
+        raise ArgumentError(f"--queue-size must be at least 1, not {size}")
+    if size is not None and size > MAX_QUEUE_SIZE:
+        raise ArgumentError(f"--queue-size must be at most {MAX_QUEUE_SIZE:,}, not {size}")
+    for field in ("directory", "path"):
+        value = getattr(args, field, None)
+        if value is not None:
+            setattr(args, field, path_argument(value, field.upper() if field == "path" else "DIR"))
     return args
+
+
+def path_argument(text: str, what: str) -> str:
+    """A path as typed on a magic line: surrounding quotes stripped, ``~`` expanded.
+
+    >>> path_argument('"/tmp/my dir"', "DIR")
+    '/tmp/my dir'
+    >>> path_argument("''", "DIR")
+    Traceback (most recent call last):
+    dora_notebook.jupyter.arguments.ArgumentError: DIR must not be empty
+    """
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    if not text.strip():
+        raise ArgumentError(f"{what} must not be empty")
+    return os.path.expanduser(text)
 
 
 def check_cell(kind: str, node_id: str, body: str) -> None:
