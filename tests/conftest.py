@@ -1,4 +1,5 @@
-"""Shared fixtures: every test fails if it leaves a thread or a child process behind."""
+"""Shared fixtures: every test fails if it leaves a thread or a child process behind, and a
+test marked ``dora`` runs only with the dora CLI (skipped without it, failed under CI)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import time
 
 import psutil
 import pytest
+
+from .needs import needs_dora
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("dora") is not None:
+        needs_dora()
 
 
 def _live_threads() -> set[threading.Thread]:

@@ -1,10 +1,11 @@
-"""What the dora-engine tests look for: processes left behind, a node's process, the engine."""
+"""What the dora-engine tests look for: processes left behind, a node's process, the engine.
+
+To wait for something to happen, see :mod:`tests.waiting`.
+"""
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 
 import psutil
 
@@ -34,15 +35,6 @@ def node_process(node_id: str) -> psutil.Process | None:
         if re.search(rf"^node_id: {re.escape(node_id)}$", config, re.MULTILINE):
             return proc
     return None
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` every 50 ms; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def engine_of(flow: Dataflow) -> DoraEngine:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,14 +89,36 @@ class Kernel:
             raise AssertionError("cell failed:\n" + "\n".join(result.error["traceback"]))
         return result
 
-    def drain(self, seconds: float) -> None:
-        """Absorb iopub messages (widget updates from background threads) for a while."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
+    def until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Absorb iopub messages (widget updates from background threads) until ``predicate()``.
+
+        What a cell's code drew before it ended needs no waiting: :meth:`execute`
+        returns after the cell's ``idle``, and iopub keeps the kernel's order.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {what}")
+            with contextlib.suppress(queue.Empty):
                 self._absorb(self.client.get_iopub_msg(timeout=remaining))
-            except queue.Empty:
-                return
+
+    def dora_threads(self) -> str:
+        """The names of the dora threads alive in the kernel, as printed there."""
+        return self.execute(
+            "import threading; print(sorted(t.name for t in threading.enumerate() "
+            "if t.name.startswith('dora')))"
+        ).text.strip()
+
+    def received(self, node_id: str) -> int:
+        """How many messages the newest panel of ``node_id`` says it received (0 without one)."""
+        pattern = re.compile(rf"<b>{re.escape(node_id)}</b>.*?(\d+) received")
+        counts = [
+            int(found.group(1))
+            for model in self.models.values()
+            if (found := pattern.search(str(model.get("value", ""))))
+        ]
+        return counts[-1] if counts else 0
 
     def _absorb(self, msg: dict[str, Any]) -> None:
         kind = msg["msg_type"]

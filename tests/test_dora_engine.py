@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import time
-
 import pytest
 
 from dora_notebook import Dataflow
 from dora_notebook.core.observe import Report
 
 from .dora_processes import live_descendants
+from .waiting import wait_for
 
-pytestmark = [
-    pytest.mark.dora,
-    pytest.mark.skipif(shutil.which("dora") is None, reason="needs the dora CLI (dora-rs-cli)"),
-]
+pytestmark = pytest.mark.dora
 
 SOURCE = """
 class Operator:
@@ -105,9 +100,7 @@ def test_a_failing_operator_shows_its_error() -> None:
     flow.add_operator("bad", RAISER, inputs={"tick": "dora/timer/millis/50"})
     flow.start(engine="dora")
     try:
-        deadline = time.monotonic() + 60
-        while flow.node("bad").status != "failed" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: flow.node("bad").status == "failed", 60, "bad's failure")
     finally:
         flow.stop()
     bad = flow.node("bad")
@@ -125,9 +118,7 @@ def test_stop_ends_a_running_dataflow() -> None:
     )
     flow.start(engine="dora")
     try:
-        deadline = time.monotonic() + 60
-        while not flow.node("ticker").log_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: bool(flow.node("ticker").log_text()), 60, "the ticker's first line")
         assert flow.running
     finally:
         flow.stop()
@@ -203,11 +194,8 @@ def test_panels_in_a_kernel_follow_a_graph_on_dora() -> None:
         ticker = kernel.execute(KERNEL_TICKER)
         sink = kernel.execute(KERNEL_SINK)
         done = kernel.execute("%dora_start --engine dora --wait --timeout 60", timeout=120)
-        kernel.drain(0.5)
-        threads = kernel.execute(
-            "import threading\nprint(sorted(t.name for t in threading.enumerate() "
-            "if t.name.startswith('dora')))"
-        )
+        # The bridge thread ends with the graph; the UI pump at its next tick.
+        wait_for(lambda: kernel.dora_threads() == "[]", 10, "the kernel's dora threads to end")
         header, progress, _, log = kernel.child_ids(ticker.widget_ids()[0])
         bar = kernel.child_ids(progress)[0]
         sink_previews = kernel.child_ids(kernel.child_ids(sink.widget_ids()[0])[2])
@@ -222,7 +210,6 @@ def test_panels_in_a_kernel_follow_a_graph_on_dora() -> None:
     assert kernel.model(bar)["value"] == 100.0
     assert "tick 1\n" in kernel.model(log)["value"] and "tick 10" in kernel.model(log)["value"]
     assert "10 rows" in table and ">...</td>" not in table
-    assert threads.text.strip() == "[]"  # the bridge thread ended with the graph
 
 
 BURST = """

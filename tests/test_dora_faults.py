@@ -23,7 +23,8 @@ import pytest
 
 from dora_notebook import Dataflow
 
-from .dora_processes import engine_of, live_descendants, node_process, wait_for
+from .dora_processes import engine_of, live_descendants, node_process
+from .waiting import wait_for
 
 pytestmark = pytest.mark.dora
 
@@ -247,10 +248,20 @@ def test_in_a_kernel_a_killed_node_and_a_failed_import_show_on_their_panels() ->
         running = kernel.execute(
             state + "print(flow.running, flow.node('other').status)"
         ).text.strip()
-        kernel.drain(0.5)  # the panels redraw at 10 Hz
         header, _, _, log = kernel.child_ids(victim_cell.widget_ids()[0])
-        header_html = kernel.model(header)["value"]
-        log_text = html.unescape(kernel.model(log)["value"])
+
+        def header_html() -> str:
+            return kernel.model(header)["value"]
+
+        def log_text() -> str:
+            return html.unescape(kernel.model(log)["value"])
+
+        # The victim's panel says it failed, and why (the panels redraw at 10 Hz).
+        kernel.until(
+            lambda: ">failed</span>" in header_html() and KILLED in log_text(),
+            10,
+            "the victim's panel to show the failure",
+        )
         stopped = kernel.execute("%dora_stop").text
         after = kernel.execute(
             state + "print(flow.node('victim').status, flow.node('other').status)"
@@ -263,19 +274,14 @@ def test_in_a_kernel_a_killed_node_and_a_failed_import_show_on_their_panels() ->
         began = time.monotonic()
         waited = kernel.execute("%dora_start --engine dora --wait --timeout 30", timeout=60)
         took = time.monotonic() - began
-        kernel.drain(0.5)
         broken_log = html.unescape(
             kernel.model(kernel.child_ids(broken_cell.widget_ids()[0])[3])["value"]
         )
         later = kernel.execute("print(6 * 7)").text.strip()
-        threads = kernel.execute(
-            "import threading\nprint(sorted(t.name for t in threading.enumerate() "
-            "if t.name.startswith('dora')))"
-        ).text.strip()
+        # The UI pump ends at its next tick.
+        wait_for(lambda: kernel.dora_threads() == "[]", 10, "the kernel's dora threads to end")
         left = [p for p in live_descendants() if p.pid != kernel_pid(kernel)]
     assert running == "True running"  # the rest kept running
-    assert ">failed</span>" in header_html
-    assert KILLED in log_text
     assert stopped == "stopped\n"  # nobody was stuck
     assert after.text.strip() == "failed finished"
     assert left_after_kill == []
@@ -283,7 +289,6 @@ def test_in_a_kernel_a_killed_node_and_a_failed_import_show_on_their_panels() ->
     assert took < 15, took
     assert "ModuleNotFoundError: No module named 'no_such_module_anywhere'" in broken_log
     assert later == "42"
-    assert threads == "[]"
     assert left == []  # only the kernel itself is left, until its shutdown
 
 

@@ -7,7 +7,6 @@ objects; the real thing is exercised in ``test_export.py``.
 from __future__ import annotations
 
 import sys
-import time
 import types
 from typing import Any
 
@@ -28,6 +27,8 @@ from dora_notebook.dora_rs.shim import (
     print_report,
     use_context_node,
 )
+
+from .waiting import wait_for
 
 EVENT = {"type": "INPUT", "id": "x", "kind": "dora", "value": pa.array([3]), "metadata": {"k": 1}}
 
@@ -154,11 +155,14 @@ def test_progress_is_clamped_throttled_and_the_last_value_arrives_by_itself() ->
         context.report_progress(value)
     context.report_progress(250)
     context.report_progress("lots")
-    progress = [data for _, kind, data in reports if kind == "progress"]
-    assert progress == [0.0]  # the rest is held back...
-    time.sleep(PROGRESS_INTERVAL * 4)
-    progress = [data for _, kind, data in reports if kind == "progress"]
-    assert progress == [0.0, 100.0]  # ...and the latest value arrives without another call
+
+    def progress() -> list[Any]:
+        return [data for _, kind, data in reports if kind == "progress"]
+
+    assert progress() == [0.0]  # the rest is held back...
+    # ...and the latest value arrives without another call.
+    wait_for(lambda: len(progress()) > 1, PROGRESS_INTERVAL * 40, "the held-back progress")
+    assert progress() == [0.0, 100.0]
     errors = [data for _, kind, data in reports if kind == "error"]
     assert errors == ["report_progress needs a number in [0, 100], not 'lots'"]
 

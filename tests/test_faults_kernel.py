@@ -26,21 +26,13 @@ def kernel() -> Iterator[Kernel]:
     k.shutdown()
 
 
-def dora_threads(kernel: Kernel) -> str:
-    """The names of the dora threads alive in the kernel, as printed there."""
-    return kernel.execute(
-        "import threading; print(sorted(t.name for t in threading.enumerate() "
-        "if t.name.startswith('dora')))"
-    ).text.strip()
-
-
 @pytest.fixture(autouse=True)
 def fresh_graph(kernel: Kernel) -> Iterator[None]:
     """Every test starts with an empty graph, and leaves no dora thread in the kernel."""
     kernel.execute("%dora_reset")
     yield
     kernel.execute("%dora_reset")
-    threads = dora_threads(kernel)
+    threads = kernel.dora_threads()
     assert threads == "[]", f"dora threads left in the kernel: {threads}"
 
 
@@ -110,7 +102,7 @@ def test_stop_with_a_stuck_operator_returns_in_time_and_the_kernel_recovers(
         """,
     )
     kernel.execute("%dora_start")
-    time.sleep(0.3)
+    kernel.until(lambda: kernel.received("stuck") > 0, 10, "the operator to get stuck")
     stopped = kernel.execute(
         "import time\nbegan = time.monotonic()\n%dora_stop\n"
         "print(f'elapsed {time.monotonic() - began:.3f}')"
@@ -183,7 +175,7 @@ def test_redefining_a_custom_node_mid_burst_loses_nothing(kernel: Kernel) -> Non
     header = "%%dora_node counter --inputs n=src/n --queue-size 5000"
     define(kernel, header, COUNTING_NODE.replace("VERSION", "v1"))
     kernel.execute("%dora_start")
-    time.sleep(0.1)
+    kernel.until(lambda: kernel.received("counter") > 0, 10, "the burst to reach the counter")
     redefined = define(kernel, header, COUNTING_NODE.replace("VERSION", "v2"))
     assert redefined.text.strip().startswith("counter: running")
     waited = kernel.execute("%dora_wait --timeout 30")
@@ -218,7 +210,7 @@ def test_redefining_an_operator_with_a_tight_queue_mid_burst_counts_every_drop(
     header = "%%dora_operator slow --inputs n=src/n --queue-size 4"
     define(kernel, header, body.replace("VERSION", "v1"))
     kernel.execute("%dora_start")
-    time.sleep(0.2)
+    kernel.until(lambda: kernel.received("slow") > 0, 10, "the burst to reach the operator")
     define(kernel, header, body.replace("VERSION", "v2"))
     kernel.execute("%dora_wait --timeout 60")
     check = kernel.execute(
@@ -248,7 +240,7 @@ def test_interrupt_while_a_node_is_mid_burst_then_start_again(kernel: Kernel) ->
         """,
     )
     msg_id = kernel.client.execute("%dora_start --wait")
-    time.sleep(0.5)
+    kernel.until(lambda: kernel.received("sink") > 0, 10, "the burst to reach the sink")
     began = time.monotonic()
     kernel.manager.interrupt_kernel()
     reply = kernel.client.get_shell_msg(timeout=10)
@@ -310,7 +302,7 @@ def test_restarting_the_kernel_with_a_graph_running_leaves_no_process() -> None:
         )
         k.execute("%dora_start")
         old_pid = int(k.execute("import os\nprint(os.getpid())").text)
-        assert "dora-node-n1" in dora_threads(k)
+        assert "dora-node-n1" in k.dora_threads()
         old = psutil.Process(old_pid)
         k.manager.restart_kernel(now=False)
         k.client.wait_for_ready(timeout=60)
@@ -327,7 +319,7 @@ def test_restarting_the_kernel_with_a_graph_running_leaves_no_process() -> None:
             if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
         } - before
         assert children == {new_pid}, "an orphan process outlived the restart"
-        assert dora_threads(k) == "[]"  # the new kernel starts with nothing running
+        assert k.dora_threads() == "[]"  # the new kernel starts with nothing running
         k.execute("%load_ext dora_notebook")
         assert k.execute(
             "import dora_notebook\nprint(len(dora_notebook.current().graph))"

@@ -45,7 +45,8 @@ from dora_notebook.dora_rs.bridge import BRIDGE_ID, accept_reports, relay_event
 from dora_notebook.dora_rs.engine import REPORTS_OUTPUT, DoraEngine
 from dora_notebook.dora_rs.shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 
-from .dora_processes import engine_of, wait_for
+from .dora_processes import engine_of
+from .waiting import wait_for
 
 pytestmark = pytest.mark.dora
 
@@ -543,7 +544,8 @@ def test_nothing_is_written_outside_the_users_folder(tmp_path: Path) -> None:
     assert snapshot(home) == set()
     exported = {str(Path(p).resolve().relative_to(work.resolve())) for p in result["exported"]}
     assert exported == {"exported/dataflow.yml", "exported/src.py", "exported/sink.py"}
-    assert snapshot(work) == {"exported", *exported}
+    # The export's record of what it wrote is the one file it adds.
+    assert snapshot(work) == {"exported", "exported/.dora-notebook-export.json", *exported}
 
 
 def test_dora_processes_get_no_token_and_write_in_the_private_folder(

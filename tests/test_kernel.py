@@ -96,7 +96,6 @@ def test_panels_show_status_counts_progress_previews_and_logs(kernel: Kernel) ->
     done = kernel.execute("%dora_start --wait --timeout 20")
     assert "ticker: finished, 12 received, 12 sent" in done.text
     assert "sink: finished, 12 received, 0 sent" in done.text
-    kernel.drain(0.3)
     (ticker_id,) = ticker.widget_ids()
     (sink_id,) = sink.widget_ids()
     t = panel_parts(kernel, ticker_id)
@@ -184,7 +183,6 @@ def test_coalescing_bounds_widget_updates(kernel: Kernel) -> None:
         start = time.monotonic()
         kernel.execute("%dora_start --wait --timeout 20")
         elapsed = time.monotonic() - start
-        kernel.drain(0.3)
     finally:
         kernel.execute("%config DoraMagics.preview_hz = 10")
     (panel_id,) = flood.widget_ids()
@@ -228,7 +226,7 @@ def test_hot_redefinition_under_load_loses_nothing(kernel: Kernel) -> None:
         body.replace("VERSION", "v1"),
     )
     kernel.execute("%dora_start")
-    time.sleep(0.1)
+    kernel.until(lambda: kernel.received("counter") > 0, 10, "counter's first messages")
     redefined = define(
         kernel,
         "%%dora_operator counter --inputs n=src/n --queue-size 5000",
@@ -283,7 +281,7 @@ def test_interrupt_during_wait_stops_the_graph_and_the_kernel_stays_usable(kerne
     """,
     )
     msg_id = kernel.client.execute("%dora_start --wait")
-    time.sleep(1.0)
+    kernel.until(lambda: kernel.received("forever") >= 5, 10, "forever's first ticks")
     kernel.manager.interrupt_kernel()
     reply = kernel.client.get_shell_msg(timeout=10)
     assert reply["parent_header"]["msg_id"] == msg_id
@@ -405,7 +403,6 @@ def test_every_magic_has_help(kernel: Kernel) -> None:
         text = pages[0]["data"]["text/plain"]
         usage = text.split("::", 1)[1].split()[0]
         assert usage == f"%{magic}" and "Docstring" in text
-    kernel.drain(0.2)
 
 
 def test_status_graph_view_and_tap(kernel: Kernel) -> None:

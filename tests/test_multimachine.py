@@ -12,7 +12,6 @@ which joins ``alpha``'s daemon, as the kernel's machine.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,10 +26,7 @@ from dora_notebook.dora_rs.procs import dora_cli, end_session, free_port
 from dora_notebook.errors import DataflowError
 from tests.kernel import Kernel
 
-pytestmark = [
-    pytest.mark.dora,
-    pytest.mark.skipif(shutil.which("dora") is None, reason="needs the dora CLI (dora-rs-cli)"),
-]
+pytestmark = pytest.mark.dora
 
 MACHINES = ("alpha", "beta")
 

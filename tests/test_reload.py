@@ -10,6 +10,8 @@ import pytest
 from dora_notebook import Dataflow
 from dora_notebook.errors import ReloadError
 
+from .waiting import wait_for
+
 SOURCE = """
 import time
 from dora import Node
@@ -43,19 +45,12 @@ def seen():
     del builtins.RELOAD_SEEN  # type: ignore[attr-defined]
 
 
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
 def test_operator_swap_under_load_loses_nothing(seen: list) -> None:
     flow = Dataflow(echo=False)
     flow.add_node("src", SOURCE.format(n=3000), outputs=["out"])
     flow.add_operator("op", COUNTER.format(version=1), inputs={"x": "src/out"}, queue_size=5000)
     flow.start()
-    wait_for(lambda: len(seen) > 300)
+    wait_for(lambda: len(seen) > 300, 5, "300 events", 0.005)
     flow.add_operator(
         "op", COUNTER.format(version=2), inputs={"x": "src/out"}, queue_size=5000, replace=True
     )
@@ -88,7 +83,8 @@ def test_broken_new_versions_leave_the_old_one_running(seen: list) -> None:
                 replace=True,
             )
         count = len(seen)
-        wait_for(lambda: len(seen) > count + 3)  # still ticking: the old version runs
+        # Still ticking: the old version runs.
+        wait_for(lambda: len(seen) > count + 3, 5, "more ticks")
         assert flow.node("op").status == "running"
         assert "the previous one keeps running" in flow.node("op").warnings[-1]
         assert "version = 1" in flow.graph["op"].source  # the graph still holds the old code
@@ -101,7 +97,7 @@ def test_rewiring_adds_and_removes_inputs(seen: list) -> None:
     flow.add_operator("op", COUNTER.format(version=1), inputs={"a": "dora/timer/millis/5"})
     flow.start()
     try:
-        wait_for(lambda: len(seen) > 2)
+        wait_for(lambda: len(seen) > 2, 5, "three events")
         got: list = []
 
         class Recorder:
@@ -109,7 +105,7 @@ def test_rewiring_adds_and_removes_inputs(seen: list) -> None:
                 got.append((event["type"], event.get("id")))
 
         flow.add_operator("op", Recorder, inputs={"b": "dora/timer/millis/7"}, replace=True)
-        wait_for(lambda: sum(1 for g in got if g == ("INPUT", "b")) > 3)
+        wait_for(lambda: sum(1 for g in got if g == ("INPUT", "b")) > 3, 5, "four inputs on b")
         assert got[0] == ("RELOAD", "op")
         assert ("INPUT", "a") not in got[1:]  # the old input is gone
     finally:
@@ -136,7 +132,7 @@ def test_custom_node_swap_keeps_queued_messages() -> None:
     flow.add_node("src", SOURCE.format(n=2000), outputs=["out"])
     flow.add_node("sink", consumer("old"), inputs={"x": "src/out"}, queue_size=5000)
     flow.start()
-    wait_for(lambda: len(received) > 200)
+    wait_for(lambda: len(received) > 200, 5, "200 messages", 0.005)
     flow.add_node("sink", consumer("new"), inputs={"x": "src/out"}, queue_size=5000, replace=True)
     assert flow.wait(20)
     values = [v for _, v in received]
@@ -157,7 +153,7 @@ def test_redefining_a_finished_node_takes_effect_at_the_next_start() -> None:
     )
     flow.start()
     try:
-        wait_for(lambda: flow.node("op").status == "finished")
+        wait_for(lambda: flow.node("op").status == "finished", 5, "op to finish")
         flow.add_operator(
             "op", version.replace("V", "new"), inputs={"t": "dora/timer/millis/5"}, replace=True
         )
@@ -166,6 +162,6 @@ def test_redefining_a_finished_node_takes_effect_at_the_next_start() -> None:
     finally:
         flow.stop()
     flow.start()
-    wait_for(lambda: flow.node("op").status == "finished")
+    wait_for(lambda: flow.node("op").status == "finished", 5, "op to finish")
     flow.stop()
     assert flow.node("op").log_text() == ["new"]

@@ -13,6 +13,8 @@ import pytest
 from dora_notebook import Dataflow, DoraStatus, NodeError
 from dora_notebook.core.engine import Report
 
+from .waiting import wait_for
+
 
 def collect(flow: Dataflow, kind: str | None = None) -> list[Report]:
     reports: list[Report] = []
@@ -239,7 +241,7 @@ def test_manual_stop_delivers_stop_manual_to_everyone() -> None:
     flow.add_operator("op", recorder_class(got), inputs={"t": "dora/timer/millis/10"})
     flow.add_node("n", node, inputs={"t": "dora/timer/millis/10"})
     flow.start()
-    time.sleep(0.2)
+    wait_for(lambda: len(got) >= 5 and bool(node_events), 10, "five ticks to each node")
     assert flow.running
     assert flow.stop() == []
     assert not flow.running
@@ -345,7 +347,7 @@ def test_error_in_init_and_in_cell_source_shows_user_line() -> None:
         inputs={"t": "dora/timer/millis/10"},
     )
     flow.start()
-    time.sleep(0.1)
+    wait_for(lambda: flow.status("bad").status == "failed", 10, "bad's failure")
     status = flow.status("bad")
     assert status.status == "failed"
     assert "ZeroDivisionError" in status.error and "1 / 0" in status.error
@@ -374,7 +376,7 @@ class Operator:
         inputs={"t": "dora/timer/millis/10"},
     )
     flow.start()
-    time.sleep(0.2)
+    wait_for(lambda: flow.status("stuck").received > 0, 10, "the operator to get stuck")
     began = time.monotonic()
     stuck = flow.stop()
     assert time.monotonic() - began < 2.0
@@ -382,7 +384,7 @@ class Operator:
     status = flow.status("stuck")
     assert status.status == "failed" and "did not stop" in status.error
     flow.start()  # the dataflow can run again
-    time.sleep(0.1)
+    wait_for(lambda: flow.status("stuck").received > 0, 10, "the operator to get stuck again")
     assert flow.stop() == ["stuck"]
 
 
@@ -406,7 +408,7 @@ def test_node_api_next_timeout_try_recv_drain_and_descriptor() -> None:
         seen["empty"] = n.is_empty()
         seen["try"] = n.try_recv()
         go.set()
-        time.sleep(0.3)
+        wait_for(lambda: flow.edges()[0]["queued"] >= 3, 10, "the three inputs to be queued")
         seen["drained"] = [e["type"] for e in n.drain()]
         seen["descriptor"] = n.dataflow_descriptor()
         seen["config"] = n.node_config()

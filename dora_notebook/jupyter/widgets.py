@@ -189,6 +189,17 @@ class GraphView(_FullText, widgets.HTML):
         return 1
 
 
+class RealTime:
+    """How the pump reads the time and waits: a test passes a fake with these two methods."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """Wait ``timeout`` seconds or until ``event`` is set; return whether it is."""
+        return event.wait(timeout)
+
+
 class UIPump:
     """One named thread that redraws panels at most ``hz`` times a second.
 
@@ -201,9 +212,12 @@ class UIPump:
     >>> pump.stop()  # never started: nothing to join
     """
 
-    def __init__(self, active: Callable[[], bool], hz: float = 10.0) -> None:
+    def __init__(
+        self, active: Callable[[], bool], hz: float = 10.0, *, clock: RealTime | None = None
+    ) -> None:
         self._hz = hz
         self._active = active
+        self._clock = clock or RealTime()
         self._panels: dict[str, NodePanel] = {}
         self._views: list[GraphView] = []
         self._lock = threading.Lock()
@@ -279,7 +293,7 @@ class UIPump:
 
     def _run(self) -> None:
         while True:
-            began = time.monotonic()
+            began = self._clock.monotonic()
             active = self._active()
             # Counters change without any report: redraw on a fixed period.
             self.flush(force=not active)
@@ -291,6 +305,6 @@ class UIPump:
                 self._wake.clear()  # before the checks: a later stop or hz sets it again
                 if self._stopping.is_set():
                     return
-                rest = 1.0 / max(self._hz, 0.1) - (time.monotonic() - began)
-                if rest <= 0 or not self._wake.wait(rest):
+                rest = 1.0 / max(self._hz, 0.1) - (self._clock.monotonic() - began)
+                if rest <= 0 or not self._clock.wait(self._wake, rest):
                     break

@@ -10,7 +10,7 @@ that stays usable while a graph runs in the background. The copies are run witho
 stored outputs and widget state, so everything asserted was drawn by the run itself.
 
 Needs ``playwright``, ``jupyterlab`` 4 and ``notebook`` 7 (pip) and ``chromium`` (apt). When
-one is missing the tests are skipped, or fail under CI (``CI`` set).
+one is missing the tests are skipped, or fail under CI (see ``tests/needs.py``).
 
 Screenshots go to each test's temporary directory and, when ``DORA_NOTEBOOK_SCREENSHOTS`` names
 a directory, there too (``DORA_NOTEBOOK_SCREENSHOTS=docs/screenshots`` refreshes the committed
@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
+
+from .. import needs
 
 try:
     from playwright.sync_api import expect
@@ -113,10 +115,7 @@ def _chromium() -> str:
     if chromium is None:
         missing.append("chromium (apt-get install chromium)")
     if missing:
-        message = "browser tests need " + ", ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        needs.missing("browser tests need " + ", ".join(missing))
     assert chromium is not None
     return chromium
 

@@ -43,6 +43,7 @@ from typing import Any
 
 import pytest
 
+from ..needs import needs_dora
 from ..sessions import run_in_session
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +52,6 @@ DATAFLOWS = sorted(p.parent.name for p in HERE.glob("*/dataflow.yml"))
 
 # dora spawns `python` for nodes: the interpreter running the tests comes first.
 PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-DORA = shutil.which("dora", path=PATH)
 DORA_NOTEBOOK = shutil.which("dora-notebook", path=PATH)
 
 #: A safety net only: every dataflow here finishes by itself in a few seconds.
@@ -74,10 +74,7 @@ ORDER_PER_INPUT: dict[str, set[str]] = {
 
 Records = dict[str, list[dict[str, Any]]]
 
-pytestmark = [
-    pytest.mark.dora,
-    pytest.mark.skipif(DORA is None, reason="the dora-rs CLI (`dora`) is not installed"),
-]
+pytestmark = pytest.mark.dora
 
 
 @dataclass
@@ -103,8 +100,7 @@ class Run:
 
 def _command(engine: str) -> list[str]:
     if engine == "dora":
-        assert DORA is not None
-        return [DORA, "run", "dataflow.yml", "--stop-after", f"{STOP_AFTER:g}s"]
+        return [needs_dora(), "run", "dataflow.yml", "--stop-after", f"{STOP_AFTER:g}s"]
     if DORA_NOTEBOOK is not None:
         return [DORA_NOTEBOOK, "run", "dataflow.yml", "--stop-after", f"{STOP_AFTER:g}"]
     # As the console script does, keep the working directory off sys.path: a
