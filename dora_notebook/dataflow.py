@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import itertools
 import threading
 import time
 import traceback
@@ -72,6 +74,8 @@ class Dataflow:
         self._subscribers: list[Callable[[Report], None]] = []
         self._broken: list[Callable[[Report], None]] = []  # subscribers that raised
         self._states: dict[str, NodeState] = {}
+        # Each run gets a number; a node's state takes reports of its own run only.
+        self._runs = itertools.count(1)
         self._taps: dict[tuple[str, str], Tap] = {}
         self._sub_lock = threading.Lock()
         self._descriptor_extra: dict[str, Any] = {}
@@ -259,12 +263,14 @@ class Dataflow:
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
         options = {"coordinator": coordinator, "machine": machine, "daemon_port": daemon_port}
-        run = ENGINES[engine](self, **{k: v for k, v in options.items() if v is not None})
+        number = next(self._runs)
+        report = functools.partial(self._publish, number)
+        run = ENGINES[engine](self, report, **{k: v for k, v in options.items() if v is not None})
         for node_id, output_id in self._taps:
             with contextlib.suppress(DataflowError):  # an engine without taps says so in tap()
                 run.tap(node_id, output_id, self._taps[node_id, output_id])
         for spec in self.graph:
-            self.node(spec.id).attach(run.counters(spec.id))
+            self.node(spec.id).attach(run.counters(spec.id), number)
         self._engine = run
         run.start()
 
@@ -289,7 +295,9 @@ class Dataflow:
     def clear(self) -> list[str]:
         """Stop the graph and forget every node, its state and its taps.
 
-        Returns the nodes that were stuck when stopping.
+        Returns the nodes that were stuck when stopping. The code of a node
+        blocked in a C call runs on until the call returns (see
+        :meth:`blocked`), but what it reports then is dropped.
         """
         stuck = self.stop()
         self.graph.clear()
@@ -298,6 +306,16 @@ class Dataflow:
         self._descriptor_extra.clear()
         self._engine = None
         return stuck
+
+    def blocked(self) -> dict[str, str]:
+        """The nodes whose code a stop left blocked in a C call, and where, until it returns.
+
+        ``{"cam": "still blocked in time.sleep, line 4"}``: a stop interrupts
+        node code at its next bytecode, so ``time.sleep``, a socket read or a
+        lock wait goes on to its end (``docs/reliability.md``).
+        """
+        states = list(self._states.values())
+        return {state.node_id: where for state in states if (where := state.blocked)}
 
     def _check_idle(self, what: str) -> None:
         if self.running:
@@ -322,8 +340,17 @@ class Dataflow:
 
         return unsubscribe
 
-    def _publish(self, report: Report) -> None:
-        self.node(report.node_id).apply(report)
+    def _publish(self, run: int, report: Report) -> None:
+        """Fold a report of run number ``run`` into its node's state, then pass it on.
+
+        The code of a stopped run can outlive it, blocked in a C call; what it
+        reports when it wakes is dropped once its node has moved on (a new
+        run, a redefinition, a reset), and reaches no subscriber then either.
+        """
+        state = self._states.get(report.node_id)
+        if state is None or state.run != run:
+            return
+        state.apply(report, run)  # checks again under the state's lock, against a new attach
         if self.echo:
             _echo(report)
         for callback in self._subscribers:
@@ -419,12 +446,13 @@ class Dataflow:
         return rows
 
 
-def _embedded(flow: Dataflow) -> Engine:
-    return EmbeddedEngine(flow.graph.copy(), flow._publish, NODE_API, flow.descriptor())
+def _embedded(flow: Dataflow, report: Callable[[Report], None]) -> Engine:
+    return EmbeddedEngine(flow.graph.copy(), report, NODE_API, flow.descriptor())
 
 
 def _dora(
     flow: Dataflow,
+    report: Callable[[Report], None],
     coordinator: str | None = None,
     machine: str | None = None,
     daemon_port: int | None = None,
@@ -433,11 +461,13 @@ def _dora(
     from .dora_rs.export import render
 
     files = render(flow.graph, top=flow.descriptor_extra())
-    return DoraEngine(flow.graph.copy(), files, flow._publish, coordinator, machine, daemon_port)
+    return DoraEngine(flow.graph.copy(), files, report, coordinator, machine, daemon_port)
 
 
-#: The engines :meth:`Dataflow.start` knows, by name: each builds one run of a
-#: dataflow's graph (a :class:`~dora_notebook.core.protocol.Engine`).
+#: The engines :meth:`Dataflow.start` knows, by name: ``build(flow, report,
+#: **options)`` makes one run of a dataflow's graph (a
+#: :class:`~dora_notebook.core.protocol.Engine`) that hands every
+#: :class:`~dora_notebook.core.observe.Report` to ``report``.
 ENGINES: dict[str, Callable[..., Engine]] = {"embedded": _embedded, "dora": _dora}
 
 

@@ -146,6 +146,85 @@ def test_stop_with_a_stuck_operator_returns_in_time_and_the_kernel_recovers(
     assert_no_loss(accounts(kernel))
 
 
+BLOCKED = """
+import os
+from dora import Node
+node = Node()
+print("waiting")
+os.read(READ_END, 1)
+"""
+
+
+def blocked_node(kernel: Kernel, node_id: str) -> tuple[CellResult, str]:
+    """Define and start ``node_id`` blocked in a C call (a pipe read, as time.sleep would be).
+
+    Returns the definition cell and where a stop leaves the node; in the kernel,
+    ``_gate[1]`` releases it and ``_blocked`` is its thread.
+    """
+    read_end = kernel.execute("import os\n_gate = os.pipe()\nprint(_gate[0])").text.strip()
+    cell = define(kernel, f"%%dora_node {node_id}", BLOCKED.replace("READ_END", read_end))
+    kernel.execute("%dora_start")
+    log = kernel.child_ids(cell.widget_ids()[0])[3]
+    kernel.until(lambda: "waiting" in kernel.model(log).get("value", ""), 10, "the node to block")
+    kernel.execute(
+        "import threading\n"
+        f"(_blocked,) = [t for t in threading.enumerate() if t.name == 'dora-node-{node_id}']"
+    )
+    line = BLOCKED.splitlines().index("os.read(READ_END, 1)") + 1
+    return cell, f"still blocked in os.read, line {line}"
+
+
+def release(kernel: Kernel) -> None:
+    """Let the blocked node's read return, and wait in the kernel for its thread to end."""
+    ended = kernel.execute(
+        "os.write(_gate[1], b'!')\n_blocked.join(10)\n"
+        "os.close(_gate[0]); os.close(_gate[1])\nprint(_blocked.is_alive())"
+    )
+    assert ended.text == "False\n"
+
+
+def test_a_node_blocked_in_a_c_call_says_where_until_the_call_returns(kernel: Kernel) -> None:
+    """%dora_stop, %dora_status and the node's panel name the call and its line; once the
+    call returns, the panel and the status drop the note."""
+    cell, where = blocked_node(kernel, "sleeper")
+    header = kernel.child_ids(cell.widget_ids()[0])[0]
+    stopped = kernel.execute("%dora_stop")
+    assert stopped.text == f"stopped; did not stop within 2 s (interrupted): sleeper ({where})\n"
+    assert where in kernel.execute("%dora_status").text
+    assert where in kernel.model(header)["value"] and "failed" in kernel.model(header)["value"]
+    kernel.execute("os.write(_gate[1], b'!')")
+    kernel.until(lambda: where not in kernel.model(header)["value"], 10, "the note to go")
+    assert "blocked" not in kernel.execute("%dora_status").text
+    release(kernel)
+
+
+def test_a_node_blocked_through_reset_cannot_touch_the_next_graph(kernel: Kernel) -> None:
+    """A node blocked in a C call survives %dora_reset; a new graph with a node of the same id
+    runs; when the old code wakes, its "did not stop: interrupted" error goes nowhere."""
+    _, where = blocked_node(kernel, "x")
+    reset = kernel.execute("%dora_reset")
+    assert reset.text == f"reset; did not stop within 2 s (interrupted): x ({where})\n"
+    define(
+        kernel,
+        "%%dora_node x --inputs t=dora/timer/millis/20",
+        """
+        from dora import Node
+        for event in Node():
+            pass
+        """,
+    )
+    kernel.execute("%dora_start")
+    kernel.until(lambda: kernel.received("x") > 0, 10, "the new x to run")
+    release(kernel)  # the old x's thread has ended: everything it reported is in
+    state = kernel.execute(
+        "import dora_notebook\nx = dora_notebook.current().node('x')\n"
+        "print(x.status, x.error, x.errors, x.log_text())"
+    )
+    assert state.text == "running None [] []\n"
+    assert kernel.execute("%dora_stop").text == "stopped\n"
+    assert kernel.execute("print(dora_notebook.current().node('x').status)").text == "finished\n"
+
+
 BURST = """
 import builtins
 import time

@@ -112,6 +112,16 @@ def test_nodes_show_kind_status_and_counts_and_edges_their_labels_and_counts() -
     assert sorted(red) == ["3", "7 dropped"]  # only counts above zero are red
 
 
+def test_a_node_a_stop_left_blocked_says_where() -> None:
+    graph = make_graph(("cam", "node", [], {}))
+    where = "still blocked in time.sleep, line 4"
+    info = {"cam": SimpleNamespace(status="failed", received=1, sent=0, dropped=0, blocked=where)}
+    (node,) = groups(render_svg(graph, info), "dn-node")
+    assert text_of(node) == "cam node · blocked 1 in / 0 out / 0 dropped"
+    assert node.find(f"{SVG}title").text == f"cam: node, failed, 1 in / 0 out / 0 dropped; {where}"
+    assert render_text(graph, info).endswith(f"received 1 / sent 0 / dropped 0; {where}")
+
+
 @pytest.mark.parametrize("status", [*STATUS_COLOURS, "something-new"])
 def test_status_picks_the_outline_colour(status: str) -> None:
     graph = make_graph(("solo", "operator", [], {}))

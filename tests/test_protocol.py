@@ -42,7 +42,7 @@ def test_the_registry_builds_engines_that_satisfy_the_protocol() -> None:
     flow = Dataflow(echo=False)
     flow.add_operator("op", OPERATOR, inputs={"t": "dora/timer/millis/50"})
     for name, build in ENGINES.items():
-        engine = build(flow)
+        engine = build(flow, lambda report: None)
         assert isinstance(engine, Engine)
         assert engine.name == name
         assert engine.counters("op") is not None

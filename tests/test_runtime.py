@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -386,6 +387,125 @@ class Operator:
     flow.start()  # the dataflow can run again
     wait_for(lambda: flow.status("stuck").received > 0, 10, "the operator to get stuck again")
     assert flow.stop() == ["stuck"]
+
+
+BLOCKED = {
+    "node": """
+import os
+from dora import Node
+node = Node()
+print("waiting")
+os.read({fd}, 1)
+""",
+    "operator": """
+import os
+class Operator:
+    def on_event(self, event, send_output):
+        if event["type"] == "INPUT":
+            print("waiting")
+            os.read({fd}, 1)
+""",
+}
+
+
+@pytest.mark.parametrize("kind", ["node", "operator"])
+def test_code_blocked_in_a_c_call_is_shown_where_it_is_until_the_call_returns(kind: str) -> None:
+    """A C call (a pipe read here, time.sleep alike) gets the stop's exception when it returns."""
+    read_end, write_end = os.pipe()
+    try:
+        source = BLOCKED[kind].format(fd=read_end)
+        line = next(n for n, text in enumerate(source.splitlines(), 1) if "os.read" in text)
+        flow = Dataflow(echo=False)
+        if kind == "node":
+            flow.add_node("x", source)
+        else:
+            flow.add_operator("x", source, inputs={"t": "dora/timer/millis/10"})
+        flow.start()
+        wait_for(lambda: flow.node("x").log_text() == ["waiting"], 10, "x to block")
+        began = time.monotonic()
+        assert flow.stop() == ["x"]
+        assert time.monotonic() - began < 2.0
+        where = f"still blocked in os.read, line {line}"
+        assert flow.blocked() == {"x": where}
+        summary = flow.node("x").summary()
+        assert summary.startswith("x: failed, ") and summary.endswith(f"; {where}")
+        os.write(write_end, b"!")
+        wait_for(lambda: not flow.blocked(), 10, "x's read to return")
+        assert "blocked" not in flow.node("x").summary()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("then", ["redefine", "clear"])
+def test_code_that_outlives_its_run_cannot_reach_the_next_one(then: str) -> None:
+    """x is blocked when stopped; the graph is redefined (or cleared and rebuilt) and started
+    again with a new x. When the old x wakes, its cleanup code prints, reports progress and
+    sends, and the engine reports its error: none of it reaches the new run, and its
+    events end after its own run's STOP."""
+    read_end, write_end = os.pipe()
+    got: list[int] = []
+    woke: dict[str, object] = {}
+
+    def old_x() -> None:
+        from dora_notebook import Node
+
+        node = Node()
+        node.send_output("n", pa.array([1]))
+        try:
+            os.read(read_end, 1)
+        finally:
+            print("old cleanup")
+            node.context.report_progress(50)
+            node.send_output("n", pa.array([-1]))
+            woke["events"] = [event["type"] for event in node]
+
+    def new_x() -> None:
+        from dora_notebook import Node
+
+        node = Node()
+        node.send_output("n", pa.array([2]))
+        for _ in node:  # until stopped
+            pass
+
+    class Sink:
+        def on_event(self, event, send_output):
+            if event["type"] == "INPUT":
+                got.append(event["value"][0].as_py())
+
+    flow = Dataflow(echo=False)
+    try:
+        flow.add_node("x", old_x, outputs=["n"])
+        flow.add_operator("sink", Sink, inputs={"n": "x/n"})
+        flow.start()
+        wait_for(lambda: got == [1], 10, "x's first message")
+        (old,) = [t for t in threading.enumerate() if t.name == "dora-node-x"]
+        assert flow.stop() == ["x"]
+        assert flow.blocked()["x"].startswith("still blocked in os.read, line ")
+        if then == "clear":
+            flow.clear()
+            flow.add_node("x", new_x, outputs=["n"])
+            flow.add_operator("sink", Sink, inputs={"n": "x/n"})
+        else:
+            flow.add_node("x", new_x, outputs=["n"], replace=True)
+        flow.start()
+        wait_for(lambda: got == [1, 2], 10, "the new x's message")
+        late = collect(flow)  # the new run is idle now: whatever comes is the old x's
+        os.write(write_end, b"!")
+        old.join(10)
+        assert not old.is_alive()
+        assert late == []
+        assert woke == {"events": ["STOP"]}  # its own run's STOP, then the end
+        x = flow.node("x")
+        assert (x.status, x.error, x.errors, x.progress) == ("running", None, [], None)
+        assert x.log_text() == [] and x.sent == 1
+        assert flow.blocked() == {}
+        assert flow.stop() == []
+        assert got == [1, 2] and flow.node("x").status == "finished"
+    finally:
+        flow.stop()
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_node_api_next_timeout_try_recv_drain_and_descriptor() -> None:

@@ -13,7 +13,9 @@ of the lifecycle go through that API too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import inspect
 import itertools
 import os
 import sys
@@ -30,6 +32,7 @@ import pyarrow as pa
 
 from ..errors import NodeError
 from . import capture
+from .blocked import blocked_at
 from .clock import Clock
 from .events import (
     Event,
@@ -108,6 +111,8 @@ class EmbeddedEngine:
         self.done = threading.Event()
         self._stopping = threading.Event()
         self._current_op: Runner | None = None
+        # Nodes stop() gave up on: their code may still run, blocked in a C call.
+        self._abandoned: set[str] = set()
         # Timer ticks and throttled progress flushes run on the clock's thread.
         self.clock = Clock(self.job_id[:8])
         self._threads: list[threading.Thread] = []
@@ -190,6 +195,11 @@ class EmbeddedEngine:
 
         Returns the ids of nodes that did not stop by themselves; their code
         got a :class:`StopRequested` exception and they are marked failed.
+        Python delivers it at the node's next bytecode: code blocked in a C
+        call (``time.sleep``, a socket read, a lock wait) gets it only once
+        that call returns, and :meth:`blocked` says where it is until then.
+        What it sends then goes nowhere (its runner has finished); what it
+        reports reaches the observers of this run only.
         """
         start = time.monotonic()
         self.request_stop()
@@ -206,6 +216,7 @@ class EmbeddedEngine:
         with self.lock:
             for runner in stuck:
                 if not runner.finished:
+                    self._abandoned.add(runner.id)
                     self._fail(runner, f"did not stop within {timeout:g} s")
             self._maybe_done()
         self.clock.stop(max(0.0, start + timeout - time.monotonic()))
@@ -221,17 +232,28 @@ class EmbeddedEngine:
 
     def _interrupt(self, runner: Runner) -> None:
         """Raise StopRequested in the thread running ``runner``'s code."""
-        if runner.spec.kind == "operator":
-            if self._current_op is not runner:
-                return
-            thread = self._threads[0]
-        else:
-            thread = runner.thread
+        thread = self._thread_of(runner)
         if thread is None or thread.ident is None or not thread.is_alive():
             return
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(thread.ident), ctypes.py_object(StopRequested)
         )
+
+    def _thread_of(self, runner: Runner) -> threading.Thread | None:
+        """The thread running ``runner``'s code right now, if any."""
+        if runner.is_operator:
+            return self._threads[0] if self._current_op is runner and self._threads else None
+        return runner.thread
+
+    def blocked(self, runner: Runner) -> str | None:
+        """``still blocked in time.sleep, line 4`` while the code of a node that
+        :meth:`stop` gave up on has not returned; None otherwise."""
+        if runner.id not in self._abandoned:
+            return None
+        thread = self._thread_of(runner)
+        if thread is None:
+            return None
+        return blocked_at(thread, _code_files(runner.spec))
 
     # -- bookkeeping (lock held) ---------------------------------------------
 
@@ -683,6 +705,15 @@ def _next_due(due: float, interval: float) -> float:
     now = time.monotonic()
     # Skip ticks missed while the machine was busy rather than bursting them.
     return nxt if nxt > now else now + interval
+
+
+def _code_files(spec: NodeSpec) -> set[str]:
+    """The file names a node's code runs under (its frames' ``co_filename``)."""
+    files = {spec.code_name()}
+    if spec.obj is not None:
+        with contextlib.suppress(TypeError, OSError):  # a builtin has no file
+            files.add(inspect.getfile(spec.obj))
+    return files
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

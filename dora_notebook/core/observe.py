@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .runner import Runner
+    from .protocol import Counters
 
 __all__ = ["LOG_LIMIT", "REPORT_LIMIT", "LogLine", "NodeState", "Report"]
 
@@ -87,16 +87,23 @@ class NodeState:
         self.warnings_dropped = 0
         self.errors: list[str] = []
         self.errors_dropped = 0
-        self._runner: Runner | None = None
+        self._runner: Counters | None = None
+        self._run: int | None = None  # the run whose reports apply (Dataflow.start numbers them)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return self.summary()
 
     def summary(self) -> str:
-        """One line: ``ticker: finished, 12 received, 12 sent`` (drops when there are any)."""
+        """One line: ``ticker: finished, 12 received, 12 sent`` (drops when there are any).
+
+        A node whose code a stop left blocked says where: ``...; still blocked in
+        time.sleep, line 4``.
+        """
         text = f"{self.node_id}: {self.status}, {self.received} received, {self.sent} sent"
-        return text + (f", {self.dropped} dropped" if self.dropped else "")
+        text += f", {self.dropped} dropped" if self.dropped else ""
+        blocked = self.blocked
+        return text + (f"; {blocked}" if blocked else "")
 
     @property
     def received(self) -> int:
@@ -110,10 +117,20 @@ class NodeState:
     def dropped(self) -> int:
         return self._runner.dropped if self._runner is not None else 0
 
-    def attach(self, runner: Runner | None) -> None:
-        """Start observing a new run (or, with None, a redefined node): all begins anew."""
+    @property
+    def blocked(self) -> str | None:
+        """Where the code a stop gave up on is still blocked (``still blocked in
+        time.sleep, line 4``), until it returns; None otherwise."""
+        return self._runner.blocked if self._runner is not None else None
+
+    def attach(self, runner: Counters | None, run: int | None = None) -> None:
+        """Start observing a new run (or, with None, a redefined node): all begins anew.
+
+        From now on only reports of ``run`` apply (see :meth:`apply`).
+        """
         with self._lock:
             self._runner = runner
+            self._run = run
             self.status = "defined" if runner is None else runner.status
             self.error = None
             self.progress = None
@@ -125,10 +142,22 @@ class NodeState:
             self.errors.clear()
             self.messages_dropped = self.warnings_dropped = self.errors_dropped = 0
 
-    def apply(self, report: Report) -> None:
-        """Fold one report into the state."""
+    @property
+    def run(self) -> int | None:
+        """The number of the run observed (given to :meth:`attach`)."""
+        return self._run
+
+    def apply(self, report: Report, run: int | None = None) -> None:
+        """Fold one report of ``run`` into the state, unless another run is observed.
+
+        The code of an old run may outlive it (blocked in a C call when it was
+        stopped); what it reports when it wakes must not land on a later run
+        of a node with the same id, nor on a node redefined since.
+        """
         kind, data = report.kind, report.data
         with self._lock:
+            if run != self._run:
+                return
             if kind == "status":
                 self.status = data
             elif kind == "log":

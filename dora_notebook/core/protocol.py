@@ -24,12 +24,19 @@ __all__ = ["Counters", "EdgeCounts", "Engine"]
 
 
 class Counters(Protocol):
-    """A node's live counters, as a panel reads them (read without a lock: ints)."""
+    """A node's live counters, as a panel reads them (read without a lock: ints).
+
+    ``blocked`` says where the node's code is still blocked after :meth:`Engine.stop`
+    gave up on it (``still blocked in time.sleep, line 4``), until that code returns.
+    """
 
     status: str
     received: int
     sent: int
     dropped: int
+
+    @property
+    def blocked(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,12 @@ class Engine(Protocol):
         """End the run within about ``timeout`` seconds; return the nodes that were stuck."""
 
     def reload(self, spec: NodeSpec) -> Future[str | None]:
-        """Hot-swap a live node to ``spec``; the future holds an error text, or None."""
+        """Hot-swap a live node to ``spec``; the future holds an error text, or None.
+
+        An engine that cannot hot-swap at all sets a
+        :class:`~dora_notebook.errors.ReloadError` on the future instead,
+        whose one line says what to do.
+        """
 
     def live(self, node_id: str) -> bool:
         """Whether ``node_id`` is part of this run and has not finished."""

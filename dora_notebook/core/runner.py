@@ -85,6 +85,7 @@ class Host(Protocol):
     def next_event(self, runner: Runner, timeout: float | None) -> Event | None: ...
     def node_error(self, runner: Runner, error: str) -> None: ...
     def finish_node(self, runner: Runner) -> None: ...
+    def blocked(self, runner: Runner) -> str | None: ...
 
 
 class _Bound(threading.local):
@@ -193,6 +194,11 @@ class Runner:
 
     def __repr__(self) -> str:
         return f"<{self.spec.kind} {self.id}: {self.status}>"
+
+    @property
+    def blocked(self) -> str | None:
+        """Where the node's code is still blocked after a stop gave up on it, or None."""
+        return self.engine.blocked(self)
 
     # All of the following run with engine.lock held.
 

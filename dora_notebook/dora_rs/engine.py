@@ -75,7 +75,7 @@ from ..core.graph import Graph, NodeSpec
 from ..core.observe import Report
 from ..core.protocol import EdgeCounts
 from ..core.tap import Tap
-from ..errors import DataflowError
+from ..errors import DataflowError, ReloadError
 from .bridge import BRIDGE_ID, accept_reports, protocol_message
 from .exits import Exit, describe_exit, exits_in_log, traceback_in_log
 from .export import has_context
@@ -134,6 +134,8 @@ class NodeCounts:
         #: dora-rs said the node's process ended badly (``NODE_FAILED`` or its daemon's log).
         self.crashed = False
         self.closed_at: float | None = None
+        #: Never blocked: dora-rs kills a node's process that does not stop.
+        self.blocked: str | None = None
 
 
 def private_descriptor(
@@ -722,9 +724,13 @@ class DoraEngine:
     # -- what the Dataflow asks of every engine (core.protocol.Engine) -------------
 
     def reload(self, spec: NodeSpec) -> Future[str | None]:
+        """Refuse: each node is a process of dora-rs's, which this run cannot replace."""
         refused: Future[str | None] = Future()
-        refused.set_result(
-            "the dora engine cannot hot-swap a node yet: %dora_stop, then %dora_start again"
+        refused.set_exception(
+            ReloadError(
+                f"node {spec.id!r}: the dora engine cannot hot-swap a node yet, so the running "
+                "version goes on: %dora_stop, re-run this cell, then %dora_start --engine dora"
+            )
         )
         return refused
 

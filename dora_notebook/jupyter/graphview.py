@@ -54,7 +54,11 @@ _Point = tuple[float, float]
 
 
 class NodeInfo(Protocol):
-    """What is shown of a node's run; :class:`~dora_notebook.core.observe.NodeState` fits."""
+    """What is shown of a node's run; :class:`~dora_notebook.core.observe.NodeState` fits.
+
+    A ``blocked`` attribute, where it exists and is set, says where a stopped
+    node's code is still blocked (``still blocked in time.sleep, line 4``).
+    """
 
     @property
     def status(self) -> str: ...
@@ -204,7 +208,8 @@ def _order(cols: list[list[_Vertex]]) -> None:
             pos.update({v: i - (len(col) - 1) / 2 for i, v in enumerate(col)})
 
 
-_State = tuple[str, Any, Any, Any]  # status, received, sent, dropped: read once per render
+# status, received, sent, dropped, where a stopped node is blocked: read once per render
+_State = tuple[str, Any, Any, Any, str | None]
 
 
 def _node_counts(state: _State | None) -> str:
@@ -348,6 +353,9 @@ def _draw_vertex(cv: _Canvas, v: _Vertex, state: _State | None) -> None:
     colour = STATUS_COLOURS.get(status, STATUS_COLOURS["defined"])
     kind = "not in graph" if missing else v.kind
     title = f"{v.key}: {kind}, {status}" + (f", {_node_counts(state)}" if state else "")
+    blocked = state[4] if state is not None else None
+    if blocked:
+        title, status = f"{title}; {blocked}", "blocked"
     dash = ' stroke-dasharray="4 3"' if missing else ""
     cv.add(f'<g class="dn-node"><title>{xml_escape(title)}</title>', (x, y), (x + w, y + h))
     cv.add(
@@ -380,7 +388,10 @@ def render_svg(
     True
     """
     cv = _Canvas()
-    info = {k: (str(n.status), n.received, n.sent, n.dropped) for k, n in (node_info or {}).items()}
+    info = {
+        k: (str(n.status), n.received, n.sent, n.dropped, getattr(n, "blocked", None))
+        for k, n in (node_info or {}).items()
+    }
     verts, edges = _model(graph, edge_info)
     if not verts:
         cv.add('<text x="0" y="0" font-size="12" fill="#616161">no nodes</text>', (0, -12), (56, 0))
@@ -426,6 +437,8 @@ def render_text(
         line = f"{spec.id:<{width}}  {spec.kind:<8}  {getattr(state, 'status', 'defined'):<8}"
         if state is not None:
             line += f"  received {state.received} / sent {state.sent} / dropped {state.dropped}"
+            blocked = getattr(state, "blocked", None)
+            line += f"; {blocked}" if blocked else ""
         lines.append(line.rstrip())
     for e in edges:
         counts = "" if e.info is None else f"  delivered {e.info[0]}, dropped {e.info[1]}"

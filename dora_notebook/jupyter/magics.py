@@ -287,12 +287,17 @@ class DoraMagics(Magics):
         too: the next run loads them anew, edits included.
         """
         _parse(self.dora_reset, line)
-        print("reset" + _stuck_note(session.reset()))
+        note = _stuck_note(session.stop())  # before the reset forgets where nodes are blocked
+        session.reset()
+        print("reset" + note)
 
 
 def _stuck_note(stuck: list[str]) -> str:
+    """``; did not stop within 2 s (interrupted): cam (still blocked in time.sleep, line 4)``."""
     if not stuck:
         return ""
-    engine = session.current().engine
-    fate = engine.stuck_fate if engine is not None else "interrupted"
-    return f"; did not stop within 2 s ({fate}): " + ", ".join(stuck)
+    flow = session.current()
+    fate = flow.engine.stuck_fate if flow.engine is not None else "interrupted"
+    blocked = flow.blocked()
+    names = [f"{n} ({blocked[n]})" if n in blocked else n for n in stuck]
+    return f"; did not stop within 2 s ({fate}): " + ", ".join(names)

@@ -33,10 +33,10 @@ _pump: UIPump | None = None
 
 
 def pump() -> UIPump:
-    """The kernel's one UI pump; it redraws while the graph runs."""
+    """The kernel's one UI pump; it redraws while the graph runs or a node is blocked."""
     global _pump
     if _pump is None:
-        _pump = UIPump(lambda: current().running)
+        _pump = UIPump(lambda: current().running or bool(current().blocked()))
     return _pump
 
 
@@ -110,8 +110,15 @@ def start(engine: str = "embedded", **options: Any) -> None:
 
 
 def stop() -> list[str]:
-    stuck = current().stop()
+    """Stop the graph; return the nodes that did not stop in time.
+
+    A node left blocked in a C call shows so on its panel until the call returns.
+    """
+    flow = current()
+    stuck = flow.stop()
     pump().stop()
+    if flow.blocked():
+        pump().start()
     return stuck
 
 

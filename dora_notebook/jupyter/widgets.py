@@ -93,6 +93,10 @@ class NodePanel(_FullText, widgets.VBox):
             f'<span style="color:{colour};font-weight:bold">{s.status}</span> '
             f'<span style="color:#555">{counts}</span>'
         )
+        blocked = s.blocked  # the code a stop gave up on, until its C call returns
+        if blocked:
+            colour = STATUS_COLOURS["failed"]
+            value += f' <span style="color:{colour}">{html.escape(blocked)}</span>'
         return self._set("header", value, lambda v: setattr(self._header, "value", v))
 
     def _progress_update(self) -> int:
