@@ -39,6 +39,7 @@ from .api.embedded import NODE_API
 from .core import capture
 from .core.engine import EmbeddedEngine
 from .core.graph import (
+    MAX_DESCRIPTOR_BYTES,
     Graph,
     InputSpec,
     NodeSpec,
@@ -183,7 +184,18 @@ class Dataflow:
         if path is not None:
             if not path.is_file():
                 raise GraphError(f"descriptor file {str(path)!r} does not exist")
-            text, where = path.read_text(encoding="utf-8"), str(path)
+            if path.stat().st_size > MAX_DESCRIPTOR_BYTES:
+                raise GraphError(
+                    f"descriptor file {str(path)!r} is larger than the "
+                    f"{MAX_DESCRIPTOR_BYTES:,} bytes a descriptor may have"
+                )
+            try:
+                text, where = path.read_text(encoding="utf-8"), str(path)
+            except UnicodeDecodeError as exc:
+                raise GraphError(
+                    f"descriptor file {str(path)!r} is not YAML text (not UTF-8 at byte "
+                    f"{exc.start})"
+                ) from None
             base = Path(base_dir) if base_dir is not None else path.resolve().parent
         else:
             text, where = str(source), "descriptor"
@@ -216,16 +228,17 @@ class Dataflow:
         """The top-level keys other than ``nodes`` of the descriptors loaded so far."""
         return copy.deepcopy(self._descriptor_extra)
 
-    def export(self, directory: str | Path) -> Path:
+    def export(self, directory: str | Path, *, force: bool = False) -> Path:
         """Write ``directory/dataflow.yml`` and one file per node; return the descriptor's path.
 
         ``dora run`` runs the result unchanged (see :mod:`dora_notebook.dora_rs.export`
         for the layout). Nodes given as a Python class or callable cannot be
-        exported: define them from source or from a file.
+        exported: define them from source or from a file. Files in the way that
+        an export did not write are never replaced, unless ``force``.
         """
         from .dora_rs.export import export
 
-        return export(self.graph, directory, top=self._descriptor_extra)[0]
+        return export(self.graph, directory, top=self._descriptor_extra, force=force)[0]
 
     # -- running -------------------------------------------------------------
 
@@ -532,6 +545,11 @@ def _inputs(node_id: str, inputs: Inputs, queue_size: int | None) -> dict[str, I
             name, sep, source = str(item).partition("=")
             if not sep or not name or not source:
                 raise GraphError(f"node {node_id!r}: inputs: {item!r} is not NAME=SOURCE")
+            if name in pairs:  # the last would win and an edge would vanish unseen
+                raise GraphError(
+                    f"node {node_id!r}: input {name!r} is given twice ({name}={pairs[name]} "
+                    f"and {item}); each input needs its own name"
+                )
             pairs[name] = source
         inputs = pairs
     result = {}

@@ -6,6 +6,7 @@ import base64
 import textwrap
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -372,6 +373,26 @@ def test_two_cells_both_define_class_operator(kernel: Kernel) -> None:
         ("%%dora_dataflow\nnodes: 3", "UsageError: descriptor: 'nodes' must be a list"),
         ("%dora_export out", "UsageError: cannot export: the dataflow has no nodes"),
         ("%dora_export", "UsageError: the following arguments are required: directory"),
+        ("%dora_export ''", "UsageError: DIR must not be empty"),
+        ('%dora_export ""', "UsageError: DIR must not be empty"),
+        ("%dora_dataflow ''", "UsageError: PATH must not be empty"),
+        (
+            "%%dora_operator a --inputs x=b/o --inputs x=dora/timer/millis/10\n"
+            "class Operator: pass",
+            "UsageError: node 'a': input 'x' is given twice (x=b/o and x=dora/timer/millis/10)",
+        ),
+        (
+            "%%dora_operator a --inputs x=b/o x=b/o\nclass Operator: pass",
+            "UsageError: node 'a': input 'x' is given twice",
+        ),
+        (
+            "%%dora_operator a --queue-size 99999999999999999999\nclass Operator: pass",
+            "UsageError: --queue-size must be at most 1,000,000",
+        ),
+        (
+            f"%%dora_operator {'n' * 5000}\nclass Operator: pass",
+            "UsageError: invalid node id 'nnnnnnnnnnnnnnnnnnnn'...: 5000 characters, at most 128",
+        ),
     ],
 )
 def test_wrong_arguments_give_a_one_line_usage_error(
@@ -485,7 +506,12 @@ def test_export_writes_the_graph_and_says_what_it_wrote(kernel: Kernel, tmp_path
         f"wrote {out / 'dataflow.yml'}, ticker.py, sink.py",
         f"run it with: dora run {out / 'dataflow.yml'}",
     ]
-    assert sorted(p.name for p in out.iterdir()) == ["dataflow.yml", "sink.py", "ticker.py"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".dora-notebook-export.json",
+        "dataflow.yml",
+        "sink.py",
+        "ticker.py",
+    ]
     assert (out / "ticker.py").read_text().startswith("from dora import DoraStatus\n" + TICKER)
     # A node given as a Python object cannot be exported: one line, no traceback.
     kernel.execute(
@@ -501,3 +527,32 @@ def test_export_writes_the_graph_and_says_what_it_wrote(kernel: Kernel, tmp_path
     )
     assert len(refused.text.strip().splitlines()) == 1
     assert not (tmp_path / "again").exists()
+
+
+def test_export_takes_paths_as_ipython_magics_do_and_never_replaces_a_users_file(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    define(kernel, "%%dora_operator ticker --inputs t=dora/timer/millis/10", TICKER)
+    spaced = tmp_path / "my dir"
+    quoted = kernel.execute(f"%dora_export '{spaced}'")
+    assert quoted.error is None and (spaced / "ticker.py").is_file()
+    assert not any(p.name.startswith("'") for p in Path.cwd().iterdir())
+    kernel.execute(f"import os; _home = os.environ['HOME']; os.environ['HOME'] = r'{tmp_path}'")
+    try:
+        tilde = kernel.execute("%dora_export ~/exported")
+    finally:
+        kernel.execute("os.environ['HOME'] = _home")
+    assert tilde.error is None and (tmp_path / "exported" / "ticker.py").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "ticker.py").write_text("# my own work\n")
+    (mine / "dataflow.yml").write_text("nodes: []  # mine\n")
+    refused = kernel.execute(f'%dora_export "{mine}"', allow_error=True)
+    lines = [x for x in refused.text.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("UsageError: cannot export to"), refused.text
+    assert "it holds dataflow.yml, ticker.py, not written by dora-notebook" in lines[0]
+    assert (mine / "ticker.py").read_text() == "# my own work\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["dataflow.yml", "ticker.py"]
+    forced = kernel.execute(f"%dora_export {mine} --force")
+    assert forced.error is None and "wrote" in forced.text
+    assert (mine / "ticker.py").read_text() != "# my own work\n"

@@ -129,7 +129,7 @@ class DoraMagics(Magics):
 
         File paths in it resolve against the notebook's working directory.
         """
-        args = _parse(self.dora_dataflow, line)
+        args = _check("dora_dataflow", _parse(self.dora_dataflow, line))
         if (cell is None) == (args.path is None):
             raise UsageError(
                 "give either a descriptor PATH (%dora_dataflow PATH) or YAML as the "
@@ -255,9 +255,9 @@ class DoraMagics(Magics):
         cannot be exported. Relative paths resolve against the working
         directory. Prints the files written.
         """
-        args = _parse(self.dora_export, line)
+        args = _check("dora_export", _parse(self.dora_export, line))
         try:
-            written = session.export(args.directory)
+            written = session.export(args.directory, args.force)
         except (DataflowError, OSError) as exc:
             raise UsageError(str(exc)) from None
         print(session.export_note(written))

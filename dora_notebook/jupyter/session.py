@@ -88,12 +88,12 @@ def load_yaml(source: str) -> list[str]:
     return current().load_yaml(source)
 
 
-def export(directory: str) -> list[Path]:
+def export(directory: str, force: bool = False) -> list[Path]:
     """Export the kernel's graph to ``directory`` (relative to the working directory)."""
     from ..dora_rs.export import export as export_graph
 
     flow = current()
-    return export_graph(flow.graph, Path(directory), top=flow.descriptor_extra())
+    return export_graph(flow.graph, Path(directory), top=flow.descriptor_extra(), force=force)
 
 
 def export_note(written: list[Path]) -> str:
