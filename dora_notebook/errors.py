@@ -13,6 +13,7 @@ __all__ = [
     "NodeError",
     "PreviewError",
     "ReloadError",
+    "UnsupportedError",
 ]
 
 
@@ -32,6 +33,13 @@ class GraphError(DataflowError, ValueError):
 
 class NodeError(DataflowError, RuntimeError):
     """A node misused the dora API (for example an undeclared output id)."""
+
+
+class UnsupportedError(NodeError, NotImplementedError):
+    """Node code asked for what only another engine does; the message names it.
+
+    A ``NotImplementedError`` too, as dora's own ``MockNode`` raises for them.
+    """
 
 
 class PreviewError(DataflowError, ValueError):

@@ -130,6 +130,18 @@ class _Progress:
             self._context._emit("progress", value)
 
 
+#: Log levels as the panel shows them: Python's words for dora's and Python's levels.
+_LEVELS = {
+    "critical": "critical",
+    "error": "error",
+    "warn": "warning",
+    "warning": "warning",
+    "info": "info",
+    "debug": "debug",
+    "trace": "trace",
+}
+
+
 class _PanelHandler(logging.Handler):
     def __init__(self, context: BaseContext) -> None:
         super().__init__(logging.DEBUG)
@@ -142,8 +154,7 @@ class _PanelHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        for line in text.splitlines() or [""]:
-            self._context.report_log(line, record.levelname.lower())
+        self._context.report_record(record.levelname, text)
 
 
 class BaseContext:
@@ -319,6 +330,26 @@ class BaseContext:
 
     def report_log(self, line: str, stdio: str = "stdout") -> None:
         self._emit("log", {"line": str(line), "stdio": stdio})
+
+    def report_record(
+        self,
+        level: str,
+        message: str,
+        target: str | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
+        """A log record (Python's ``logging``, dora's ``node.log``) on the panel, with its level.
+
+        dora's level words are shown as Python's (``warn`` as ``warning``);
+        a level dora does not know is ``info``, as in dora-rs 1.1. As
+        ``dora run`` does, the target precedes the message; the record's
+        ``target`` and ``fields`` travel with each line for observers.
+        """
+        stdio = _LEVELS.get(str(level).lower(), "info")
+        text = f"{target} {message}" if target else str(message)
+        extra = {"target": target, "fields": dict(fields) if fields else {}}
+        for line in text.splitlines() or [""]:
+            self._emit("log", {"line": line, "stdio": stdio, **extra})
 
     def log_json(self, payload: object) -> None:
         try:

@@ -18,8 +18,24 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from datetime import datetime, timezone
 
-__all__ = ["Clock"]
+__all__ = ["Clock", "monotonic_utc"]
+
+# One reading of the wall clock anchors the monotonic one: what
+# monotonic_utc gives never goes backwards, even when the system clock is
+# set back, as dora's hybrid logical clock never does.
+_WALL_AT_ZERO = time.time() - time.monotonic()
+
+
+def monotonic_utc() -> datetime:
+    """Now as a UTC datetime that never goes backwards (``Node.timestamp``).
+
+    >>> first = monotonic_utc()
+    >>> first.tzinfo is timezone.utc and monotonic_utc() >= first
+    True
+    """
+    return datetime.fromtimestamp(_WALL_AT_ZERO + time.monotonic(), timezone.utc)
 
 
 class Clock:
