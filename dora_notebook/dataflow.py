@@ -320,6 +320,15 @@ class Dataflow:
         self._engine = None
         return stuck
 
+    def threads_left(self) -> dict[str, int]:
+        """How many threads each node's code started are still running, for nodes with any.
+
+        A stop ends node code, not the threads it started (a thread cannot be
+        killed in Python); they run until they return (``docs/reliability.md``).
+        """
+        states = list(self._states.values())
+        return {state.node_id: n for state in states if (n := state.threads_left)}
+
     def blocked(self) -> dict[str, str]:
         """The nodes whose code a stop left blocked in a C call, and where, until it returns.
 

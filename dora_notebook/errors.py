@@ -72,3 +72,14 @@ class MissingExtraError(DataflowError, ModuleNotFoundError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+class StopInterrupted(KeyboardInterrupt):
+    """The user interrupted a stop while it waited; the stop itself completed.
+
+    ``stuck`` names the nodes it did not wait for.
+    """
+
+    def __init__(self, stuck: list[str]) -> None:
+        super().__init__(stuck)
+        self.stuck = stuck

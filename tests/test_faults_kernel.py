@@ -405,3 +405,87 @@ def test_restarting_the_kernel_with_a_graph_running_leaves_no_process() -> None:
         ).text == ("0\n")
     finally:
         k.shutdown()
+
+
+def test_an_interrupt_during_reset_ends_the_wait_not_the_reset(kernel: Kernel) -> None:
+    """Interrupting %dora_reset while it waits for a stuck node: one line, no traceback, and
+    the graph is reset (a new one starts at once)."""
+    watcher = define(
+        kernel,
+        "%%dora_operator watcher --inputs t=dora/timer/millis/50",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "STOP":
+                    print("stop seen")
+        """,
+    )
+    _, where = blocked_node(kernel, "stuck")
+    log = kernel.child_ids(watcher.widget_ids()[0])[3]
+    msg_id = kernel.client.execute("%dora_reset")
+    # The watcher saw STOP: the reset is now waiting for the stuck node.
+    kernel.until(lambda: "stop seen" in kernel.model(log).get("value", ""), 10, "the STOP")
+    kernel.manager.interrupt_kernel()
+    printed = cell_text(kernel, msg_id)
+    reply = kernel.client.get_shell_msg(timeout=10)
+    assert reply["content"]["status"] == "ok"  # no KeyboardInterrupt traceback
+    # The node is named; where it is blocked too, unless the interrupt (a SIGINT the
+    # process got) already ended its read.
+    assert printed in (
+        f"reset; interrupted while waiting: did not stop: stuck ({where})\n",
+        "reset; interrupted while waiting: did not stop: stuck\n",
+    )
+    flow = "import dora_notebook\nflow = dora_notebook.current()\n"
+    assert kernel.execute(flow + "print(len(flow.graph), flow.running)").text == "0 False\n"
+    define(
+        kernel,
+        "%%dora_operator fresh --inputs t=dora/timer/millis/5",
+        """
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "INPUT":
+                    return 1
+        """,
+    )
+    assert "fresh: finished" in kernel.execute("%dora_start --wait --timeout 10").text
+    release(kernel)
+
+
+def test_threads_a_node_started_are_named_when_it_stops(kernel: Kernel) -> None:
+    """A stop cannot end threads node code started: %dora_stop and the panel say how many."""
+    cell = define(
+        kernel,
+        "%%dora_node spawner",
+        """
+        import threading
+        from dora import Node
+        node = Node()
+        gate = threading.Event()
+        for _ in range(3):
+            threading.Thread(target=gate.wait, daemon=True).start()
+        import builtins
+        builtins.SPAWNER_GATE = gate
+        for event in node:
+            pass
+        """,
+    )
+    kernel.execute("%dora_start")
+    kernel.until(
+        lambda: (
+            kernel.execute("import builtins\nprint(hasattr(builtins, 'SPAWNER_GATE'))").text
+            == "True\n"
+        ),
+        10,
+        "the threads to start",
+    )
+    stopped = kernel.execute("%dora_stop")
+    assert stopped.text == "stopped; 3 threads started by node spawner are still running\n"
+    header = kernel.child_ids(cell.widget_ids()[0])[0]
+    assert "3 threads it started are still running" in kernel.model(header)["value"]
+    kernel.execute("builtins.SPAWNER_GATE.set()\ndel builtins.SPAWNER_GATE")
+    left = kernel.execute(
+        "import time, dora_notebook\nflow = dora_notebook.current()\n"
+        "for _ in range(100):\n    if not flow.threads_left(): break\n    time.sleep(0.05)\n"
+        "print(flow.threads_left())"
+    )
+    assert left.text == "{}\n"

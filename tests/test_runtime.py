@@ -619,3 +619,38 @@ def test_graph_finishes_when_every_node_has_and_can_run_again() -> None:
         assert flow.wait(10)
         assert not flow.running
     assert len([e for e in got if e["type"] == "INPUT"]) == 9
+
+
+def test_an_interrupt_while_stop_waits_ends_the_wait_not_the_stop() -> None:
+    """Ctrl-C (SIGINT) during stop(): the stop completes at once, then StopInterrupted
+    (a KeyboardInterrupt) names the node it did not wait for; nothing is left half stopped."""
+    import os
+    import signal
+
+    from dora_notebook.errors import StopInterrupted
+
+    gate = threading.Event()
+    flow = Dataflow(echo=False)
+
+    def stuck() -> None:
+        from dora_notebook import Node
+
+        Node()  # never reads its events: it does not see STOP
+        while not gate.wait(0.01):
+            pass
+
+    flow.add_node("stuck", stuck)
+    flow.start()
+    wait_for(lambda: flow.node("stuck").status == "running", 10, "the node to run")
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    began = time.monotonic()
+    timer.start()
+    with pytest.raises(StopInterrupted) as info:
+        flow.stop(timeout=10)
+    timer.join()
+    assert time.monotonic() - began < 5  # not the 10 s the stop would have waited
+    assert info.value.stuck == ["stuck"]
+    assert not flow.running and flow.engine is not None and flow.engine.done.is_set()
+    assert flow.node("stuck").status == "failed"
+    gate.set()
+    wait_for(lambda: not flow.blocked(), 10, "the node's thread to end")

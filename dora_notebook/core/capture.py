@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -47,12 +48,19 @@ class LineSink:
     runtime thread, and a half line of one must not join the next one's text.
     """
 
-    __slots__ = ("_emit", "_lock", "_partial")
+    __slots__ = ("_emit", "_lock", "_partial", "threads")
 
     def __init__(self, emit: Callable[[str, str], None]) -> None:
         self._emit = emit
         self._partial: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: The threads started while this sink was current (the node's own
+        #: threads and pool workers): a stop cannot end them, so it names them.
+        self.threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+    def running_threads(self) -> list[threading.Thread]:
+        """The threads this node's code started that are still alive."""
+        return [t for t in list(self.threads) if t.is_alive()]
 
     def write(self, text: str, stdio: str) -> None:
         with self._lock:
@@ -127,6 +135,7 @@ def _start(thread: threading.Thread) -> None:
     sink = current.sink
     if sink is not None:
         thread._dora_sink = sink  # type: ignore[attr-defined]
+        sink.threads.add(thread)
     _thread_start(thread)
 
 

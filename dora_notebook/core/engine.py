@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import NodeError
+from ..errors import NodeError, StopInterrupted
 from . import capture
 from .blocked import blocked_at
 from .clock import Clock
@@ -113,6 +113,7 @@ class EmbeddedEngine:
         self._current_op: Runner | None = None
         # Nodes stop() gave up on: their code may still run, blocked in a C call.
         self._abandoned: set[str] = set()
+        self._wait_cut = False  # a KeyboardInterrupt cut stop()'s waiting short
         # Timer ticks and throttled progress flushes run on the clock's thread.
         self.clock = Clock(self.job_id[:8])
         self._threads: list[threading.Thread] = []
@@ -200,35 +201,54 @@ class EmbeddedEngine:
         that call returns, and :meth:`blocked` says where it is until then.
         What it sends then goes nowhere (its runner has finished); what it
         reports reaches the observers of this run only.
+
+        A ``KeyboardInterrupt`` while it waits (the user interrupting the
+        kernel) ends the waiting, not the stop: the stop completes at once,
+        stuck nodes interrupted and marked failed, and the interrupt is raised
+        again only then, so the engine is never left half stopped.
         """
         start = time.monotonic()
+        self._wait_cut = False
         self.request_stop()
         self._join(start + timeout * 0.5)
         stuck = [r for r in self.runners.values() if not r.finished]
-        if not stuck:
-            self._join(start + timeout * 0.9)
-            self.clock.stop(max(0.0, start + timeout - time.monotonic()))
-            return []
-        for runner in stuck:
-            self._interrupt(runner)
-        self._join(start + timeout * 0.9)
-        names = [r.id for r in stuck]
-        with self.lock:
+        if stuck:
             for runner in stuck:
-                if not runner.finished:
-                    self._abandoned.add(runner.id)
-                    self._fail(runner, f"did not stop within {timeout:g} s")
-            self._maybe_done()
-        self.clock.stop(max(0.0, start + timeout - time.monotonic()))
+                self._interrupt(runner)
+            self._join(start + timeout * 0.9)
+            why = "(the wait for it was interrupted)" if self._wait_cut else f"within {timeout:g} s"
+            with self.lock:
+                for runner in stuck:
+                    if not runner.finished:
+                        self._abandoned.add(runner.id)
+                        self._fail(runner, f"did not stop {why}")
+                self._maybe_done()
+        else:
+            self._join(start + timeout * 0.9)
+        names = [r.id for r in stuck]
+        if self._wait_cut:
+            self.clock.cancel()
+            raise StopInterrupted(names)
+        try:
+            self.clock.stop(max(0.0, start + timeout - time.monotonic()))
+        except KeyboardInterrupt:
+            self.clock.cancel()  # the timers are stopped; only the join was cut short
+            raise StopInterrupted(names) from None
         return names
 
     def _join(self, deadline: float) -> None:
-        for thread in self._threads:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            if thread is not threading.current_thread():
-                thread.join(remaining)
+        """Join the engine's threads until ``deadline``; an interrupt ends the waiting."""
+        if self._wait_cut:
+            return
+        try:
+            for thread in self._threads:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                if thread is not threading.current_thread():
+                    thread.join(remaining)
+        except KeyboardInterrupt:
+            self._wait_cut = True
 
     def _interrupt(self, runner: Runner) -> None:
         """Raise StopRequested in the thread running ``runner``'s code."""

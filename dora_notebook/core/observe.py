@@ -123,6 +123,11 @@ class NodeState:
         time.sleep, line 4``), until it returns; None otherwise."""
         return self._runner.blocked if self._runner is not None else None
 
+    @property
+    def threads_left(self) -> int:
+        """How many threads the node's code started are still running."""
+        return self._runner.threads_left if self._runner is not None else 0
+
     def attach(self, runner: Counters | None, run: int | None = None) -> None:
         """Start observing a new run (or, with None, a redefined node): all begins anew.
 

@@ -27,7 +27,9 @@ class Counters(Protocol):
     """A node's live counters, as a panel reads them (read without a lock: ints).
 
     ``blocked`` says where the node's code is still blocked after :meth:`Engine.stop`
-    gave up on it (``still blocked in time.sleep, line 4``), until that code returns.
+    gave up on it (``still blocked in time.sleep, line 4``), until that code returns;
+    ``threads_left`` counts the threads the node's code started that still run
+    (a stop cannot end them).
     """
 
     status: str
@@ -37,6 +39,9 @@ class Counters(Protocol):
 
     @property
     def blocked(self) -> str | None: ...
+
+    @property
+    def threads_left(self) -> int: ...
 
 
 @dataclass(frozen=True)

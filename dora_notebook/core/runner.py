@@ -200,6 +200,11 @@ class Runner:
         """Where the node's code is still blocked after a stop gave up on it, or None."""
         return self.engine.blocked(self)
 
+    @property
+    def threads_left(self) -> int:
+        """How many threads the node's code started are still alive (pool workers too)."""
+        return len(self.sink.running_threads())
+
     # All of the following run with engine.lock held.
 
     def has_event(self) -> bool:

@@ -134,8 +134,9 @@ class NodeCounts:
         #: dora-rs said the node's process ended badly (``NODE_FAILED`` or its daemon's log).
         self.crashed = False
         self.closed_at: float | None = None
-        #: Never blocked: dora-rs kills a node's process that does not stop.
+        #: Never blocked, no threads left: dora-rs kills a node's process that does not stop.
         self.blocked: str | None = None
+        self.threads_left = 0
 
 
 def private_descriptor(

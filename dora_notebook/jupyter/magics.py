@@ -18,7 +18,7 @@ from IPython.display import display
 from traitlets import Float
 
 from ..dataflow import check_start
-from ..errors import DataflowError, ReloadError
+from ..errors import DataflowError, ReloadError, StopInterrupted
 from . import arguments, session
 
 __all__ = ["DoraMagics"]
@@ -215,15 +215,13 @@ class DoraMagics(Magics):
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         except KeyboardInterrupt:
-            session.stop()
-            print("interrupted: the dataflow was stopped")
+            print("interrupted: the dataflow was stopped" + _stop())
             raise
         if flow.running:
             if not stop_at_timeout:
                 print(f"still running after {timeout:g} s")
                 return
-            stuck = session.stop()
-            print(f"stopped after {timeout:g} s" + _stuck_note(stuck))
+            print(f"stopped after {timeout:g} s" + _stop())
         session.pump().flush()
         print(session.summary())
 
@@ -236,7 +234,7 @@ class DoraMagics(Magics):
         if not flow.running:
             print("the dataflow is not running")
             return
-        print("stopped" + _stuck_note(session.stop()))
+        print("stopped" + _stop())
 
     @magic_arguments()
     @line_magic
@@ -287,9 +285,27 @@ class DoraMagics(Magics):
         too: the next run loads them anew, edits included.
         """
         _parse(self.dora_reset, line)
-        note = _stuck_note(session.stop())  # before the reset forgets where nodes are blocked
+        note = _stop()  # before the reset forgets where nodes are blocked
         session.reset()
         print("reset" + note)
+
+
+def _stop() -> str:
+    """Stop the graph; return what to add to the one line the magic prints.
+
+    An interrupt while the stop waits for a stuck node ends the waiting: the
+    stop completes at once and the line says so, with no traceback.
+    """
+    try:
+        note = _stuck_note(session.stop())
+    except StopInterrupted as exc:
+        blocked = session.current().blocked()
+        names = ", ".join(f"{n} ({blocked[n]})" if n in blocked else n for n in exc.stuck)
+        note = "; interrupted while waiting" + (f": did not stop: {names}" if names else "")
+    for node, count in session.current().threads_left().items():
+        threads = "1 thread" if count == 1 else f"{count} threads"
+        note += f"; {threads} started by node {node} {'is' if count == 1 else 'are'} still running"
+    return note
 
 
 def _stuck_note(stuck: list[str]) -> str:

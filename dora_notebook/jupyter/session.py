@@ -115,11 +115,12 @@ def stop() -> list[str]:
     A node left blocked in a C call shows so on its panel until the call returns.
     """
     flow = current()
-    stuck = flow.stop()
-    pump().stop()
-    if flow.blocked():
-        pump().start()
-    return stuck
+    try:
+        return flow.stop()
+    finally:  # an interrupt too: the stop completed, the pump follows it
+        pump().stop()
+        if flow.blocked():
+            pump().start()
 
 
 def reset() -> list[str]:

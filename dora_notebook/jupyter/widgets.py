@@ -97,6 +97,11 @@ class NodePanel(_FullText, widgets.VBox):
         if blocked:
             colour = STATUS_COLOURS["failed"]
             value += f' <span style="color:{colour}">{html.escape(blocked)}</span>'
+        threads = s.threads_left if s.status in ("finished", "failed") else 0
+        if threads:  # a stop cannot end them: say so where the user looks
+            text = "1 thread it started is" if threads == 1 else f"{threads} threads it started are"
+            colour = STATUS_COLOURS["failed"]
+            value += f' <span style="color:{colour}">{text} still running</span>'
         return self._set("header", value, lambda v: setattr(self._header, "value", v))
 
     def _progress_update(self) -> int:
