@@ -178,6 +178,10 @@ class DoraMagics(Magics):
         With ``--wait`` the cell blocks until the graph finishes (all nodes
         done, ``STOP_ALL``, or ``--timeout`` reached, which stops it); an
         interrupt of the kernel stops the graph cleanly.
+
+        The embedded engine runs every node in this kernel: node code that may
+        end its process (``os._exit``, a crashing C extension) takes the kernel
+        with it. Run such code with ``--engine dora``, one process per node.
         """
         args = _parse(self.dora_start, line)
         timeout = _positive("--timeout", args.timeout)
