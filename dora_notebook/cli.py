@@ -1,7 +1,9 @@
 """The ``dora-notebook`` command.
 
-    dora-notebook run DATAFLOW.yml [--stop-after SECONDS]
+    dora-notebook run DATAFLOW.yml [--stop-after SECONDS] [--build]
     dora-notebook export NOTEBOOK.ipynb OUTDIR
+    dora-notebook expand DATAFLOW.yml
+    dora-notebook validate DATAFLOW.yml
     dora-notebook --version
 
 ``run`` executes a dora-rs descriptor on the embedded engine, in the
@@ -13,6 +15,12 @@ node failed or the descriptor is invalid, and 130 after Ctrl-C.
 :mod:`dora_notebook.jupyter.notebook`) and writes it to OUTDIR as ``%dora_export``
 does (see :mod:`dora_notebook.dora_rs.export`): ``dora run OUTDIR/dataflow.yml``
 runs it. It exits 0, or 1 with a one-line reason.
+
+``expand`` prints the descriptor with its modules expanded, as ``dora
+expand`` prints it; ``validate`` checks wiring, fields and port types and
+prints what ``dora validate`` prints (see :mod:`dora_notebook.core.modules`,
+:mod:`dora_notebook.core.types`). ``run --build`` first runs the nodes'
+``build:`` commands as ``dora build`` does; without it they are listed, not run.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .dataflow import Dataflow
-from .errors import DataflowError
+from .errors import DataflowError, GraphError
 
 __all__ = ["main"]
 
@@ -54,6 +63,24 @@ def _parser() -> argparse.ArgumentParser:
         type=_seconds,
         metavar="SECONDS",
         help="stop the dataflow after this many seconds",
+    )
+    run.add_argument(
+        "--build", action="store_true", help="run the nodes' build: commands first, as dora build"
+    )
+    expand = commands.add_parser(
+        "expand",
+        help="print the descriptor with its modules expanded, as `dora expand`",
+        description="Print the flat descriptor: module nodes replaced by their nodes.",
+    )
+    expand.add_argument("dataflow", metavar="DATAFLOW.yml", help="the dora-rs descriptor")
+    validate = commands.add_parser(
+        "validate",
+        help="check a descriptor's wiring, fields and port types, as `dora validate`",
+        description="Check wiring, fields and input_types/output_types; exit 1 when invalid.",
+    )
+    validate.add_argument("dataflow", metavar="DATAFLOW.yml", help="the dora-rs descriptor")
+    validate.add_argument(
+        "--strict-types", action="store_true", help="treat type warnings as errors"
     )
     export = commands.add_parser(
         "export",
@@ -84,7 +111,11 @@ def _seconds(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        return _run(Path(args.dataflow), args.stop_after)
+        return _run(Path(args.dataflow), args.stop_after, args.build)
+    if args.command == "expand":
+        return _expand(Path(args.dataflow))
+    if args.command == "validate":
+        return _validate(Path(args.dataflow), args.strict_types)
     if args.command == "export":
         return _export(Path(args.notebook), Path(args.outdir), args.force)
     _parser().print_help()
@@ -111,11 +142,82 @@ def _export(notebook: Path, outdir: Path, force: bool) -> int:
     return 0
 
 
-def _run(path: Path, stop_after: float | None) -> int:
+def _read(path: Path) -> dict[str, Any]:
+    """The descriptor at ``path`` with its modules expanded (a GraphError if it is bad)."""
+    from .core.graph import load_yaml_text
+    from .core.modules import expand
+
+    if not path.is_file():
+        raise GraphError(f"descriptor file {str(path)!r} does not exist")
+    descriptor = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    if not isinstance(descriptor, dict) or not isinstance(descriptor.get("nodes"), list):
+        raise GraphError(f"{path}: a dora descriptor is a mapping with a 'nodes' list")
+    return expand(descriptor, path.resolve().parent)
+
+
+def _expand(path: Path) -> int:
+    from .core.dora_yaml import dump
+
+    try:
+        text = dump(_read(path))
+    except (GraphError, OSError, ValueError) as exc:  # ValueError: a bad timer
+        print(f"dora-notebook: {exc}", file=sys.stderr)
+        return 1
+    print(text, end="")
+    return 0
+
+
+def _validate(path: Path, strict: bool) -> int:
+    from .core.graph import Graph, specs_from_descriptor
+    from .core.types import check
+
+    print(f"Validating {path}...")
+    try:
+        descriptor = _read(path)
+        report = check(descriptor, strict or bool(descriptor.get("strict_types")))
+        # Wiring and fields, without refusing on types: those are listed below.
+        graph = Graph()
+        for spec in specs_from_descriptor(descriptor, path.resolve().parent, types=False):
+            graph.add(spec)
+        graph.validate()
+    except (GraphError, OSError, UnicodeDecodeError) as exc:
+        print(f"dora-notebook: {exc}", file=sys.stderr)
+        return 1
+    print("Input/output wiring OK.")
+    print("Descriptor config OK.")
+    for line in report.inferences:
+        print(f"  {line}")
+    if not report.warnings:
+        print("All type annotations OK.")
+        return 0
+    print("Type warnings:")
+    for line in report.warnings:
+        print(f"  - {line}")
+    print(f"{len(report.warnings)} type warning(s) found.")
+    if strict or descriptor.get("strict_types"):
+        print(
+            f"dora-notebook: {len(report.warnings)} type warning(s) found (--strict mode)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _run(path: Path, stop_after: float | None, build: bool = False) -> int:
     # --stop-after bounds the whole run, reading and starting included.
     deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
         flow = Dataflow.from_yaml(path)
+    except DataflowError as exc:
+        print(f"dora-notebook: {exc}", file=sys.stderr)
+        return 1
+    from .core.build import not_built_note
+
+    try:
+        if build:
+            flow.build()
+        elif note := not_built_note(flow.graph, "--build"):
+            print(f"dora-notebook: {note}", file=sys.stderr)
     except DataflowError as exc:
         print(f"dora-notebook: {exc}", file=sys.stderr)
         return 1
@@ -124,7 +226,11 @@ def _run(path: Path, stop_after: float | None) -> int:
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        flow.start()
+        try:
+            flow.start()
+        except DataflowError as exc:
+            print(f"dora-notebook: {exc}", file=sys.stderr)
+            return 1
         # Poll in short waits so that Ctrl-C (handled on this thread) is seen.
         while not flow.wait(0.05):
             if interrupted.is_set() or (deadline is not None and time.monotonic() >= deadline):

@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from .api.embedded import NODE_API
 from .core import capture
+from .core.build import run_build
 from .core.engine import EmbeddedEngine
+from .core.fields import for_embedded
 from .core.graph import (
     MAX_DESCRIPTOR_BYTES,
     Graph,
@@ -219,6 +221,14 @@ class Dataflow:
         flow.load_yaml(Path(path))
         flow.graph.validate()
         return flow
+
+    def build(self, echo: Callable[[str], None] = print) -> int:
+        """Run the graph's ``build:`` commands as ``dora build`` does; return how many ran.
+
+        A start never runs them (``%dora_start`` lists those it did not run).
+        """
+        self._check_idle("build")
+        return run_build(self.graph, echo)
 
     def descriptor(self) -> dict[str, Any]:
         """The graph as a dora descriptor mapping."""
@@ -469,7 +479,8 @@ class Dataflow:
 
 
 def _embedded(flow: Dataflow, report: Callable[[Report], None]) -> Engine:
-    return EmbeddedEngine(flow.graph.copy(), report, NODE_API, flow.descriptor())
+    graph = for_embedded(flow.graph, flow.descriptor_extra())
+    return EmbeddedEngine(graph, report, NODE_API, flow.descriptor())
 
 
 def _dora(

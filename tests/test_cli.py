@@ -85,7 +85,7 @@ def test_invalid_descriptor_exits_1_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == (
         "dora-notebook: node 'a': inputs.x: unknown timer unit 'parsecs' in "
-        "'dora/timer/parsecs/3' (use dora/timer/millis/N, dora/timer/secs/N "
+        "'dora/timer/parsecs/3' (use dora/timer/secs|millis|micros|nanos/N "
         "or dora/timer/hz/N)\n"
     )
 

@@ -35,27 +35,39 @@ def write(tmp_path: Path, name: str, text: str = "") -> Path:
 
 
 @pytest.mark.parametrize(
-    ("spec", "interval"),
+    ("spec", "interval", "named"),
     [
-        ("dora/timer/millis/100", 0.1),
-        ("dora/timer/secs/2", 2.0),
-        ("dora/timer/hz/50", 0.02),
+        ("dora/timer/millis/100", 0.1, "dora/timer/millis/100"),
+        ("dora/timer/secs/2", 2.0, "dora/timer/secs/2"),
+        ("dora/timer/hz/50", 0.02, "dora/timer/millis/20"),
+        # Fractional rates, as dora-rs 1.1 accepts them (and names them in `dora expand`).
+        ("dora/timer/hz/0.5", 2.0, "dora/timer/secs/2"),
+        ("dora/timer/hz/.5", 2.0, "dora/timer/secs/2"),
+        ("dora/timer/hz/1e3", 0.001, "dora/timer/millis/1"),
+        ("dora/timer/hz/7", 0.142857143, "dora/timer/nanos/142857143"),
+        ("dora/timer/micros/5", 5e-6, "dora/timer/micros/5"),
+        ("dora/timer/nanos/1000", 1e-6, "dora/timer/micros/1"),
     ],
 )
-def test_timer_intervals(spec: str, interval: float) -> None:
+def test_timer_intervals(spec: str, interval: float, named: str) -> None:
     timer = Timer.parse(spec)
     assert timer.interval == pytest.approx(interval)
-    assert timer.spec == spec
+    assert timer.spec == named
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("dora/timer/millis/0", "positive whole number"),
+        ("dora/timer/millis/0", "has a zero interval"),
         ("dora/timer/parsecs/3", "unknown timer unit 'parsecs'"),
-        ("dora/timer/millis/-5", "positive whole number"),
-        ("dora/timer/millis/1.5", "positive whole number"),
+        ("dora/timer/millis/-5", "millis must be a whole number"),
+        ("dora/timer/millis/1.5", "millis must be a whole number"),
         ("dora/timer/millis", "is not a timer"),
+        ("dora/timer/hz/0", "hz must be a positive number"),
+        ("dora/timer/hz/inf", "hz must be a positive number"),
+        ("dora/timer/hz/1_000", "hz must be a positive number"),
+        ("dora/timer/hz/1e-300", "too slow"),
+        ("dora/timer/hz/3000000000", "has a zero interval"),
     ],
 )
 def test_bad_timers_are_refused_naming_node_and_input(spec: str, message: str) -> None:
@@ -194,7 +206,7 @@ def test_descriptor_round_trip(tmp_path: Path) -> None:
         ("nodes:\n  - id: a\n    path: dynamic", "dynamic nodes need the dora engine"),
         (
             "nodes:\n  - id: a\n    path: a.py\n    inputs:\n      t: dora/timer/millis/0",
-            "node 'a': inputs.t: timer 'dora/timer/millis/0' needs a positive whole number",
+            "node 'a': inputs.t: timer 'dora/timer/millis/0' has a zero interval",
         ),
         (
             "nodes:\n  - id: a\n    operators: []",

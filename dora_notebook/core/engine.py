@@ -697,6 +697,7 @@ class EmbeddedEngine:
 
     def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]:
         """The subscribers of timer ``spec``, made (and ticking) if new. Lock held."""
+        spec = Timer.parse(spec).spec  # one timer per interval, however it is spelled
         targets = self._timers.get(spec)
         if targets is None:
             targets = self._timers[spec] = []

@@ -16,16 +16,20 @@ with one :class:`~dora_notebook.errors.GraphError` naming the node and field.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from ..errors import GraphError
+from .modules import expand as expand_modules
+from .types import check as check_types
 from .yaml12 import load as load_yaml12
 
 __all__ = [
@@ -68,7 +72,15 @@ NodeKind = Literal["operator", "node"]
 # Like dora's ids, but stricter about dots so that an id can never name a
 # parent folder when it becomes a file name on export.
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-_TIMER_UNITS = {"millis": 1e-3, "secs": 1.0, "hz": None}
+# Nanoseconds per whole-number timer unit, and the units a timer is named in.
+_TIMER_UNITS = {"secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000, "nanos": 1}
+_TIMER_SPEC_UNITS = list(_TIMER_UNITS.items())
+# A number as Rust's f64 parser reads it (no '_', no spaces), for hz.
+_RUST_FLOAT = re.compile(
+    r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$", re.I
+)
+# dora's intervals are Rust Durations: at most 2**64 seconds (hz) or u64 units.
+_MAX_TIMER_NANOS = 2**64 * 1_000_000_000
 
 # Keys of a dora-rs 1.1 node that the embedded engine accepts. Those it does
 # not use itself are kept so that a loaded descriptor writes back unchanged.
@@ -135,30 +147,40 @@ _TOP_KEYS = {
     "type_rules",
     "env",
 }
+# Operator keys NodeSpec holds itself; the others travel in extra["operator"].
+_OPERATOR_CODE_KEYS = {"python", "inputs", "outputs"}
 # Node keys the engine interprets; the rest travel in NodeSpec.extra.
 _INTERPRETED = {"id", "path", "args", "env", "inputs", "outputs", "operator"}
 
 
 @dataclass(frozen=True)
 class Timer:
-    """A dora timer source such as ``dora/timer/millis/100``.
+    """A dora timer source such as ``dora/timer/millis/100`` or ``dora/timer/hz/0.5``.
+
+    As in dora-rs 1.1: ``secs``, ``millis``, ``micros`` and ``nanos`` take a
+    whole number, ``hz`` any positive number; the interval is whole
+    nanoseconds, and :attr:`spec` names it in the coarsest exact unit, as
+    ``dora expand`` prints it (two spellings of one interval are one timer).
 
     >>> Timer.parse("dora/timer/hz/50").interval
     0.02
+    >>> Timer.parse("dora/timer/hz/0.5").spec
+    'dora/timer/secs/2'
     """
 
-    unit: str
-    amount: int
+    nanos: int
 
     @property
     def interval(self) -> float:
         """Seconds between two ticks."""
-        scale = _TIMER_UNITS[self.unit]
-        return 1.0 / self.amount if scale is None else self.amount * scale
+        return self.nanos / 1e9
 
     @property
     def spec(self) -> str:
-        return f"dora/timer/{self.unit}/{self.amount}"
+        for unit, scale in _TIMER_SPEC_UNITS:
+            if self.nanos % scale == 0:
+                return f"dora/timer/{unit}/{self.nanos // scale}"
+        raise AssertionError("nanos divide every interval")
 
     @classmethod
     def parse(cls, text: str) -> Timer:
@@ -167,14 +189,27 @@ class Timer:
         if len(parts) != 4 or parts[:2] != ["dora", "timer"]:
             raise ValueError(f"{text!r} is not a timer (use dora/timer/millis|secs|hz/N)")
         unit, amount = parts[2], parts[3]
-        if unit not in _TIMER_UNITS:
+        if unit == "hz":
+            if not _RUST_FLOAT.match(amount) or not 0 < float(amount) < math.inf:
+                raise ValueError(f"timer {text!r}: hz must be a positive number, not {amount!r}")
+            # Whole nanoseconds, rounded as Rust's Duration::try_from_secs_f64 rounds.
+            nanos = round(Fraction(1.0 / float(amount)) * 1_000_000_000)
+            if nanos >= _MAX_TIMER_NANOS:
+                raise ValueError(f"timer {text!r}: hz {amount} is too slow for a timer")
+        elif unit in _TIMER_UNITS:
+            if not amount.isascii() or not amount.lstrip("+").isdigit() or amount.count("+") > 1:
+                raise ValueError(f"timer {text!r}: {unit} must be a whole number, not {amount!r}")
+            if int(amount) >= 2**64:
+                raise ValueError(f"timer {text!r}: {amount} {unit} is too long for a timer")
+            nanos = int(amount) * _TIMER_UNITS[unit]
+        else:
             raise ValueError(
                 f"unknown timer unit {unit!r} in {text!r} "
-                "(use dora/timer/millis/N, dora/timer/secs/N or dora/timer/hz/N)"
+                "(use dora/timer/secs|millis|micros|nanos/N or dora/timer/hz/N)"
             )
-        if not amount.isdigit() or int(amount) <= 0:
-            raise ValueError(f"timer {text!r} needs a positive whole number, not {amount!r}")
-        return cls(unit, int(amount))
+        if nanos == 0:
+            raise ValueError(f"timer {text!r} has a zero interval: give a positive one")
+        return cls(nanos)
 
 
 @dataclass
@@ -232,6 +267,8 @@ class NodeSpec:
     env: dict[str, str] = field(default_factory=dict)
     machine: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The folder of the descriptor that declared the node: its ``build:`` runs there.
+    build_dir: Path | None = None
 
     def code_name(self) -> str:
         """Where the code comes from, for messages and tracebacks."""
@@ -412,7 +449,8 @@ class Graph:
             if spec.outputs:
                 body["outputs"] = list(spec.outputs)
             if spec.kind == "operator":
-                entry["operator"] = {"python": filename, **body}
+                # The operator's own keys other than code and ports (build, types...).
+                entry["operator"] = {"python": filename, **body, **spec.extra.get("operator", {})}
             else:
                 entry["path"] = filename
                 if spec.args:
@@ -461,8 +499,15 @@ def load_yaml_text(text: str, where: str = "descriptor") -> object:
         raise GraphError(f"{where}:{line}: invalid YAML: {problem}") from None
 
 
-def specs_from_descriptor(descriptor: object, base_dir: Path) -> list[NodeSpec]:
-    """Turn a parsed dora descriptor into node specs (not yet cross-validated)."""
+def specs_from_descriptor(
+    descriptor: object, base_dir: Path, *, types: bool = True
+) -> list[NodeSpec]:
+    """Turn a parsed dora descriptor into node specs (not yet cross-validated).
+
+    Module nodes are expanded first (:mod:`.modules`); a port-type mismatch
+    (or, with ``strict_types: true``, any type warning) is refused unless
+    ``types`` is False (:mod:`.types`).
+    """
     if not isinstance(descriptor, Mapping):
         raise GraphError(
             f"a dora descriptor is a mapping with a 'nodes' list, not {type(descriptor).__name__}"
@@ -478,6 +523,8 @@ def specs_from_descriptor(descriptor: object, base_dir: Path) -> list[NodeSpec]:
             f"descriptor: {len(nodes):,} nodes is beyond the {MAX_NODES:,} one dataflow may "
             "have on the embedded engine"
         )
+    descriptor = expand_modules(descriptor, base_dir)
+    nodes = descriptor["nodes"]
     specs = []
     seen: set[str] = set()
     for index, raw in enumerate(nodes):
@@ -486,6 +533,12 @@ def specs_from_descriptor(descriptor: object, base_dir: Path) -> list[NodeSpec]:
             raise GraphError(f"descriptor: duplicate node id {spec.id!r}")
         seen.add(spec.id)
         specs.append(spec)
+    if types:  # once every node is known to be well formed
+        report = check_types(descriptor)
+        refused = report.warnings if descriptor.get("strict_types") else report.mismatches
+        if refused:
+            more = f" (and {len(refused) - 1} more: dora-notebook validate lists them)"
+            raise GraphError(f"descriptor: {refused[0]}" + (more if len(refused) > 1 else ""))
     return specs
 
 
@@ -526,6 +579,9 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
         if not isinstance(python, str) or not python:
             raise GraphError(f"{where}: operator.python must name a Python file")
         path = _resolve(python, base_dir, where, "operator.python")
+        own = {k: copy.deepcopy(v) for k, v in op.items() if k not in _OPERATOR_CODE_KEYS}
+        if own:
+            extra["operator"] = own
         return NodeSpec(
             node_id,
             "operator",
@@ -535,6 +591,7 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
             env=env,
             machine=machine,
             extra=extra,
+            build_dir=base_dir,
         )
     raw_path = raw.get("path")
     if not isinstance(raw_path, str) or not raw_path:
@@ -560,6 +617,7 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
         env=env,
         machine=machine,
         extra=extra,
+        build_dir=base_dir,
     )
 
 

@@ -17,6 +17,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Float
 
+from ..core.build import not_built_note
 from ..dataflow import check_start
 from ..errors import DataflowError, ReloadError, StopInterrupted
 from . import arguments, session
@@ -197,8 +198,26 @@ class DoraMagics(Magics):
             session.start(args.engine, **{k: v for k, v in options.items() if v is not None})
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
+        if note := not_built_note(session.current().graph):
+            print(note)  # a start never runs build: commands; say which it skipped
         if args.wait:
             self._wait(timeout, stop_at_timeout=True)
+
+    @magic_arguments()
+    @line_magic
+    def dora_build(self, line: str) -> None:
+        """Run the graph's ``build:`` commands, as ``dora build`` does.
+
+        Each line of a node's ``build:`` runs in the folder of its descriptor
+        with the node's ``env``; the output is printed. ``%dora_start`` never
+        runs them.
+        """
+        _parse(self.dora_build, line)
+        try:
+            ran = session.current().build()
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"build: {ran} command(s) ran" if ran else "build: no node has a build: command")
 
     @magic_arguments()
     @argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after this long")

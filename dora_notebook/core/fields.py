@@ -1,0 +1,69 @@
+"""The descriptor fields the embedded engine cannot honour, refused before start.
+
+dora-rs 1.1 accepts every field below; the dora engine passes them on to
+dora. The embedded engine runs every node in this one process, so a field
+that only means something for a process of its own (restarting it, pinning
+it to CPUs, killing it when its health check fails) or for sources dora
+fetches is refused with one line naming the field and the node. The global
+``env:`` is honoured: every node gets it, under its own ``env``.
+
+>>> from .graph import NodeSpec
+>>> g = Graph()
+>>> g.add(NodeSpec("cam", "node", source="pass", extra={"restart_policy": "always"}))
+>>> for_embedded(g, {})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+dora_notebook.errors.GraphError: node 'cam': restart_policy: always restarts ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import GraphError
+from .graph import Graph, _env_from_yaml
+
+__all__ = ["for_embedded"]
+
+_ENGINE = "use %dora_start --engine dora"
+# Field -> why the embedded engine cannot honour it (when set to anything).
+_REFUSED = {
+    "git": "a source dora build fetches with git",
+    "hub": "a node dora build fetches from its hub",
+    "branch": "a source dora build fetches with git",
+    "tag": "a source dora build fetches with git",
+    "rev": "a source dora build fetches with git",
+    "cpu_affinity": "pins a node's process to CPUs; embedded nodes share one process",
+    "health_check_timeout": "kills a node's process when it hangs; embedded nodes are threads",
+    "send_stdout_as": "sends a process's stdout as an output; not on the embedded engine yet",
+    "send_logs_as": "sends a process's logs as an output; not on the embedded engine yet",
+    "min_log_level": "filters a process's logs; not on the embedded engine yet",
+}
+_REFUSED_TOP = {
+    "exit_when_nodes_finish": "ends a run on timers; not on the embedded engine yet",
+}
+
+
+def for_embedded(graph: Graph, top: Mapping[str, Any]) -> Graph:
+    """A copy of ``graph`` for the embedded engine: global ``env`` applied, or a refusal."""
+    for key, why in _REFUSED_TOP.items():
+        if top.get(key):
+            raise GraphError(f"descriptor: {key}: {why} ({_ENGINE})")
+    global_env = _env_from_yaml(top.get("env"), "descriptor")
+    out = graph.copy()
+    for spec in out:
+        fields = dict(spec.extra)
+        if isinstance(fields.get("operator"), Mapping):
+            fields.update(fields.pop("operator"))
+        for key, why in _REFUSED.items():
+            if fields.get(key) is not None:
+                raise GraphError(f"node {spec.id!r}: {key}: {why} ({_ENGINE})")
+        policy = fields.get("restart_policy")
+        if policy not in (None, "never"):
+            raise GraphError(
+                f"node {spec.id!r}: restart_policy: {policy} restarts a node's process, and "
+                f"embedded nodes are threads of the kernel ({_ENGINE})"
+            )
+        if global_env:
+            spec.env = {**global_env, **spec.env}
+    return out
