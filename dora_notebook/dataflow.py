@@ -323,6 +323,8 @@ class Dataflow:
         :meth:`blocked`), but what it reports then is dropped.
         """
         stuck = self.stop()
+        for state in self._states.values():
+            state.release()  # its panel outlives the graph, and must not keep the run reachable
         self.graph.clear()
         self._states.clear()
         self._taps.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from dora_notebook.core.observe import LOG_LIMIT, REPORT_LIMIT, NodeState, Report
+from dora_notebook.core.observe import LOG_LIMIT, PREVIEW_LIMIT, REPORT_LIMIT, NodeState, Report
 
 
 def _flood(state: NodeState, start: int, stop: int) -> None:
@@ -45,3 +45,28 @@ def test_a_new_run_starts_the_counts_anew() -> None:
     state.attach(None)
     assert (state.messages, state.warnings, state.errors) == ([], [], [])
     assert state.messages_dropped == state.warnings_dropped == state.errors_dropped == 0
+
+
+def _preview(state: NodeState, slot: str, value: object) -> None:
+    state.apply(
+        Report("n", "preview", {"slot": slot, "payload": {"type": "json", "data": value}}, 0)
+    )
+
+
+def test_previews_keep_the_most_recently_updated_slots_and_count_the_rest() -> None:
+    state = NodeState("n", "node")
+    for i in range(PREVIEW_LIMIT):
+        _preview(state, f"id{i}", i)
+    _preview(state, "id0", "again")  # updated: now the most recent
+    _preview(state, "new", 0)
+    assert "id0" in state.previews and "id1" not in state.previews  # the least recently updated
+    assert list(state.previews)[-2:] == ["id0", "new"] and state.previews_dropped == 1
+    for i in range(PREVIEW_LIMIT, 20_000):
+        _preview(state, f"id{i}", i)
+    assert list(state.previews) == [f"id{i}" for i in range(20_000 - PREVIEW_LIMIT, 20_000)]
+    assert state.previews_dropped == 20_000 - PREVIEW_LIMIT + 1
+    big = "x" * 10_000_000
+    _preview(state, "big", big)
+    assert state.previews["big"]["data"] is big  # the state keeps the whole payload
+    state.attach(None)
+    assert state.previews == {} and state.previews_dropped == 0

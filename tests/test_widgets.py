@@ -9,18 +9,29 @@ thousands of reports a second is exact and takes no real time.
 
 from __future__ import annotations
 
+import gc
+import json
 import threading
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import comm
+import ipywidgets as widgets
 import pytest
 from ipywidgets.widgets import widget as widget_module
 
-from dora_notebook.core.observe import NodeState, Report
-from dora_notebook.jupyter.widgets import NodePanel, RealTime, UIPump
+from dora_notebook.core.observe import PREVIEW_LIMIT, NodeState, Report
+from dora_notebook.jupyter.widgets import (
+    LOG_LINE_CHARS,
+    PANEL_BYTES_PER_SECOND,
+    NodePanel,
+    RealTime,
+    UIPump,
+)
+from dora_notebook.preview.mime import MAX_CHARS
 
 from .waiting import wait_for
 
@@ -240,3 +251,131 @@ def test_a_new_rate_applies_to_a_running_pump() -> None:
         pump.stop()
     # At once, then every 20 ms, up to the final round when the graph ends at 1000 ms.
     assert rounds == [0, *range(100, 1001, 20)]
+
+
+def _sent_bytes(updates: list[tuple[int, str, dict[str, Any]]]) -> int:
+    return sum(len(json.dumps(state)) for _, _, state in updates)
+
+
+def _outputs_open() -> int:
+    return sum(isinstance(w, widgets.Output) for w in widget_module._instances.values())
+
+
+def test_a_new_preview_id_per_message_keeps_the_panel_and_its_traffic_bounded(
+    frontend: Frontend,
+) -> None:
+    """1,500 distinct ids in 1.5 s: the newest slots shown, the rest dropped and said so."""
+    state = NodeState("many", "node")
+    report(state, "status", "running", 0)
+
+    def between(ms: int) -> None:
+        if ms <= 1500:
+            payload = {"type": "json", "data": ms}
+            report(state, "preview", {"slot": f"id{ms}", "payload": payload}, ms)
+
+    frontend.time.between = between
+    parts = run_pump(frontend, state, until_ms=2000)
+    shown = [
+        frontend.state(frontend_output)["outputs"] for frontend_output in parts.previews.children
+    ]
+    assert [out[0]["data"]["text/plain"] for out in shown] == [
+        str(ms) for ms in range(1500 - PREVIEW_LIMIT + 1, 1501)
+    ]
+    assert "1450 older previews dropped" in frontend.state(parts.header)["value"]
+    assert _outputs_open() == PREVIEW_LIMIT  # the dropped slots' widgets were reused or closed
+    children = [
+        s["children"] for _, comm_id, s in frontend.updates if comm_id == parts.previews.model_id
+    ]
+    assert len(children) <= 16  # at most once a tick (15 ticks and the last draw)
+    assert max(len(c) for c in children) == PREVIEW_LIMIT
+    # Each tick sends what changed: 50 short previews and one list of 50 ids.
+    assert _sent_bytes(frontend.updates) < 16 * PREVIEW_LIMIT * 200
+
+
+def test_a_huge_text_preview_is_cut_and_the_panel_stays_within_its_budget(
+    frontend: Frontend,
+) -> None:
+    state = NodeState("big", "operator")
+    report(state, "status", "running", 0)
+    text = "x" * 10_000_000
+
+    def between(ms: int) -> None:
+        if ms % 20 == 0 and ms < 3000:
+            data = f"{ms} {text}" if ms < 2980 else "final " + text
+            report(
+                state, "preview", {"slot": "default", "payload": {"type": "text", "data": data}}, ms
+            )
+
+    frontend.time.between = between
+    parts = run_pump(frontend, state, until_ms=3000)
+    (preview,) = parts.previews.children
+    shown = frontend.state(preview)["outputs"][0]["data"]["text/plain"]
+    assert shown.startswith("final x") and shown.endswith(
+        f"... {10_000_006 - MAX_CHARS:,} more characters"
+    )
+    assert state.previews["default"]["data"] == "final " + text  # Python keeps it whole
+    times = [ms for ms, _, _ in frontend.updates]
+    for start in range(0, 3000, 100):
+        window = [u for u in frontend.updates if start <= u[0] < start + 1000]
+        assert _sent_bytes(window) <= 2 * PANEL_BYTES_PER_SECOND + MAX_CHARS, (start, times)
+
+
+def test_previews_the_budget_holds_back_are_drawn_after_the_graph_ends(
+    frontend: Frontend,
+) -> None:
+    """Images are never cut: 1 MB images every 10 ms are paced, the last is drawn eventually."""
+    state = NodeState("camera", "node")
+    report(state, "status", "running", 0)
+    image = "A" * 1_000_000
+    last = "data:image/png;base64,B" + image
+
+    def between(ms: int) -> None:
+        if ms % 10 == 0 and ms < 2000:
+            data = f"data:image/png;base64,{ms}{image}" if ms < 1990 else last
+            report(
+                state,
+                "preview",
+                {"slot": "default", "payload": {"type": "image", "data": data}},
+                ms,
+            )
+
+    frontend.time.between = between
+    parts = run_pump(frontend, state, until_ms=2000)
+    (preview,) = parts.previews.children
+    drawn = updates_of(frontend, preview)
+    assert len(drawn) <= 3  # 1 MB at most every second or so, not 200 of them
+    assert drawn[-1] > 2000  # after the graph ended: the pump kept drawing until nothing waited
+    assert frontend.state(preview)["outputs"][0]["data"]["image/png"] == last.split(",")[1]
+
+
+def test_panels_of_a_reset_graph_stay_as_drawn_and_let_go_of_their_node(
+    frontend: Frontend,
+) -> None:
+    state = NodeState("gone", "node")
+    report(state, "status", "finished", 0)
+    report(state, "preview", {"slot": "default", "payload": {"type": "text", "data": "last"}}, 0)
+    pump = UIPump(lambda: False, hz=HZ, clock=frontend.time)
+    first = pump.panel(state)
+    second = pump.panel(state)  # a redefinition: the first panel stays as it was
+    pump.forget()  # %dora_reset
+    held = weakref.ref(state)
+    del state
+    gc.collect()
+    assert held() is None  # nothing the node reported stays reachable through its panels
+    for panel in (first, second):
+        assert repr(panel) == "gone: finished, 0 received, 0 sent"
+        assert panel.redraw() == 0
+        (preview,) = Parts(panel).previews.children
+        assert frontend.state(preview)["outputs"][0]["data"] == {"text/plain": "last"}
+
+
+def test_a_huge_log_line_is_cut_on_the_panel_and_kept_whole_in_the_state(
+    frontend: Frontend,
+) -> None:
+    state = NodeState("chatty", "node")
+    report(state, "log", {"line": "y" * 1_000_000, "stdio": "stdout"}, 0)
+    parts = Parts(NodePanel(state))
+    log = frontend.state(parts.log)["value"]
+    assert f"… {1_000_000 - LOG_LINE_CHARS:,} more characters</pre>" in log
+    assert len(log) < LOG_LINE_CHARS + 200
+    assert state.log_text() == ["y" * 1_000_000]

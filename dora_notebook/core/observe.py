@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .protocol import Counters
 
-__all__ = ["LOG_LIMIT", "REPORT_LIMIT", "LogLine", "NodeState", "Report"]
+__all__ = [
+    "LOG_LIMIT",
+    "PREVIEW_LIMIT",
+    "REPORT_LIMIT",
+    "FinalCounters",
+    "LogLine",
+    "NodeState",
+    "Report",
+]
 
 #: How many log lines a node keeps; older ones are dropped (and counted).
 LOG_LIMIT = 1000
@@ -33,6 +41,11 @@ LOG_LIMIT = 1000
 #: How many messages, and how many warnings and errors, a node keeps; older
 #: ones are dropped (and counted), so a node reporting forever stays in memory.
 REPORT_LIMIT = 1000
+
+#: How many preview slots (distinct ids) a node keeps; past it the least
+#: recently updated slot is dropped (and counted), so a node previewing a new
+#: id per message keeps its panel, and the traffic to draw it, bounded.
+PREVIEW_LIMIT = 50
 
 #: The report kinds, in the words of the oocana context that produces most of them.
 KINDS = ("status", "log", "log_json", "message", "warning", "error", "progress", "preview")
@@ -57,13 +70,31 @@ class LogLine:
     text: str
 
 
+@dataclass(frozen=True)
+class FinalCounters:
+    """A node's counters as they were when its run was let go of: numbers, no runner.
+
+    >>> FinalCounters("finished", 3, 3, 0).blocked is None
+    True
+    """
+
+    status: str
+    received: int
+    sent: int
+    dropped: int
+    blocked: str | None = None
+    threads_left: int = 0
+
+
 class NodeState:
     """Everything known about one node: status, counters, progress, previews, logs.
 
     Counters read through to the live run, so they are current at any time.
     ``logs`` keeps the last :data:`LOG_LIMIT` lines; ``messages``,
-    ``warnings`` and ``errors`` the last :data:`REPORT_LIMIT` of each. What
-    fell off is counted in ``logs_dropped``, ``messages_dropped``, ...
+    ``warnings`` and ``errors`` the last :data:`REPORT_LIMIT` of each, and
+    ``previews`` the :data:`PREVIEW_LIMIT` most recently updated slots (least
+    recently updated first), each with its whole payload. What fell off is
+    counted in ``logs_dropped``, ``messages_dropped``, ``previews_dropped``...
 
     >>> state = NodeState("n", "node")
     >>> for i in range(REPORT_LIMIT + 2):
@@ -79,6 +110,7 @@ class NodeState:
         self.error: str | None = None
         self.progress: float | None = None
         self.previews: dict[str, dict[str, Any]] = {}
+        self.previews_dropped = 0
         self.logs: deque[LogLine] = deque(maxlen=LOG_LIMIT)
         self.logs_dropped = 0
         self.messages: list[Any] = []
@@ -140,12 +172,36 @@ class NodeState:
             self.error = None
             self.progress = None
             self.previews.clear()
+            self.previews_dropped = 0
             self.logs.clear()
             self.logs_dropped = 0
             self.messages.clear()
             self.warnings.clear()
             self.errors.clear()
             self.messages_dropped = self.warnings_dropped = self.errors_dropped = 0
+
+    def release(self) -> None:
+        """Let go of the run's runner, keeping its counters as they are now.
+
+        A panel outlives its graph (it stays under its cell after
+        ``%dora_reset``); through the runner it would keep the whole run
+        reachable: queued messages, the last inputs, the node's instance. A
+        node whose code is still blocked, or whose threads still run, keeps
+        its runner, so that its panel can go on saying so.
+
+        >>> state = NodeState("n", "node")
+        >>> state.attach(FinalCounters("finished", 2, 1, 0))
+        >>> state.release()
+        >>> state.received, state.sent
+        (2, 1)
+        """
+        with self._lock:
+            runner = self._runner
+            if runner is None or runner.blocked or runner.threads_left:
+                return
+            self._runner = FinalCounters(
+                runner.status, runner.received, runner.sent, runner.dropped
+            )
 
     @property
     def run(self) -> int | None:
@@ -172,7 +228,7 @@ class NodeState:
             elif kind == "progress":
                 self.progress = data
             elif kind == "preview":
-                self.previews[data["slot"]] = data["payload"]
+                self._preview(data["slot"], data["payload"])
             elif kind == "message":
                 self.messages_dropped += _keep(self.messages, data)
             elif kind == "warning":
@@ -182,6 +238,14 @@ class NodeState:
                 self.error = data
                 self.errors_dropped += _keep(self.errors, data)
                 self._log(report.time, "error", data)
+
+    def _preview(self, slot: str, payload: dict[str, Any]) -> None:
+        # Re-inserted at the end: the first slot is always the least recently updated.
+        self.previews.pop(slot, None)
+        self.previews[slot] = payload
+        if len(self.previews) > PREVIEW_LIMIT:
+            del self.previews[next(iter(self.previews))]
+            self.previews_dropped += 1
 
     def _log(self, when: float, stdio: str, text: str) -> None:
         if len(self.logs) == self.logs.maxlen:

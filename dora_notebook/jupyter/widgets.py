@@ -5,8 +5,12 @@ progress bar with its percentage, one slot per preview id, and the last
 lines of its log. Engine threads never touch widgets: they only mark a panel
 dirty. One :class:`UIPump` thread redraws dirty panels at most ``hz`` times
 a second (latest value wins) and once more when the graph finishes, so the
-final state is always shown. Widgets are updated by setting traits and
-assigning ``Output.outputs`` (never ``with output:`` from a thread).
+final state is always shown. A redraw sends only what changed, and a panel
+sends at most :data:`PANEL_BYTES_PER_SECOND` of previews and log (a
+:class:`ByteBudget`): what would exceed it waits for a later tick, and the
+pump keeps drawing after the graph ends until nothing waits. Widgets are
+updated by setting traits and assigning ``Output.outputs`` (never ``with
+output:`` from a thread).
 
 This is the only module that imports ipywidgets.
 """
@@ -14,8 +18,10 @@ This is the only module that imports ipywidgets.
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +32,29 @@ from .graphview import STATUS_COLOURS, render_dataflow_svg, render_text
 
 if TYPE_CHECKING:
     from ..core.observe import NodeState
+    from ..core.protocol import Engine
     from ..dataflow import Dataflow
 
-__all__ = ["LOG_LINES_SHOWN", "GraphView", "NodePanel", "UIPump"]
+__all__ = [
+    "LOG_LINES_SHOWN",
+    "LOG_LINE_CHARS",
+    "PANEL_BYTES_PER_SECOND",
+    "ByteBudget",
+    "GraphView",
+    "NodePanel",
+    "UIPump",
+]
 
 #: How many of a node's latest log lines its panel shows (more are kept in its state).
 LOG_LINES_SHOWN = 15
+
+#: The most characters of one log line a panel shows (the state keeps it whole).
+LOG_LINE_CHARS = 2000
+
+#: What one panel sends of previews and log per second, in bytes: half of
+#: Jupyter Server's iopub budget (1 MB/s), so that a node previewing 10 MB at
+#: every message leaves the notebook usable and its output undropped.
+PANEL_BYTES_PER_SECOND = 500_000
 
 _STDIO_COLOURS = {"stderr": "#b35900", "warning": "#9a6700", "error": "#cf222e"}
 
@@ -45,11 +68,57 @@ class _FullText:
         return bundle
 
 
-class NodePanel(_FullText, widgets.VBox):
-    """The live panel of one node; its text repr summarises the node truthfully."""
+class ByteBudget:
+    """A token bucket: ``rate`` bytes a second, at most one second's worth saved up.
 
-    def __init__(self, state: NodeState) -> None:
-        self._state = state
+    Something may be sent while the balance is positive, and its whole size is
+    taken then: a preview larger than a second's worth still goes out whole,
+    and the debt it leaves is waited out, so the rate holds over time.
+
+    >>> now = [0.0]
+    >>> budget = ByteBudget(1000, lambda: now[0])
+    >>> budget.take(1500), budget.take(1)
+    (True, False)
+    >>> now[0] = 0.6  # 600 bytes later: the debt of 500 is paid
+    >>> budget.take(1)
+    True
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self._rate = rate
+        self._clock = clock
+        self._balance = rate
+        self._last = clock()
+
+    def take(self, size: int) -> bool:
+        """Whether ``size`` bytes may be sent now (then they are counted)."""
+        now = self._clock()
+        self._balance = min(self._rate, self._balance + (now - self._last) * self._rate)
+        self._last = now
+        if self._balance <= 0:
+            return False
+        self._balance -= size
+        return True
+
+
+def _bundle_size(bundle: dict[str, Any]) -> int:
+    """About the bytes a MIME bundle takes in a message (text counted as its length)."""
+    return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in bundle.values())
+
+
+class NodePanel(_FullText, widgets.VBox):
+    """The live panel of one node; its text repr summarises the node truthfully.
+
+    ``clock`` paces what the panel sends (see :class:`ByteBudget`).
+    """
+
+    def __init__(self, state: NodeState, clock: Callable[[], float] = time.monotonic) -> None:
+        self._state: NodeState | None = state  # None once released
+        self._node_id = state.node_id
+        self._final = ""  # the summary when released
+        self._budget = ByteBudget(PANEL_BYTES_PER_SECOND, clock)
+        self._drawn: dict[str, Any] = {}  # slot -> payload shown, least recently drawn first
+        self.waiting = 0  # previews (and the log) the budget held back at the last redraw
         self._header = widgets.HTML()
         self._bar = widgets.FloatProgress(min=0.0, max=100.0, layout={"width": "60%"})
         self._percent = widgets.Label()
@@ -64,18 +133,36 @@ class NodePanel(_FullText, widgets.VBox):
         self.redraw()
 
     def __repr__(self) -> str:
-        return self._state.summary()
+        state = self._state
+        return self._final if state is None else state.summary()
 
     @property
     def node_id(self) -> str:
-        return self._state.node_id
+        return self._node_id
 
     def redraw(self) -> int:
         """Bring every widget up to date; return how many were changed."""
         with self._lock:
-            changes = self._header_update() + self._progress_update()
-            changes += self._previews_update() + self._log_update()
+            state = self._state
+            if state is None:
+                return 0  # released: it stays as it was drawn
+            self.waiting = 0
+            changes = self._header_update(state) + self._progress_update(state)
+            changes += self._previews_update(state) + self._log_update(state)
             return changes
+
+    def release(self) -> None:
+        """Stay as drawn, and let go of the node's state (after a reset).
+
+        The panel outlives its graph under its cell (the widget lives as long
+        as the notebook shows it); through the state it would keep what the
+        node reported (whole previews, messages) reachable.
+        """
+        with self._lock:
+            if self._state is not None:
+                self._final = self._state.summary()
+            self._state = None
+            self._drawn.clear()
 
     def _set(self, key: str, value: Any, apply: Any) -> int:
         if self._shown.get(key) == value:
@@ -84,10 +171,11 @@ class NodePanel(_FullText, widgets.VBox):
         apply(value)
         return 1
 
-    def _header_update(self) -> int:
-        s = self._state
+    def _header_update(self, s: NodeState) -> int:
         colour = STATUS_COLOURS.get(s.status, STATUS_COLOURS["defined"])
         counts = f"{s.received} received · {s.sent} sent · {s.dropped} dropped"
+        if s.previews_dropped:
+            counts += f" · {s.previews_dropped} older previews dropped"
         value = (
             f'<b>{html.escape(s.node_id)}</b> <span style="color:#777">({s.kind})</span> '
             f'<span style="color:{colour};font-weight:bold">{s.status}</span> '
@@ -104,8 +192,8 @@ class NodePanel(_FullText, widgets.VBox):
             value += f' <span style="color:{colour}">{text} still running</span>'
         return self._set("header", value, lambda v: setattr(self._header, "value", v))
 
-    def _progress_update(self) -> int:
-        progress = self._state.progress
+    def _progress_update(self, s: NodeState) -> int:
+        progress = s.progress
         if progress is None:
             return 0
 
@@ -117,43 +205,70 @@ class NodePanel(_FullText, widgets.VBox):
 
         return self._set("progress", progress, apply)
 
-    def _previews_update(self) -> int:
+    def _previews_update(self, s: NodeState) -> int:
+        """Draw the slots whose payload changed, as far as the budget allows.
+
+        What waits is drawn first next time (never drawn, then least recently
+        drawn), so no slot starves. The Output of a slot the state dropped
+        goes to a new slot, or is closed: a node previewing a new id per
+        message keeps a bounded set of widgets, and a redraw sends the list of
+        children once, if it changed.
+        """
+        previews = dict(s.previews)  # a snapshot: engine threads keep reporting
+        spare = [self._slots.pop(slot) for slot in list(self._slots) if slot not in previews]
+        for slot in [slot for slot in self._drawn if slot not in previews]:
+            del self._drawn[slot]
+        order = [slot for slot in previews if slot not in self._drawn] + list(self._drawn)
         changes = 0
-        for slot, payload in list(self._state.previews.items()):
-            key = f"preview:{slot}"
-            if self._shown.get(key) is payload:
+        for slot in order:
+            payload = previews[slot]
+            if self._drawn.get(slot) is payload:
                 continue
-            self._shown[key] = payload
+            bundle = mimebundle(payload)
+            if not self._budget.take(_bundle_size(bundle)):
+                self.waiting += 1
+                continue
+            self._drawn.pop(slot, None)
+            self._drawn[slot] = payload
             output = self._slots.get(slot)
             if output is None:
-                output = self._slots[slot] = widgets.Output()
-                self._previews.children = (*self._previews.children, output)
-            output.outputs = (
-                {"output_type": "display_data", "data": mimebundle(payload), "metadata": {}},
-            )
+                output = self._slots[slot] = spare.pop() if spare else widgets.Output()
+            output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
             changes += 1
+        children = tuple(self._slots.values())
+        if children != self._previews.children:
+            self._previews.children = children
+            changes += 1
+        for output in spare:
+            output.close()  # after it left the children; its comm goes away with it
         return changes
 
-    def _log_update(self) -> int:
-        s = self._state
+    def _log_update(self, s: NodeState) -> int:
         lines = list(s.logs)[-LOG_LINES_SHOWN:]
         marker = (len(s.logs), s.logs_dropped, lines[-1] if lines else None)
         if self._shown.get("log") == marker:
             return 0
-        self._shown["log"] = marker
         hidden = len(s.logs) + s.logs_dropped - len(lines)
         parts = [f'<div style="color:#777">… {hidden} earlier lines</div>'] if hidden else []
         for line in lines:
             colour = _STDIO_COLOURS.get(line.stdio)
-            text = html.escape(line.text)
+            text = line.text
+            if len(text) > LOG_LINE_CHARS:
+                text = f"{text[:LOG_LINE_CHARS]} … {len(text) - LOG_LINE_CHARS:,} more characters"
+            text = html.escape(text)
             parts.append(f'<span style="color:{colour}">{text}</span>' if colour else text)
+        # Only the newest lines, and no scroll box: a redraw would scroll it back.
+        value = (
+            '<pre style="margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap">'
+            + "\n".join(parts)
+            + "</pre>"
+        )
+        if not self._budget.take(len(value)):
+            self.waiting += 1
+            return 0
+        self._shown["log"] = marker
         with self._log.hold_sync():
-            # Only the newest lines, and no scroll box: a redraw would scroll it back.
-            self._log.value = (
-                '<pre style="margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap">'
-                + "\n".join(parts)
-                + "</pre>"
-            )
+            self._log.value = value
             self._log.layout.display = "block" if lines else "none"
         return 1
 
@@ -168,8 +283,9 @@ class GraphView(_FullText, widgets.HTML):
         super().__init__()
         self._flow = flow
         # The view follows the run it was shown for: the current or last one,
-        # or the first to start if the graph never ran.
-        self._engine = flow.engine
+        # or the first to start if the graph never ran. A weak reference: the
+        # view outlives the run, and must not keep its messages reachable.
+        self._engine: weakref.ref[Engine] | None = None
         self._period = 1.0 / max_hz
         self._last = float("-inf")
         self.redraw(force=True)
@@ -180,10 +296,11 @@ class GraphView(_FullText, widgets.HTML):
 
     def redraw(self, force: bool = False) -> int:
         """Re-render (at most ``max_hz`` times a second unless forced)."""
-        if self._engine is None:
-            self._engine = self._flow.engine
-        if self._engine is not None and self._flow.engine is not self._engine:
-            return 0  # a later run: this view stays as its own run ended
+        engine = self._flow.engine
+        if self._engine is None and engine is not None:
+            self._engine = weakref.ref(engine)
+        if self._engine is not None and self._engine() is not engine:
+            return 0  # a later run, or a reset: this view stays as its own run ended
         now = time.monotonic()
         if not force and now - self._last < self._period:
             return 0
@@ -212,8 +329,9 @@ class RealTime:
 class UIPump:
     """One named thread that redraws panels at most ``hz`` times a second.
 
-    It runs while ``active()`` is true, then draws the final state and ends;
-    :meth:`start` again when a graph starts. Every widget change it makes is
+    It runs while ``active()`` is true, then draws the final state and ends
+    once no panel has anything its byte budget held back; :meth:`start`
+    again when a graph starts. Every widget change it makes is
     counted in :attr:`redraws`. Setting :attr:`hz` applies at once, to a
     running pump too.
 
@@ -251,12 +369,13 @@ class UIPump:
         The previous panel (under the cell of an earlier definition) gets a
         last redraw and then stays as it was.
         """
-        panel = NodePanel(state)
+        panel = NodePanel(state, self._clock.monotonic)
         with self._lock:
             previous = self._panels.get(state.node_id)
             self._panels[state.node_id] = panel
         if previous is not None:
             previous.redraw()
+            previous.release()
         return panel
 
     def track(self, view: GraphView) -> None:
@@ -265,10 +384,17 @@ class UIPump:
             self._views = [*self._views[-4:], view]
 
     def forget(self) -> None:
-        """Drop every panel and view (after a reset)."""
+        """Drop every panel and view (after a reset), and stop drawing.
+
+        The panels stay as they were last drawn, and let go of their nodes.
+        """
+        self._halt()
         with self._lock:
+            panels = list(self._panels.values())
             self._panels.clear()
             self._views.clear()
+        for panel in panels:
+            panel.release()
 
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -282,13 +408,27 @@ class UIPump:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop and join the thread, then draw the final state."""
+        """Stop and join the thread, then draw the final state.
+
+        What the panels' byte budgets hold back is drawn by the thread, started
+        again: it ends once everything is shown.
+        """
+        self._halt()
+        self.flush()
+        if self.waiting():
+            self.start()
+
+    def _halt(self) -> None:
         self._stopping.set()
         self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(2.0)
-        self.flush()
+
+    def waiting(self) -> bool:
+        """Whether a panel has something its byte budget held back."""
+        with self._lock:
+            return any(panel.waiting for panel in self._panels.values())
 
     def flush(self, force: bool = True) -> int:
         """Redraw every panel and view; return how many widgets changed."""
@@ -306,7 +446,7 @@ class UIPump:
             active = self._active()
             # Counters change without any report: redraw on a fixed period.
             self.flush(force=not active)
-            if not active:
+            if not active and not self.waiting():
                 return
             # The period is read anew after each wake, so that
             # `%config DoraMagics.preview_hz = N` applies to a running graph.
