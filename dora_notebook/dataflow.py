@@ -27,6 +27,7 @@ import contextlib
 import copy
 import functools
 import itertools
+import json
 import threading
 import time
 import traceback
@@ -51,6 +52,13 @@ from .core.graph import (
     specs_from_descriptor,
 )
 from .core.observe import NodeState, Report
+from .core.params import (
+    ParamEvent,
+    check_param,
+    param_deleted_event,
+    param_event,
+    param_text,
+)
 from .core.protocol import EdgeCounts, Engine
 from .core.tap import Tap
 from .errors import DataflowError, GraphError, ReloadError
@@ -293,7 +301,13 @@ class Dataflow:
             with contextlib.suppress(DataflowError):  # an engine without taps says so in tap()
                 run.tap(node_id, output_id, self._taps[node_id, output_id])
         for spec in self.graph:
-            self.node(spec.id).attach(run.counters(spec.id), number)
+            state = self.node(spec.id)
+            state.attach(run.counters(spec.id), number)
+            for key, value in list(state.params.items()):
+                try:  # given before any input, as dora gives them once its nodes are ready
+                    run.param(spec.id, param_event(key, param_text(value)))
+                except DataflowError as exc:  # the engine cannot: the node's panel says so
+                    report(Report(spec.id, "warning", str(exc), time.time()))
         self._engine = run
         run.start()
 
@@ -350,6 +364,56 @@ class Dataflow:
         """
         states = list(self._states.values())
         return {state.node_id: where for state in states if (where := state.blocked)}
+
+    # -- runtime parameters ------------------------------------------------------
+
+    def set_param(self, node_id: str, key: str, value: Any) -> bool:
+        """Set runtime parameter ``key`` of ``node_id`` to ``value``, as ``dora param set`` does.
+
+        ``value`` must be JSON (numbers, strings, booleans, None, and lists and
+        dicts of them); anything else is refused in one line. The node gets a
+        ``PARAM_UPDATE`` event (``id`` the key, ``value`` decoded from JSON)
+        after every message that arrived before it, and never dropped. A
+        parameter outlives runs: each start gives the node its parameters
+        before any input. Returns whether a running node got it now.
+
+        >>> flow = Dataflow(echo=False)
+        >>> _ = flow.add_node("tuned", "pass")
+        >>> flow.set_param("tuned", "gain", 2.5)  # not running: given at the next start
+        False
+        >>> flow.params("tuned")
+        {'gain': 2.5}
+        """
+        text = check_param(node_id, key, value)
+        data = {"key": key, "value": json.loads(text)}
+        return self._param(node_id, param_event(key, text), data)
+
+    def delete_param(self, node_id: str, key: str) -> bool:
+        """Delete parameter ``key`` of ``node_id``, as ``dora param delete`` does.
+
+        The node gets a ``PARAM_DELETED`` event (``id`` the key), whether or
+        not the key was set, as in dora. Returns whether a running node got it.
+        """
+        check_param(node_id, key, None)
+        return self._param(node_id, param_deleted_event(key), {"key": key})
+
+    def params(self, node_id: str) -> dict[str, Any]:
+        """The runtime parameters of ``node_id`` by key (a copy), as ``dora param list``."""
+        return copy.deepcopy(self._param_state(node_id).params)
+
+    def _param_state(self, node_id: str) -> NodeState:
+        try:
+            return self.node(node_id)
+        except KeyError as exc:
+            raise GraphError(exc.args[0]) from None
+
+    def _param(self, node_id: str, event: ParamEvent, data: dict[str, Any]) -> bool:
+        """Deliver a parameter's event to the running node, then keep the change."""
+        state = self._param_state(node_id)
+        engine = self._engine
+        delivered = self.running and engine is not None and engine.param(node_id, event)
+        self._publish(state.run, Report(node_id, "param", data, time.time()))
+        return delivered
 
     def _check_idle(self, what: str) -> None:
         if self.running:

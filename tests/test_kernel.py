@@ -360,6 +360,11 @@ def test_two_cells_both_define_class_operator(kernel: Kernel) -> None:
         ("%dora_tap nowhere/x", "UsageError: tap 'nowhere/x': no node 'nowhere'"),
         ("%dora_tap 'unbalanced", "UsageError: No closing quotation"),
         ("%dora_stop now", "UsageError: unrecognized arguments: now"),
+        ("%dora_param", "UsageError: the following arguments are required: NODE"),
+        ("%dora_param nowhere", "UsageError: no node 'nowhere' (nodes: none)"),
+        ("%dora_param a gain fast", "UsageError: VALUE is not JSON: fast (dora param set takes"),
+        ("%dora_param a gain NaN", "UsageError: VALUE is not JSON: NaN"),
+        ("%dora_param a --delete", "UsageError: --delete takes NODE KEY and no VALUE"),
         ("%%dora_operator a/b\nclass Operator: pass", "UsageError: invalid node id 'a/b'"),
         (
             "%%dora_operator a --inputs t=dora/timer/parsecs/3\nclass Operator: pass",
@@ -416,6 +421,7 @@ def test_every_magic_has_help(kernel: Kernel) -> None:
         "dora_export",
         "dora_tap",
         "dora_reset",
+        "dora_param",
     ):
         kernel.client.execute(f"%{magic}?")
         reply = kernel.client.get_shell_msg(timeout=30)
@@ -424,6 +430,58 @@ def test_every_magic_has_help(kernel: Kernel) -> None:
         text = pages[0]["data"]["text/plain"]
         usage = text.split("::", 1)[1].split()[0]
         assert usage == f"%{magic}" and "Docstring" in text
+
+
+def test_param_lists_reads_and_sets_and_the_panel_shows_them(kernel: Kernel) -> None:
+    scale = define(
+        kernel,
+        "%%dora_operator scale --inputs tick=dora/timer/millis/20",
+        """
+        from dora import DoraStatus
+        class Operator:
+            def on_event(self, event, context):
+                if event["type"] == "PARAM_UPDATE":
+                    print("param", event["id"], event["value"])
+                    if event["id"] == "stop":
+                        return DoraStatus.STOP
+    """,
+    )
+    listed = kernel.execute("%dora_param scale")
+    assert listed.text.strip() == "No parameters set for node `scale`"
+    early = kernel.execute('%dora_param scale mode "fast"')
+    assert early.text.strip() == (
+        'Set `mode` = "fast" on node `scale` (the graph is not running: the node gets it at '
+        "the next start)"
+    )
+    kernel.execute("%dora_start")
+    assert kernel.execute("%dora_param scale gain 2.5").text.strip() == (
+        "Set `gain` = 2.5 on node `scale`"
+    )
+    listed = kernel.execute("%dora_param scale")
+    assert listed.text.splitlines() == [
+        "Parameters for node `scale`:",
+        "  gain = 2.5",
+        '  mode = "fast"',
+    ]
+    assert kernel.execute("%dora_param scale gain").text.strip() == "2.5"
+    kernel.execute("%dora_param scale stop '{\"now\": true}'")
+    done = kernel.execute("%dora_wait --timeout 10")
+    assert "scale: finished" in done.text
+    (panel_id,) = scale.widget_ids()
+    header = kernel.model(kernel.child_ids(panel_id)[0])["value"]
+    assert "params: gain=2.5, mode=&quot;fast&quot;, stop={&quot;now&quot;:true}" in header
+    log = kernel.execute(
+        "import dora_notebook; print(dora_notebook.current().node('scale').log_text())"
+    )
+    assert log.text.strip() == "['param mode fast', 'param gain 2.5', \"param stop {'now': True}\"]"
+    missing = kernel.execute("%dora_param scale nope", allow_error=True)
+    assert missing.error is None and missing.text.strip() == (
+        "UsageError: node 'scale' has no parameter 'nope' (set: gain, mode, stop); "
+        "set it with %dora_param scale nope VALUE"
+    )
+    deleted = kernel.execute("%dora_param scale mode --delete")
+    assert deleted.text.strip() == "Deleted `mode` from node `scale`"
+    assert "mode" not in kernel.execute("%dora_param scale").text
 
 
 def test_status_graph_view_and_tap(kernel: Kernel) -> None:

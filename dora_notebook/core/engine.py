@@ -49,6 +49,7 @@ from .observe import Report
 from .protocol import EdgeCounts
 from .rewire import rewire
 from .runner import (
+    Control,
     InputQueue,
     Message,
     NodeApi,
@@ -157,6 +158,23 @@ class EmbeddedEngine:
     def live(self, node_id: str) -> bool:
         runner = self.runners.get(node_id)
         return runner is not None and not runner.finished
+
+    def param(self, node_id: str, event: Event) -> bool:
+        """Queue a ``PARAM_UPDATE`` or ``PARAM_DELETED`` event for node ``node_id``.
+
+        It comes after everything that arrived before it and is never dropped
+        (it counts against no input's queue). False if the node is not part of
+        this run or gets no more events.
+        """
+        runner = self.runners.get(node_id)
+        if runner is None:
+            return False
+        with self.lock:
+            # A custom node being hot-swapped has a STOP due, yet its queues carry over.
+            if runner.finished or (runner.stop_reason is not None and not runner.reloading):
+                return False
+            runner.push(runner.control, Control(event, next(self._seq)))
+        return True
 
     def counters(self, node_id: str) -> Runner | None:
         return self.runners.get(node_id)

@@ -53,7 +53,11 @@ KINDS = ("status", "log", "log_json", "message", "warning", "error", "progress",
 
 @dataclass(frozen=True)
 class Report:
-    """Something a node reported: ``kind`` is one of :data:`KINDS`."""
+    """Something a node reported: ``kind`` is one of :data:`KINDS`.
+
+    Or ``param``, which the dataflow reports, never a node: a parameter was set
+    (``{"key": K, "value": V}``) or deleted (``{"key": K}``).
+    """
 
     node_id: str
     kind: str
@@ -119,6 +123,8 @@ class NodeState:
         self.warnings_dropped = 0
         self.errors: list[str] = []
         self.errors_dropped = 0
+        #: The node's runtime parameters (``Dataflow.set_param``); they outlive runs.
+        self.params: dict[str, Any] = {}
         self._runner: Counters | None = None
         self._run: int | None = None  # the run whose reports apply (Dataflow.start numbers them)
         self._lock = threading.Lock()
@@ -238,6 +244,11 @@ class NodeState:
                 self.error = data
                 self.errors_dropped += _keep(self.errors, data)
                 self._log(report.time, "error", data)
+            elif kind == "param":
+                if "value" in data:
+                    self.params[data["key"]] = data["value"]
+                else:
+                    self.params.pop(data["key"], None)
 
     def _preview(self, slot: str, payload: dict[str, Any]) -> None:
         # Re-inserted at the end: the first slot is always the least recently updated.

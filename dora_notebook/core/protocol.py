@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .events import Event
 from .graph import NodeSpec
 from .tap import Tap
 
@@ -92,3 +93,12 @@ class Engine(Protocol):
 
     def edge(self, node_id: str, input_id: str) -> EdgeCounts:
         """The counters of one input of one node (zeros where the engine cannot tell)."""
+
+    def param(self, node_id: str, event: Event) -> bool:
+        """Give running node ``node_id`` a ``PARAM_UPDATE`` or ``PARAM_DELETED`` event.
+
+        Before :meth:`start`, the node gets it when the run starts, before any
+        input. False if the node does not run (any more); an engine that
+        cannot deliver it to that node raises
+        :class:`~dora_notebook.errors.DataflowError` in one line.
+        """

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .tap import Tap
 
 __all__ = [
+    "Control",
     "Host",
     "InputQueue",
     "Message",
@@ -127,6 +128,19 @@ class Message:
         self.seq = seq
 
 
+class Control:
+    """An event of no input (a parameter change), queued in the node's control queue.
+
+    It is never dropped: only messages count against a queue's capacity.
+    """
+
+    __slots__ = ("event", "seq")
+
+    def __init__(self, event: Event, seq: int) -> None:
+        self.event = event
+        self.seq = seq
+
+
 class InputQueue:
     """The bounded queue of one input; its counters are the edge's counters."""
 
@@ -166,6 +180,8 @@ class Runner:
         self.id = spec.id
         self.is_operator = spec.kind == "operator"
         self.queues = {i: InputQueue(i, s.source, s.capacity) for i, s in spec.inputs.items()}
+        # Events of no input (Control), in the same arrival order as the inputs' messages.
+        self.control = InputQueue("", "", 0)
         # Where each output goes, filled in by the engine once every runner exists.
         self.routes: dict[str, list[tuple[Runner, InputQueue]]] = {o: [] for o in spec.outputs}
         self.pending = 0  # items queued over all inputs
@@ -225,6 +241,12 @@ class Runner:
         for queue in self.queues.values():
             if queue.items and (best is None or queue.items[0].seq < best.items[0].seq):
                 best = queue
+        control = self.control.items
+        if control and (best is None or control[0].seq < best.items[0].seq):
+            self.pending -= 1
+            event = control.popleft().event
+            self.context._set_event(event)
+            return event
         assert best is not None
         item = best.items.popleft()
         self.pending -= 1
@@ -269,4 +291,5 @@ class Runner:
             queue.dropped += lost
             self.dropped += lost
             queue.items.clear()
+        self.control.items.clear()
         self.pending = 0

@@ -71,8 +71,10 @@ from typing import Any
 import yaml
 
 from ..core import yaml12
+from ..core.events import Event
 from ..core.graph import Graph, NodeSpec
 from ..core.observe import Report
+from ..core.params import param_text
 from ..core.protocol import EdgeCounts
 from ..core.tap import Tap
 from ..errors import DataflowError, ReloadError
@@ -252,6 +254,7 @@ class DoraEngine:
         self._teardown_lock = threading.Lock()
         self._outcome: str | None = None
         self.dataflow_id: str | None = None
+        self._params: list[tuple[str, Event]] = []  # given before start, set once it runs
         #: Messages the bridge got, and report records it refused (see :func:`accept_reports`).
         self.messages = 0
         self.rejected = 0
@@ -287,6 +290,11 @@ class DoraEngine:
             self._thread.start()
             self.dataflow_id = self._start_dataflow(descriptor)
             self._started.set()
+            for node_id, event in self._params:
+                try:
+                    self._dora_param(node_id, event)
+                except DataflowError as exc:
+                    self._emit(node_id, "warning", str(exc))
         except BaseException:
             self._stopping.set()
             self._started.set()
@@ -734,6 +742,46 @@ class DoraEngine:
             )
         )
         return refused
+
+    def param(self, node_id: str, event: Event) -> bool:
+        """``dora param set`` (or ``delete``) the parameter of ``event`` on this run.
+
+        dora-rs 1.1 gives ``PARAM_UPDATE`` to custom nodes only: its operator
+        runtime drops the event (it logs "received unknown event"), so a
+        parameter of an operator is refused in one line.
+        """
+        if node_id not in self.graph:
+            return False
+        if self.graph[node_id].kind == "operator":
+            raise DataflowError(
+                f"node {node_id!r} is an operator: dora-rs 1.1 passes runtime parameters to "
+                "custom nodes only (its operator runtime drops PARAM_UPDATE); make it a "
+                "%%dora_node, or run it on the embedded engine"
+            )
+        if not self._started.is_set():
+            self._params.append((node_id, event))
+            return True
+        if not self.live(node_id):
+            return False
+        self._dora_param(node_id, event)
+        return True
+
+    def _dora_param(self, node_id: str, event: Event) -> None:
+        key = str(event["id"])
+        if event["type"] == "PARAM_UPDATE":
+            args = ["param", "set", node_id, key, param_text(event["value"])]
+        else:
+            args = ["param", "delete", node_id, key]
+        assert self.dataflow_id is not None
+        try:
+            done = self._cli(*args, "--dataflow", self.dataflow_id, timeout=10.0)
+        except subprocess.TimeoutExpired:
+            raise DataflowError(f"node {node_id!r}: dora {' '.join(args[:2])} timed out") from None
+        if done.returncode != 0:
+            raise DataflowError(
+                f"node {node_id!r}: dora {' '.join(args[:2])} {key} failed: "
+                + error_text(done.stdout + done.stderr)
+            )
 
     def live(self, node_id: str) -> bool:
         counts = self.counts.get(node_id)

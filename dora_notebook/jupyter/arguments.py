@@ -19,6 +19,7 @@ dora_notebook.jupyter.arguments.ArgumentError: --queue-size must be at least 1, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "EXPORT",
     "ArgumentError",
     "check",
+    "param_value",
     "parse",
     "parser",
     "split",
@@ -191,6 +193,36 @@ def check_cell(kind: str, node_id: str, body: str) -> None:
         raise ArgumentError(
             f"node {node_id!r}: {type(exc).__name__}: {exc.msg} (line {exc.lineno})"
         ) from None
+
+
+def param_value(words: list[str]) -> Any:
+    """The VALUE of ``%dora_param NODE KEY VALUE``: JSON, as ``dora param set`` takes it.
+
+    The words after KEY are one JSON text; single quotes around all of it,
+    as a shell needs them, may stay.
+
+    >>> param_value(['{"mode":', '"fast",', '"n":', '[1,', '2]}'])
+    {'mode': 'fast', 'n': [1, 2]}
+    >>> param_value(["'[1,", "2]'"])
+    [1, 2]
+    >>> param_value(["fast"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    dora_notebook.jupyter.arguments.ArgumentError: VALUE is not JSON: fast (...)
+    """
+    text = " ".join(words)
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        raise ArgumentError(
+            f"VALUE is not JSON: {text} (dora param set takes JSON; a string goes in "
+            f'double quotes: "{text}")'
+        ) from None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN and Infinity; JSON does not
 
 
 def parse(name: str, line: str) -> argparse.Namespace:

@@ -18,6 +18,7 @@ from IPython.display import display
 from traitlets import Float
 
 from ..core.build import not_built_note
+from ..core.params import param_text
 from ..dataflow import check_start
 from ..errors import DataflowError, ReloadError, StopInterrupted
 from . import arguments, session
@@ -298,6 +299,71 @@ class DoraMagics(Magics):
             return session.current().tap(args.source, args.n)
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
+
+    @magic_arguments()
+    @argument("node_id", metavar="NODE", help="the node")
+    @argument("key", nargs="?", metavar="KEY", help="the parameter (without it: list them all)")
+    @argument(
+        "value",
+        nargs="*",
+        metavar="VALUE",
+        help='its new value, as JSON: 2.5, true, "fast", [1, 2], {"a": 1}',
+    )
+    @argument("--delete", action="store_true", help="delete KEY (the node gets PARAM_DELETED)")
+    @line_magic
+    def dora_param(self, line: str) -> None:
+        """List, read or set a node's runtime parameters, as ``dora param list|get|set`` do.
+
+        ``%dora_param NODE`` lists them, ``%dora_param NODE KEY`` prints one,
+        ``%dora_param NODE KEY VALUE`` sets it: the node gets a ``PARAM_UPDATE``
+        event (``id`` the key, ``value`` decoded from JSON) after what arrived
+        before it, never dropped. Set while the graph is stopped, it is given
+        to the node at the next start, before any input. ``%dora_param NODE
+        KEY --delete`` deletes it (a ``PARAM_DELETED`` event). From Python
+        (a slider's callback, say): ``dora_notebook.current().set_param(NODE,
+        KEY, value)``.
+        """
+        args = _parse(self.dora_param, line)
+        flow, node, key = session.current(), args.node_id, args.key
+        if args.delete and (key is None or args.value):
+            raise UsageError("--delete takes NODE KEY and no VALUE: %dora_param NODE KEY --delete")
+        try:
+            if args.delete:
+                flow.delete_param(node, key)
+                print(f"Deleted `{key}` from node `{node}`")
+            elif args.value:
+                value = arguments.param_value(args.value)
+                given = flow.set_param(node, key, value)
+                note = ""
+                if not given:
+                    who = "the node" if flow.running else "the graph"
+                    note = f" ({who} is not running: the node gets it at the next start)"
+                print(f"Set `{key}` = {param_text(value)} on node `{node}`{note}")
+            else:
+                self._show_params(node, key, flow.params(node))
+                return
+        except (DataflowError, arguments.ArgumentError) as exc:
+            raise UsageError(str(exc)) from None
+        session.pump().flush()  # the panel shows the change, running or not
+
+    @staticmethod
+    def _show_params(node: str, key: str | None, params: dict[str, Any]) -> None:
+        """Print parameters as ``dora param list`` and ``dora param get`` do."""
+        if key is None:
+            if not params:
+                print(f"No parameters set for node `{node}`")
+                return
+            print(f"Parameters for node `{node}`:")
+            for name in sorted(params):
+                print(f"  {name} = {param_text(params[name])}")
+        elif key in params:
+            print(param_text(params[key]))
+        else:
+            known = ", ".join(sorted(params)) or "none"
+            raise UsageError(
+                f"node {node!r} has no parameter {key!r} (set: {known}); "
+                f"set it with %dora_param {node} {key} VALUE"
+            )
 
     @magic_arguments()
     @line_magic

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..core.params import param_text
 from ..preview.mime import mimebundle
 from .graphview import STATUS_COLOURS, render_dataflow_svg, render_text
 
@@ -50,6 +51,9 @@ LOG_LINES_SHOWN = 15
 
 #: The most characters of one log line a panel shows (the state keeps it whole).
 LOG_LINE_CHARS = 2000
+
+#: The most characters of a node's parameters its panel shows (``params: gain=2.5, ...``).
+PARAMS_CHARS = 300
 
 #: What one panel sends of previews and log per second, in bytes: half of
 #: Jupyter Server's iopub budget (1 MB/s), so that a node previewing 10 MB at
@@ -190,6 +194,11 @@ class NodePanel(_FullText, widgets.VBox):
             text = "1 thread it started is" if threads == 1 else f"{threads} threads it started are"
             colour = STATUS_COLOURS["failed"]
             value += f' <span style="color:{colour}">{text} still running</span>'
+        params = dict(s.params)  # a snapshot (one C call): the kernel may set one meanwhile
+        if params:
+            text = ", ".join(f"{k}={param_text(v)}" for k, v in sorted(params.items()))
+            text = text if len(text) <= PARAMS_CHARS else f"{text[:PARAMS_CHARS]} …"
+            value += f'<br><span style="color:#555">params: {html.escape(text)}</span>'
         return self._set("header", value, lambda v: setattr(self._header, "value", v))
 
     def _progress_update(self, s: NodeState) -> int:
