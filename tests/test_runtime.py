@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -607,6 +608,31 @@ def test_args_and_env_are_per_node() -> None:
     import os
 
     assert "MODE" not in os.environ
+
+
+def test_argparse_in_a_node_parses_the_nodes_args_not_the_kernels(monkeypatch) -> None:
+    # A kernel's own argv: argparse reading it would stop the node with exit code 2.
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel-1.json"])
+    seen: list = []
+    flow = Dataflow(echo=False)
+    spec = flow.add_node(
+        "cam",
+        "import argparse\nfrom argparse import ArgumentParser\n"
+        "parser = ArgumentParser()\nparser.add_argument('--width', type=int)\n"
+        "other = argparse.ArgumentParser('named')\n"
+        "SEEN.append((parser.parse_args().width, parser.prog, other.prog))\n",
+    )
+    spec.args = ["--width", "64"]
+    import builtins
+
+    builtins.SEEN = seen
+    try:
+        flow.start()
+        assert flow.wait(10)
+    finally:
+        del builtins.SEEN
+    assert flow.node("cam").error is None, flow.node("cam").error
+    assert seen == [(64, "<dora node cam>", "named")]
 
 
 def test_graph_finishes_when_every_node_has_and_can_run_again() -> None:

@@ -81,16 +81,16 @@ class Node:
     """
 
     def __init__(self, node_id: str | None = None, daemon_port: int | None = None) -> None:
-        # daemon_port has no meaning in one process: the node attaches to its
-        # own engine, whatever port a dynamic node would have used.
+        # node_id and daemon_port have no meaning in one process: the node
+        # attaches to its own engine, whatever id and port a dynamic node would
+        # have used (dora-rs does the same for a node its dataflow started, and
+        # node-hub nodes pass their package's name: Node("opencv-video-capture")).
         runner = bound_runner()
         if runner is None:
             raise NodeError(
                 "Node() works inside a custom node's code while its dataflow runs "
                 "(a %%dora_node cell, add_node(), or a node script of a descriptor)"
             )
-        if node_id is not None and node_id != runner.id:
-            raise NodeError(f"Node({node_id!r}) called from the code of node {runner.id!r}")
         self._runner = runner
         self._engine = runner.engine
         # The node's main thread (its code may call from others, asyncio's among them).

@@ -4,8 +4,10 @@ dora-rs 1.1 accepts every field below; the dora engine passes them on to
 dora. The embedded engine runs every node in this one process, so a field
 that only means something for a process of its own (restarting it, pinning
 it to CPUs, killing it when its health check fails) or for sources dora
-fetches is refused with one line naming the field and the node. The global
-``env:`` is honoured: every node gets it, under its own ``env``.
+fetches is refused with one line naming the field and the node, as is a
+``path:`` command that is not a pure-Python package's console script
+(:mod:`.hub`). The global ``env:`` is honoured: every node gets it, under its
+own ``env``.
 
 >>> from .graph import NodeSpec
 >>> g = Graph()
@@ -22,6 +24,8 @@ from typing import Any
 
 from ..errors import GraphError
 from .graph import Graph, _env_from_yaml
+from .hub import check as check_script
+from .logs import parse_level
 
 __all__ = ["for_embedded"]
 
@@ -36,8 +40,6 @@ _REFUSED = {
     "cpu_affinity": "pins a node's process to CPUs; embedded nodes share one process",
     "health_check_timeout": "kills a node's process when it hangs; embedded nodes are threads",
     "send_stdout_as": "sends a process's stdout as an output; not on the embedded engine yet",
-    "send_logs_as": "sends a process's logs as an output; not on the embedded engine yet",
-    "min_log_level": "filters a process's logs; not on the embedded engine yet",
 }
 _REFUSED_TOP = {
     "exit_when_nodes_finish": "ends a run on timers; not on the embedded engine yet",
@@ -58,6 +60,12 @@ def for_embedded(graph: Graph, top: Mapping[str, Any]) -> Graph:
         for key, why in _REFUSED.items():
             if fields.get(key) is not None:
                 raise GraphError(f"node {spec.id!r}: {key}: {why} ({_ENGINE})")
+        level = fields.get("min_log_level")
+        if level is not None:
+            try:
+                parse_level(level)
+            except ValueError as exc:
+                raise GraphError(f"node {spec.id!r}: min_log_level: {exc}") from None
         policy = fields.get("restart_policy")
         if policy not in (None, "never"):
             raise GraphError(
@@ -66,4 +74,6 @@ def for_embedded(graph: Graph, top: Mapping[str, Any]) -> Graph:
             )
         if global_env:
             spec.env = {**global_env, **spec.env}
+        if spec.script is not None:
+            check_script(spec)
     return out

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import GraphError
+from .logs import LogFilter
 from .modules import expand as expand_modules
 from .types import check as check_types
 from .yaml12 import load as load_yaml12
@@ -222,7 +223,12 @@ class InputSpec:
 
     @property
     def is_timer(self) -> bool:
-        return self.source.startswith("dora/")
+        return self.source.startswith("dora/") and not self.is_logs
+
+    @property
+    def is_logs(self) -> bool:
+        """A ``dora/logs[/LEVEL[/NODE]]`` input: the nodes' log records (see core.logs)."""
+        return self.source == "dora/logs" or self.source.startswith("dora/logs/")
 
     @property
     def timer(self) -> Timer:
@@ -253,7 +259,9 @@ class NodeSpec:
     ``kind`` is ``"operator"`` (a module defining ``class Operator``, run on the
     runtime thread) or ``"node"`` (a custom-node script, run in its own thread).
     Its code comes from exactly one of ``source`` (Python text), ``path`` (a
-    file) or ``obj`` (an ``Operator`` class, or a callable run as the node).
+    file), ``obj`` (an ``Operator`` class, or a callable run as the node) or
+    ``script`` (the console script of an installed node-hub package, such as
+    ``opencv-video-capture``; see :mod:`.hub`).
     """
 
     id: str
@@ -269,11 +277,14 @@ class NodeSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The folder of the descriptor that declared the node: its ``build:`` runs there.
     build_dir: Path | None = None
+    script: str | None = None
 
     def code_name(self) -> str:
         """Where the code comes from, for messages and tracebacks."""
         if self.path is not None:
             return str(self.path)
+        if self.script is not None:
+            return self.script
         return f"<dora {self.kind} {self.id}>"
 
 
@@ -336,7 +347,12 @@ def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
     if not isinstance(value, str) or not value:
         raise GraphError(f"{where}: a source is 'node/output' or a dora timer, not {value!r}")
     spec = InputSpec(input_id, value, queue_size)
-    if spec.is_timer:
+    if spec.is_logs:
+        try:
+            LogFilter.parse(value)
+        except ValueError as exc:
+            raise GraphError(f"{where}: {exc}") from None
+    elif spec.is_timer:
         try:
             spec.timer  # noqa: B018 - parsing is the check
         except ValueError as exc:
@@ -388,9 +404,9 @@ class Graph:
     def _check_node(spec: NodeSpec) -> None:
         if spec.kind not in ("operator", "node"):
             raise GraphError(f"node {spec.id!r}: kind must be 'operator' or 'node'")
-        given = [x is not None for x in (spec.source, spec.path, spec.obj)]
+        given = [x is not None for x in (spec.source, spec.path, spec.obj, spec.script)]
         if sum(given) != 1:
-            raise GraphError(f"node {spec.id!r}: give exactly one of source, path or obj")
+            raise GraphError(f"node {spec.id!r}: give exactly one of source, path, obj or script")
         seen: set[str] = set()
         for output in spec.outputs:
             check_data_id(output, spec.id, "outputs")
@@ -415,7 +431,7 @@ class Graph:
         for spec in self:
             self._check_node(spec)
             for inp in spec.inputs.values():
-                if inp.is_timer:
+                if inp.is_timer or inp.is_logs:
                     continue
                 where = f"node {spec.id!r}: inputs.{inp.input_id}"
                 source = self._nodes.get(inp.source_node)
@@ -438,7 +454,9 @@ class Graph:
         """
         nodes = []
         for spec in self:
-            if spec.path is not None and file_for is None:
+            if spec.script is not None:
+                filename = spec.script  # dora finds the command on PATH
+            elif spec.path is not None and file_for is None:
                 filename = str(spec.path)
             else:
                 filename = file_for(spec) if file_for else f"{spec.id}.py"
@@ -601,8 +619,9 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
             f"{where}: path: dynamic nodes need the dora engine; the embedded engine runs "
             "Python scripts and operators"
         )
-    path = _resolve(raw_path, base_dir, where, "path")
-    if path.suffix != ".py":
+    script = raw_path if _is_command(raw_path, base_dir) else None
+    path = None if script is not None else _resolve(raw_path, base_dir, where, "path")
+    if path is not None and path.suffix != ".py":
         raise GraphError(
             f"{where}: path: {raw_path!r} is not a Python script (.py); the embedded engine "
             "runs Python nodes only"
@@ -613,12 +632,27 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
         _inputs(node_id, raw.get("inputs")),
         _outputs(node_id, raw.get("outputs")),
         path=path,
+        script=script,
         args=_args_from_yaml(raw.get("args"), where),
         env=env,
         machine=machine,
         extra=extra,
         build_dir=base_dir,
     )
+
+
+def _is_command(name: str, base_dir: Path) -> bool:
+    """Whether ``path: name`` names a command, as dora resolves it: no file of
+    that name in the descriptor's folder, and a bare name without ``.py``.
+
+    Whether it is installed is checked when the graph starts (:mod:`.hub`), so
+    that a ``build:`` that installs it can run first.
+
+    >>> _is_command("opencv-video-capture", Path("/nonexistent")), _is_command("a.py", Path("."))
+    (True, False)
+    """
+    bare = Path(name).name == name and name not in (".", "..")
+    return bare and not name.endswith(".py") and not (base_dir / name).exists()
 
 
 def _resolve(name: str, base_dir: Path, where: str, field_name: str) -> Path:

@@ -18,6 +18,7 @@ that module sees the substitutions.
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import importlib
 import importlib.machinery
@@ -62,8 +63,10 @@ class _ModuleView(types.ModuleType):
 
 
 def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
-    """``sys`` and ``os`` as this node's code sees them: ``sys.argv`` and
-    ``os.environ`` carry the node's own ``args`` and ``env``.
+    """``sys``, ``os`` and ``argparse`` as this node's code sees them:
+    ``sys.argv`` and ``os.environ`` carry the node's own ``args`` and ``env``,
+    and an ``ArgumentParser`` parses those args (argparse itself reads the
+    process's ``sys.argv``, which in a kernel holds the kernel's own).
 
     (Threads the node starts keep its print capture through
     :mod:`~dora_notebook.core.capture`'s thread-start hook, not a view.)
@@ -72,14 +75,43 @@ def _views(spec: NodeSpec, argv0: str) -> dict[str, types.ModuleType]:
         return {}
     environ = dict(os.environ)
     environ.update(spec.env)
+    argv = [argv0, *spec.args]
 
     def getenv(key: str, default: str | None = None) -> str | None:
         return environ.get(key, default)
 
     return {
-        "sys": _ModuleView(sys, {"argv": [argv0, *spec.args]}),
+        "sys": _ModuleView(sys, {"argv": argv}),
         "os": _ModuleView(os, {"environ": environ, "getenv": getenv}),
+        "argparse": _ModuleView(argparse, {"ArgumentParser": _parser_for(argv)}),
     }
+
+
+def _parser_for(argv: list[str]) -> type[argparse.ArgumentParser]:
+    """``argparse.ArgumentParser`` reading ``argv`` where it would read ``sys.argv``.
+
+    >>> parser = _parser_for(["/bin/camera", "--width", "64"])()
+    >>> _ = parser.add_argument("--width", type=int)
+    >>> parser.parse_args().width, parser.prog
+    (64, 'camera')
+    """
+
+    class ArgumentParser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if not args:  # prog is the first positional parameter
+                kwargs.setdefault("prog", os.path.basename(argv[0]))
+            super().__init__(*args, **kwargs)
+
+        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+            return super().parse_known_args(argv[1:] if args is None else args, namespace)
+
+        def parse_known_intermixed_args(self, args: Any = None, namespace: Any = None) -> Any:
+            return super().parse_known_intermixed_args(
+                argv[1:] if args is None else args, namespace
+            )
+
+    ArgumentParser.__qualname__ = ArgumentParser.__name__
+    return ArgumentParser
 
 
 def _node_dir(spec: NodeSpec) -> str:
@@ -127,11 +159,21 @@ def forget_helpers() -> None:
         _local_modules.clear()
 
 
-def _builtins_for(spec: NodeSpec, argv0: str, dora: types.ModuleType) -> dict[str, Any]:
+def _builtins_for(
+    spec: NodeSpec, argv0: str, dora: types.ModuleType, own: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The builtins of the node's code: ``__import__`` answers ``dora``, the
+    views, and modules beside the node's file.
+
+    ``own`` is ``(package, private name)`` for a package loaded afresh for the
+    node (:mod:`.hub`): its imports of ``package`` get the private copy, and
+    no folder's modules are looked up (a console script's folder is not the
+    package's).
+    """
     views = _views(spec, argv0)
-    folder = _node_dir(spec)
+    folder = None if own is not None else _node_dir(spec)
     # As dora starts a script, its folder comes first on the module path.
-    if folder not in sys.path:
+    if folder is not None and folder not in sys.path:
         sys.path.insert(0, folder)
     table = dict(builtins.__dict__)
 
@@ -147,11 +189,14 @@ def _builtins_for(spec: NodeSpec, argv0: str, dora: types.ModuleType) -> dict[st
                     "`from dora import Node, DoraStatus` is"
                 )
             top = name.partition(".")[0]
+            if own is not None and top == own[0]:
+                module = _real_import(own[1] + name[len(top) :], globals, locals, fromlist, 0)
+                return module if fromlist else sys.modules[own[1]]
             if top in views and (name == top or not fromlist):
                 if name != top:
                     _real_import(name, globals, locals, fromlist, level)
                 return views[top]
-            if "." not in name:
+            if folder is not None and "." not in name:
                 # Under one lock, so that a module two nodes import at once is
                 # never seen half-executed.
                 with _local_lock:

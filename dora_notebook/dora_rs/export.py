@@ -14,6 +14,9 @@
   next to it that it imports (``import helper`` with ``helper.py`` beside it).
   Two different files with one name are told apart by the node id
   (``sink.py``, then ``sink_<node_id>.py``).
+* a node-hub node (``path: opencv-video-capture``, the console script of an
+  installed package) keeps its ``path:``: ``dora run`` finds the command on
+  ``PATH``, and nothing is copied;
 * a node given as a Python class or callable is refused: its source cannot be
   recovered reliably.
 
@@ -176,6 +179,8 @@ def render(
     }
     files[DESCRIPTOR] = (_COMMENT.format(extra=extra) + yaml12.dump(descriptor)).encode()
     for spec in graph:
+        if spec.script is not None:
+            continue  # an installed command, not a file of the export
         name = names[spec.id]
         if name in files:
             continue  # two nodes sharing one file
@@ -353,6 +358,8 @@ def _uses_shim(spec: NodeSpec, tree: ast.Module | None) -> bool:
 
 def _tree(spec: NodeSpec) -> ast.Module | None:
     """The node's parsed code; cell code must compile (and an operator define Operator)."""
+    if spec.script is not None:
+        return None
     if spec.source is None:
         assert spec.path is not None
         try:
