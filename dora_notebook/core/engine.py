@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import inspect
 import itertools
+import operator
 import os
 import sys
 import threading
@@ -24,7 +25,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,9 +38,12 @@ from .clock import Clock
 from .events import (
     Event,
     check_metadata,
+    closed_event,
     error_event,
+    input_event,
     reload_event,
     status_value,
+    stop_event,
     to_arrow,
     utcnow,
 )
@@ -52,6 +56,7 @@ from .rewire import rewire
 from .runner import (
     Control,
     InputQueue,
+    Lent,
     Message,
     NodeApi,
     Runner,
@@ -65,6 +70,8 @@ __all__ = ["EmbeddedEngine"]
 
 # A timer tick carries no data; dora sends an empty null array.
 _EMPTY = pa.array([], type=pa.null())
+
+_ARRIVAL = operator.itemgetter(0)  # a lent item's arrival number
 
 
 class EmbeddedEngine:
@@ -105,6 +112,10 @@ class EmbeddedEngine:
                 else:
                     self.runners[spec.source_node].routes[spec.source_output].append(route)
         self._ready_ops: deque[Runner] = deque()
+        # Definition order, which orders operators that got the same message.
+        self._rank = {runner: rank for rank, runner in enumerate(self._operators)}
+        # What the runtime thread took and has not handed out yet (see _handle).
+        self._batch: Iterator[Lent] = iter(())
         self._reloads: deque[tuple[Runner, NodeSpec, Future[str | None]]] = deque()
         self._runtime_cond = threading.Condition(self.lock)
         self._runtime_waiting = False
@@ -408,7 +419,7 @@ class EmbeddedEngine:
             raise NodeError(
                 f"node {runner.id!r} has no output {output_id!r} (declared outputs: {declared})"
             )
-        value = to_arrow(data) if convert else data
+        value = to_arrow(data) if convert and not isinstance(data, pa.Array) else data
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
         try:
@@ -452,68 +463,140 @@ class EmbeddedEngine:
                 if not runner.queues and not runner.finished:
                     self._finish(runner)
         self.all_ready.wait()
-        runner: Runner | None = None
-        event: Event | None = None
-        status: int | None = None
-        reloaded: Future[str | None] | None = None
         while True:
             try:
                 with self.lock:
-                    if runner is not None:
-                        self._settle(runner, event, status)
-                        runner = None
-                    if reloaded is not None:
-                        reloaded.set_result(None)
-                        reloaded = None
+                    # What an interrupted batch did not hand out goes back first.
+                    self._put_back(list(self._batch))
                     if self._reloads:
                         request = self._reloads.popleft()
                     else:
                         request = None
-                        runner, event = self._next_operator_event()
-                        if runner is None:
+                        batch = self._next_operator_events()
+                        if not batch:
                             if self._reloads:
                                 continue
                             return
-                        self._current_op = runner
-                if request is not None:
-                    runner, event, reloaded = self._reload_operator(*request)
-                    if runner is None:
-                        continue
-                status = self._dispatch(runner, event)
+                        self._batch = iter(batch)
+                if request is None:
+                    self._handle()
+                else:
+                    self._reload_operator(*request)
             except StopRequested:
                 # stop() interrupts a stuck operator; this one already returned.
                 continue
 
-    def _next_operator_event(self) -> tuple[Runner | None, Event | None]:
-        """The next operator and event to dispatch; (None, None) when all are done."""
+    def _next_operator_events(self) -> list[Lent]:
+        """Every event queued for an operator, in arrival order; [] when all are done.
+
+        Waits while nothing is queued. A message sent to several operators
+        goes to them in definition order; a due STOP comes before any input.
+        Anything sent later, by the operators of this batch too, arrives
+        later, so handing out a batch in order is handing out one event at a
+        time.
+        """
         while True:
             while not self._ready_ops:
                 if self._reloads:
-                    return None, None
+                    return []
                 if self.done.is_set() or all(r.finished for r in self._operators):
-                    return None, None
+                    return []
                 self._runtime_waiting = True
                 self._runtime_cond.wait()
                 self._runtime_waiting = False
-            runner = self._ready_ops.popleft()
-            runner.scheduled = False
-            if not runner.finished:
-                event = runner.take()
-                if event is not None:
-                    return runner, event
+            ready = list(self._ready_ops)
+            self._ready_ops.clear()
+            if len(ready) > 1:
+                ready.sort(key=self._rank.__getitem__)
+            batch: list[Lent] = []
+            for runner in ready:
+                runner.scheduled = False
+                if not runner.finished:
+                    runner.lend(batch)
+            if len(batch) > 1:
+                batch.sort(key=_ARRIVAL)  # stable: ties stay in definition order
+            if batch:
+                return batch
 
-    def _settle(self, runner: Runner, event: Event | None, status: int | None) -> None:
-        """After ``on_event`` returned ``status`` (None if it raised): finish or go on."""
-        self._current_op = None
-        if status is not None and event is not None:
-            kind = event["type"]
-            last_close = kind == "INPUT_CLOSED" and runner.open_inputs == 0
-            if status != 0 or kind == "STOP" or last_close:
-                self._finish(runner)
-            if status == 2:
-                self._request_stop_locked()
-        if not runner.finished and runner.has_event():
-            self.wake(runner)
+    def _handle(self) -> None:
+        """Hand the events of ``self._batch`` to their operators, in order, then
+        those of the next batch while more is queued.
+
+        Each batch is taken under one lock acquisition. A batch stops early,
+        the rest going back to the queues, before an event its operator must
+        not get now: the operator finished, a STOP is due (it goes first), or
+        a reload waits (reloads go between events). A lent message for whose
+        input newer messages filled the queue in the meantime is dropped, the
+        oldest, as if it had stayed queued. Otherwise the lock is taken only
+        for what is rare: a close, a STOP, a status other than CONTINUE.
+        """
+        try:
+            while True:
+                if not self._handle_batch():
+                    return
+                with self.lock:
+                    if self._reloads or not self._ready_ops:
+                        return  # the loop above waits, or reloads
+                    self._batch = iter(self._next_operator_events())
+        finally:
+            capture.current.sink = None
+
+    def _handle_batch(self) -> bool:
+        """Hand out ``self._batch`` (see :meth:`_handle`); False if it stopped early."""
+        local = capture.current
+        sink = local.sink
+        for entry in self._batch:
+            _, runner, queue, item = entry
+            if runner.finished or self._reloads or (queue is not None and runner.stop_reason):
+                with self.lock:
+                    self._put_back([entry, *self._batch])
+                return False
+            message = type(item) is Message
+            if queue is None:
+                event = stop_event(item)  # type: ignore[arg-type]
+            elif not message:
+                event = item.event if type(item) is Control else closed_event(queue.input_id)
+            else:
+                queue.lent -= 1
+                if queue.lent + len(queue.items) >= queue.capacity:
+                    # Perhaps newer messages filled its queue: check under the lock.
+                    with self.lock:
+                        if runner.outrun(queue):
+                            continue
+                # Only this thread counts an operator's receipts.
+                queue.received += 1
+                runner.received += 1
+                event = input_event(queue.input_id, item.value, item.metadata)  # type: ignore[union-attr]
+            # Print capture follows the operator, switched only when it changes.
+            if runner.sink is not sink:
+                sink = local.sink = runner.sink
+            runner.context._set_event(event)
+            status = self._dispatch(runner, event)
+            if status != 0 or not message:
+                with self.lock:
+                    # STOP ends an operator, and so does its last INPUT_CLOSED.
+                    ending = queue is None or (
+                        not message and type(item) is not Control and runner.close_input(queue)
+                    )
+                    self._settle(runner, status, ending)
+        return True
+
+    def _put_back(self, rest: list[Lent]) -> None:
+        """Return what a batch did not hand out to its queues, newest first (lock held)."""
+        for _, runner, queue, item in reversed(rest):
+            runner.put_back(queue, item)
+        for runner in {entry[1] for entry in rest}:
+            if not runner.finished and runner.has_event():
+                self.wake(runner)
+
+    def _settle(self, runner: Runner, status: int | None, ending: bool) -> None:
+        """After ``on_event`` returned ``status`` (None if it raised): finish if done."""
+        if status is None:
+            return  # it failed, and so finished
+        if status != 0 or ending:
+            self._finish(runner)
+        if status == 2:
+            self._request_stop_locked()
 
     def _build_operator(self, runner: Runner) -> None:
         capture.current.sink = runner.sink
@@ -530,9 +613,11 @@ class EmbeddedEngine:
             capture.current.sink = None
 
     def _dispatch(self, runner: Runner, event: Event) -> int | None:
-        """Call ``on_event``; return its status, or None if it raised (node failed)."""
-        local = capture.current
-        local.sink = runner.sink
+        """Call ``on_event``; return its status, or None if it raised (node failed).
+
+        The caller routes prints to the operator's log (``capture.current``).
+        """
+        self._current_op = runner
         try:
             return status_value(runner.instance.on_event(event, runner.context))
         except StopRequested:
@@ -540,7 +625,7 @@ class EmbeddedEngine:
         except BaseException:
             error = _format_exc()
         finally:
-            local.sink = None
+            self._current_op = None
         with self.lock:
             self._fail(runner, error)
         return None
@@ -580,11 +665,10 @@ class EmbeddedEngine:
             ).start()
         return future
 
-    def _reload_operator(
-        self, runner: Runner, spec: NodeSpec, future: Future[str | None]
-    ) -> tuple[Runner | None, Event | None, Future[str | None] | None]:
-        """On the runtime thread: build the new operator, then hand back its RELOAD event."""
-        capture.current.sink = runner.sink
+    def _reload_operator(self, runner: Runner, spec: NodeSpec, future: Future[str | None]) -> None:
+        """On the runtime thread: build the new operator, then hand it its RELOAD event."""
+        local = capture.current
+        local.sink = runner.sink
         try:
             new = load_operator_class(spec, self.api.dora)()
         except BaseException:
@@ -595,19 +679,25 @@ class EmbeddedEngine:
                 f"the new version failed; the previous one keeps running\n{error}",
             )
             future.set_result(error)
-            return None, None, None
-        finally:
-            capture.current.sink = None
+            local.sink = None
+            return
         # dora's hot reload: the old instance's attributes carry over.
         new.__dict__.update(getattr(runner.instance, "__dict__", {}))
         with self.lock:
             if runner.finished:
                 future.set_result(f"node {runner.id!r} finished while it was being reloaded")
-                return None, None, None
+                local.sink = None
+                return
             rewire(self, runner, spec)
             runner.instance = new
-            self._current_op = runner
-        return runner, reload_event(runner.id), future
+        status = None
+        try:
+            status = self._dispatch(runner, reload_event(runner.id))
+        finally:
+            local.sink = None
+            with self.lock:
+                self._settle(runner, status, ending=False)
+                future.set_result(None)
 
     def _reload_node(self, runner: Runner, spec: NodeSpec, future: Future[str | None]) -> None:
         """Stop the node's running script, then run the new one on the same queues."""

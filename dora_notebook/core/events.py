@@ -46,6 +46,9 @@ class DoraStatus(enum.Enum):
     STOP_ALL = 2
 
 
+_CONTINUE, _STOP, _STOP_ALL = DoraStatus.CONTINUE, DoraStatus.STOP, DoraStatus.STOP_ALL
+
+
 def status_value(result: object) -> int:
     """The numeric status of whatever ``on_event`` returned.
 
@@ -55,12 +58,13 @@ def status_value(result: object) -> int:
     >>> status_value(DoraStatus.STOP), status_value(None)
     (1, 0)
     """
-    # Identity checks first: reading an enum's .value is comparatively slow.
-    if result is None or result is DoraStatus.CONTINUE:
+    # Identity checks first: reading an enum's .value, or a member off its
+    # class, is comparatively slow.
+    if result is None or result is _CONTINUE:
         return 0
-    if result is DoraStatus.STOP:
+    if result is _STOP:
         return 1
-    if result is DoraStatus.STOP_ALL:
+    if result is _STOP_ALL:
         return 2
     value = getattr(result, "value", result)
     if isinstance(value, int) and value in (0, 1, 2):
@@ -177,22 +181,29 @@ def check_metadata(metadata: object) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+    # Most metadata holds only str keys and values kept as they are: one copy
+    # in C and one scan. Anything else takes the full check below.
+    checked = dict(metadata)
+    low, high = _INT64
+    for key, value in checked.items():
+        kind = type(value)
+        if type(key) is not str:
+            break
+        if kind is int:
+            if not low <= value <= high:
+                break
+        elif kind is datetime:
+            if not value.tzinfo:
+                break
+        elif not (kind is str or kind is float or kind is bool):
+            break
+    else:
+        return checked
     checked = {}
     for key, value in metadata.items():
-        if type(key) is not str and not isinstance(key, str):
+        if not isinstance(key, str):
             raise DataTypeError(f"Parsing metadata keys: key {key!r} is not a str")
-        kind = type(value)
-        # The common kinds pass without a call; the rest are checked in full.
-        if (
-            kind is str
-            or kind is float
-            or kind is bool
-            or (kind is int and _INT64[0] <= value <= _INT64[1])
-            or (kind is datetime and value.tzinfo)
-        ):
-            checked[key] = value
-        else:
-            checked[key] = _metadata_value(key, value)
+        checked[key] = _metadata_value(key, value)
     return checked
 
 

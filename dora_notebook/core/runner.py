@@ -27,6 +27,7 @@ __all__ = [
     "Control",
     "Host",
     "InputQueue",
+    "Lent",
     "Message",
     "NodeApi",
     "Runner",
@@ -141,6 +142,12 @@ class Control:
         self.seq = seq
 
 
+#: An item :meth:`Runner.lend` took for the runtime thread: (arrival number,
+#: operator, its input queue, the message or close marker); a due STOP is
+#: (-1, operator, None, its reason).
+Lent = tuple[int, "Runner", "InputQueue | None", "Message | Closed | str"]
+
+
 class InputQueue:
     """The bounded queue of one input; its counters are the edge's counters."""
 
@@ -150,6 +157,7 @@ class InputQueue:
         "dropped",
         "input_id",
         "items",
+        "lent",
         "received",
         "source",
         "timer",
@@ -161,6 +169,8 @@ class InputQueue:
         self.timer = source.startswith("dora/")
         self.capacity = capacity
         self.items: deque[Message | Closed] = deque()
+        # Items the runtime thread took with Runner.lend and has not handled yet.
+        self.lent = 0
         self.received = 0
         self.dropped = 0
         self.closed = False
@@ -251,9 +261,7 @@ class Runner:
         item = best.items.popleft()
         self.pending -= 1
         if isinstance(item, Closed):
-            best.closed = True
-            self.open_inputs -= 1
-            if self.open_inputs == 0 and self.spec.kind == "node" and self.stop_reason is None:
+            if self.close_input(best) and not self.is_operator and self.stop_reason is None:
                 self.stop_reason = "ALL_INPUTS_CLOSED"
             event = closed_event(best.input_id)
         else:
@@ -262,6 +270,81 @@ class Runner:
             event = input_event(best.input_id, item.value, item.metadata)
         self.context._set_event(event)
         return event
+
+    def close_input(self, queue: InputQueue) -> bool:
+        """Mark ``queue``'s input closed (its INPUT_CLOSED goes out); True if it was the last."""
+        queue.closed = True
+        self.open_inputs -= 1
+        return self.open_inputs == 0
+
+    def lend(self, batch: list[Lent]) -> None:
+        """Append everything queued for this operator to ``batch``, for the runtime thread.
+
+        A due STOP goes alone, before any input. Each queued item leaves its
+        queue as ``(seq, runner, queue, item)``; a message stays counted in
+        ``queue.lent`` until the runtime thread hands it to the operator,
+        drops it (:meth:`outrun`), or gives it back with :meth:`put_back`.
+        The runtime thread counts it received, and builds its event, when it
+        hands it over.
+        """
+        if self.stop_reason is not None:
+            if not self.stop_delivered:
+                self.stop_delivered = True
+                batch.append((-1, self, None, self.stop_reason))
+            return
+        if not self.pending:
+            return
+        self.pending = 0
+        for queue in self.queues.values():
+            items = queue.items
+            if len(items) == 1:  # the usual case when the operator keeps up
+                item = items.popleft()
+                queue.lent += type(item) is Message
+                batch.append((item.seq, self, queue, item))
+            elif items:
+                queue.lent += len(items) - (type(items[-1]) is Closed)
+                batch.extend([(item.seq, self, queue, item) for item in items])
+                items.clear()
+        control = self.control
+        if control.items:
+            batch.extend([(item.seq, self, control, item) for item in control.items])
+            control.items.clear()
+
+    def outrun(self, queue: InputQueue) -> bool:
+        """Whether the lent message about to be handed out would have been dropped
+        had it stayed queued: counted as dropped if so.
+
+        Called after ``queue.lent`` stopped counting it: the lent messages still
+        to come and the messages queued since are all newer.
+        """
+        items = queue.items
+        queued = len(items) - (bool(items) and type(items[-1]) is Closed)
+        if queue.lent + queued < queue.capacity:
+            return False
+        queue.dropped += 1
+        self.dropped += 1
+        return True
+
+    def put_back(self, queue: InputQueue | None, item: Message | Closed | str) -> None:
+        """Return a lent item the runtime thread did not handle; newest first.
+
+        The queue then holds what it would hold had the item never left it:
+        a message that no longer fits is dropped (it is the oldest), and one
+        lent by a node that has since finished counts as dropped, as
+        :meth:`clear` counts what was queued.
+        """
+        if queue is None:  # a STOP: it is due again
+            self.stop_delivered = False
+            return
+        message = type(item) is Message
+        queue.lent = 0
+        if self.finished or (message and len(queue.items) >= queue.capacity):
+            if message and not (self.finished and queue.timer):
+                queue.dropped += 1
+                self.dropped += 1
+            return
+        queue.items.appendleft(item)  # type: ignore[arg-type]
+        self.pending += 1
 
     def push(self, queue: InputQueue, item: Message | Closed) -> None:
         if self.finished:
