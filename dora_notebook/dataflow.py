@@ -51,6 +51,7 @@ from .core.graph import (
     parse_input,
     specs_from_descriptor,
 )
+from .core.logs import LogRecord
 from .core.observe import NodeState, Report
 from .core.params import (
     ParamEvent,
@@ -652,9 +653,18 @@ def _inputs(node_id: str, inputs: Inputs, queue_size: int | None) -> dict[str, I
 def _echo(report: Report) -> None:
     """Print a node's log line or error as ``dora run`` does.
 
-    Every line goes to standard output as ``HH:MM:SS stdout node: text``
-    (``stderr`` for the node's standard error and for its errors).
+    A record of the embedded engine is printed as dora prints it
+    (``HH:MM:SS WARN   node: target message``, a print line or a Python
+    ``logging`` record as ``stdout``: see :mod:`dora_notebook.core.logs`);
+    other lines go out as ``HH:MM:SS stdout node: text`` (``stderr`` for
+    the node's standard error and for its errors).
     """
+    record = report.data.get("record") if report.kind == "log" else None
+    if isinstance(record, LogRecord):
+        stream = capture.original("stdout")
+        stream.write(record.pretty(report.node_id) + "\n")
+        stream.flush()
+        return
     if report.kind == "log":
         stdio, lines = report.data["stdio"], [report.data["line"]]
     elif report.kind == "error":

@@ -118,7 +118,8 @@ class Parts:
     """The widgets of one panel, named as a user sees them."""
 
     def __init__(self, panel: NodePanel) -> None:
-        self.header, self.progress, self.previews, self.log = panel.children
+        self.header, self.progress, self.previews, log_view = panel.children
+        self.log_level, self.log = log_view.children
         self.bar, self.percent = self.progress.children
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from ..core import logs
 from ..core.events import to_arrow
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ _LEVELS = {
 
 
 class _PanelHandler(logging.Handler):
+    """``context.logger``'s handler: each record on the panel, with its level, file and line."""
+
     def __init__(self, context: BaseContext) -> None:
         super().__init__(logging.DEBUG)
         self._context = context
@@ -154,7 +157,9 @@ class _PanelHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        self._context.report_record(record.levelname, text)
+        self._context.report_record(
+            record.levelname, text, file=record.pathname, line=record.lineno
+        )
 
 
 class BaseContext:
@@ -337,19 +342,45 @@ class BaseContext:
         message: str,
         target: str | None = None,
         fields: Mapping[str, str] | None = None,
+        *,
+        file: str | None = None,
+        line: int | None = None,
     ) -> None:
-        """A log record (Python's ``logging``, dora's ``node.log``) on the panel, with its level.
+        """A log record (dora's ``node.log``, ``context.logger``) on the panel, with its level.
 
         dora's level words are shown as Python's (``warn`` as ``warning``);
         a level dora does not know is ``info``, as in dora-rs 1.1. As
-        ``dora run`` does, the target precedes the message; the record's
-        ``target`` and ``fields`` travel with each line for observers.
+        ``dora run`` does, the target precedes the message. The whole record
+        (:class:`~dora_notebook.core.logs.LogRecord`) travels in the report's
+        ``record`` for observers, ``dora-notebook run`` and ``dora/logs``.
         """
         stdio = _LEVELS.get(str(level).lower(), "info")
         text = f"{target} {message}" if target else str(message)
-        extra = {"target": target, "fields": dict(fields) if fields else {}}
-        for line in text.splitlines() or [""]:
-            self._emit("log", {"line": line, "stdio": stdio, **extra})
+        fields = {str(k): str(v) for k, v in fields.items()} if fields else None
+        record = logs.LogRecord(
+            logs.node_level(level), str(message), target, fields, file=file, line=line
+        )
+        data = {"line": text, "stdio": stdio, "target": target, "fields": fields or {}}
+        self._emit("log", {**data, "record": record})
+
+    def log_record(self, record: logging.LogRecord) -> None:
+        """A record node code logged with Python's ``logging``, as dora-rs 1.1 logs it.
+
+        The panel shows its level and message; elsewhere (``dora-notebook
+        run``, ``dora/logs``, ``send_logs_as``, ``min_log_level``) it is what
+        dora 1.1 makes of it, a ``stdout`` line of JSON, and below INFO it is
+        dropped, as dora's bridge drops it (see :func:`~dora_notebook.core.logs.from_python`).
+        """
+        try:
+            as_dora = logs.from_python(record)
+        except Exception:  # bad %-arguments: reported as logging's own handlers report them
+            logging.Handler().handleError(record)
+            return
+        if as_dora is None:
+            return
+        text = record.getMessage()
+        stdio = _LEVELS.get(record.levelname.lower(), "error" if record.levelno > 40 else "info")
+        self._emit("log", {"line": text, "stdio": stdio, "record": as_dora})
 
     def log_json(self, payload: object) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Route ``print()`` from node code to that node's log.
+"""Route ``print()`` and Python ``logging`` from node code to that node's log.
 
 While any graph runs, ``sys.stdout`` and ``sys.stderr`` are wrapped by a
 :class:`ThreadRouter`. A thread that is executing node code has that node's
@@ -13,6 +13,16 @@ workers (started by ``submit``), asyncio's default executor, ``Timer`` and
 threads made by any module, since they are all started through
 ``threading.Thread.start`` by the thread that needs them.
 
+Records of Python's ``logging`` that node code makes (with any logger, as
+dora's examples call ``logging.info``) go to its sink's ``record`` function,
+as dora-rs 1.1's bridge hands a node's records to dora: while a graph runs,
+three ``logging`` hooks act for node threads only. The root logger's level
+and handlers are the kernel's, so for node code a level is what the logger
+or a parent below the root sets (the root stands at 0, as dora's bridge
+leaves it), records that reach the root go to the node instead of the root's
+handlers (so the kernel never prints them), and ``logging.basicConfig`` does
+nothing (the node's log is its configuration). Other threads log as before.
+
 >>> import io
 >>> lines = []
 >>> router = ThreadRouter(io.StringIO(), "stdout")
@@ -25,6 +35,7 @@ threads made by any module, since they are all started through
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import weakref
@@ -48,10 +59,16 @@ class LineSink:
     runtime thread, and a half line of one must not join the next one's text.
     """
 
-    __slots__ = ("_emit", "_lock", "_partial", "threads")
+    __slots__ = ("_emit", "_lock", "_partial", "record", "threads")
 
-    def __init__(self, emit: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        emit: Callable[[str, str], None],
+        record: Callable[[logging.LogRecord], None] | None = None,
+    ) -> None:
         self._emit = emit
+        #: Where the node's ``logging`` records go (None: logging as outside nodes).
+        self.record = record
         self._partial: dict[str, str] = {}
         self._lock = threading.Lock()
         #: The threads started while this sink was current (the node's own
@@ -139,18 +156,69 @@ def _start(thread: threading.Thread) -> None:
     _thread_start(thread)
 
 
+def _node_sink() -> LineSink | None:
+    """The sink of the node the calling thread serves, if it takes ``logging`` records."""
+    sink = current.sink
+    return sink if sink is not None and sink.record is not None else None
+
+
+_is_enabled_for = logging.Logger.isEnabledFor
+_call_handlers = logging.Logger.callHandlers
+_basic_config = logging.basicConfig
+
+
+def _enabled(logger: logging.Logger, level: int) -> bool:
+    """``Logger.isEnabledFor`` while a graph runs: node code ignores the root's (kernel's) level."""
+    if _node_sink() is None:
+        return _is_enabled_for(logger, level)
+    if logger.disabled or logger.manager.disable >= level:
+        return False
+    while logger.parent is not None:
+        if logger.level:
+            return level >= logger.level
+        logger = logger.parent
+    return True
+
+
+def _handle(logger: logging.Logger, record: logging.LogRecord) -> None:
+    """``Logger.callHandlers`` while a graph runs: what reaches the root goes to the node."""
+    sink = _node_sink()
+    if sink is None:
+        _call_handlers(logger, record)
+        return
+    at: logging.Logger | None = logger
+    while at is not None:
+        if at is logging.root:
+            sink.record(record)  # type: ignore[misc]
+            return
+        for handler in at.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+        at = at.parent if at.propagate else None
+
+
+def _basic(*args: Any, **kwargs: Any) -> None:
+    """``logging.basicConfig`` while a graph runs: nothing for node code (see the module doc)."""
+    if _node_sink() is None:
+        _basic_config(*args, **kwargs)
+
+
 _lock = threading.Lock()
 _users = 0
 
 
 def install() -> None:
-    """Wrap stdout and stderr and hook thread start.
+    """Wrap stdout and stderr, hook thread start and ``logging`` (for node threads).
 
     Counted: every ``install`` needs an ``uninstall``.
     """
     global _users, _thread_start
     with _lock:
         _users += 1
+        if logging.Logger.callHandlers is not _handle:
+            logging.Logger.isEnabledFor = _enabled  # type: ignore[method-assign]
+            logging.Logger.callHandlers = _handle  # type: ignore[method-assign]
+            logging.basicConfig = _basic
         if threading.Thread.start is not _start:
             _thread_start = threading.Thread.start
             threading.Thread.start = _start  # type: ignore[method-assign]
@@ -173,6 +241,10 @@ def uninstall() -> None:
             return
         if threading.Thread.start is _start:
             threading.Thread.start = _thread_start  # type: ignore[method-assign]
+        if logging.Logger.callHandlers is _handle:
+            logging.Logger.isEnabledFor = _is_enabled_for  # type: ignore[method-assign]
+            logging.Logger.callHandlers = _call_handlers  # type: ignore[method-assign]
+            logging.basicConfig = _basic_config
         if isinstance(sys.stdout, ThreadRouter):
             sys.stdout = sys.stdout.wrapped
         if isinstance(sys.stderr, ThreadRouter):

@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import NodeError, StopInterrupted
-from . import capture
+from . import capture, logs
 from .blocked import blocked_at
 from .clock import Clock
 from .events import (
@@ -104,11 +104,16 @@ class EmbeddedEngine:
         self.runners = {spec.id: Runner(self, spec) for spec in graph}
         self._operators = [r for r in self.runners.values() if r.spec.kind == "operator"]
         self._timers: dict[str, list[tuple[Runner, InputQueue]]] = {}
+        # dora/logs inputs by filter, and the log records still to deliver (see _route_log).
+        self._log_routes: dict[logs.LogFilter, list[tuple[Runner, InputQueue]]] = {}
+        self._log_out: deque[tuple[Runner, logs.LogRecord]] = deque()
         for runner in self.runners.values():
             for input_id, spec in runner.spec.inputs.items():
                 route = (runner, runner.queues[input_id])
                 if spec.is_timer:
                     self._timers.setdefault(spec.timer.spec, []).append(route)
+                elif spec.is_logs:
+                    self.log_routes(spec.source).append(route)
                 else:
                     self.runners[spec.source_node].routes[spec.source_output].append(route)
         self._ready_ops: deque[Runner] = deque()
@@ -326,6 +331,10 @@ class EmbeddedEngine:
         self.emit(runner.id, "status", status)
 
     def emit(self, node_id: str, kind: str, data: Any) -> None:
+        if kind == "log":
+            data = self._route_log(node_id, data)
+            if data is None:
+                return
         # Observers are not node code: what they print, or a traceback of
         # theirs, must not land in the node's log, which would report it to
         # them again, without end.
@@ -337,6 +346,69 @@ class EmbeddedEngine:
             traceback.print_exc()
         finally:
             local.sink = sink
+
+    # -- logs ------------------------------------------------------------------
+
+    def _route_log(self, node_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """A line or record of a node's log, routed as dora-rs 1.1 routes it.
+
+        Dropped (None) below the node's ``min_log_level``; else returned with
+        its ``record`` (a print line is a ``stdout`` one) to be shown, and
+        queued for the node's ``send_logs_as`` output and the ``dora/logs``
+        inputs that take it. Delivery takes the engine's lock, which the
+        caller may hold (a node's last line is flushed as it finishes): what
+        cannot go now goes, in order, from the clock's thread.
+        """
+        runner = self.runners.get(node_id)
+        record = data.get("record") or logs.LogRecord(logs.STDOUT, data["line"])
+        if runner is None:
+            return data
+        minimum, output = logs.node_settings(runner.spec.extra)
+        if not logs.passes(record.level, minimum):
+            return None
+        if output is not None or self._log_routes:
+            self._log_out.append((runner, record))
+            if self.lock.acquire(blocking=False):
+                try:
+                    self._deliver_logs()
+                finally:
+                    self.lock.release()
+            else:
+                self.clock.call_later(0, self._deliver_logs_locked)
+        return {**data, "record": record}
+
+    def _deliver_logs_locked(self) -> None:
+        with self.lock:
+            self._deliver_logs()
+
+    def _deliver_logs(self) -> None:
+        """Send the queued records as dora does: its JSON text in a one-string array. Lock held."""
+        dataflow_id = str(uuid.UUID(self.job_id))
+        while self._log_out:
+            runner, record = self._log_out.popleft()
+            value = pa.array([record.to_json(runner.id, dataflow_id)])
+            meta = {"timestamp": utcnow()}
+            output = logs.node_settings(runner.spec.extra)[1]
+            if output in runner.routes and not runner.finished:
+                runner.sent += 1
+                tap = runner.taps.get(output)
+                if tap is not None:
+                    tap.record(value, meta)
+                self._push_all(runner.routes[output], value, meta)
+            routes = self._log_routes.items()
+            targets = [t for f, ts in routes if f.accepts(record.level, runner.id) for t in ts]
+            self._push_all(targets, value, meta)
+
+    def _push_all(
+        self, routes: list[tuple[Runner, InputQueue]], value: pa.Array, meta: dict[str, Any]
+    ) -> None:
+        seq = next(self._seq)
+        for target, queue in routes:
+            target.push(queue, Message(value, dict(meta), seq))
+
+    def log_routes(self, source: str) -> list[tuple[Runner, InputQueue]]:
+        """The subscribers of a ``dora/logs[/LEVEL[/NODE]]`` source (made if new). Lock held."""
+        return self._log_routes.setdefault(logs.LogFilter.parse(source), [])
 
     def _mark_ready(self, runner: Runner) -> None:
         if runner.ready:

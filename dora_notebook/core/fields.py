@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import GraphError
 from .graph import Graph, _env_from_yaml
 from .hub import check as check_script
+from .logs import parse_level
 
 __all__ = ["for_embedded"]
 
@@ -39,8 +40,6 @@ _REFUSED = {
     "cpu_affinity": "pins a node's process to CPUs; embedded nodes share one process",
     "health_check_timeout": "kills a node's process when it hangs; embedded nodes are threads",
     "send_stdout_as": "sends a process's stdout as an output; not on the embedded engine yet",
-    "send_logs_as": "sends a process's logs as an output; not on the embedded engine yet",
-    "min_log_level": "filters a process's logs; not on the embedded engine yet",
 }
 _REFUSED_TOP = {
     "exit_when_nodes_finish": "ends a run on timers; not on the embedded engine yet",
@@ -61,6 +60,12 @@ def for_embedded(graph: Graph, top: Mapping[str, Any]) -> Graph:
         for key, why in _REFUSED.items():
             if fields.get(key) is not None:
                 raise GraphError(f"node {spec.id!r}: {key}: {why} ({_ENGINE})")
+        level = fields.get("min_log_level")
+        if level is not None:
+            try:
+                parse_level(level)
+            except ValueError as exc:
+                raise GraphError(f"node {spec.id!r}: min_log_level: {exc}") from None
         policy = fields.get("restart_policy")
         if policy not in (None, "never"):
             raise GraphError(

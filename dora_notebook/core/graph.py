@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import GraphError
+from .logs import LogFilter
 from .modules import expand as expand_modules
 from .types import check as check_types
 from .yaml12 import load as load_yaml12
@@ -222,7 +223,12 @@ class InputSpec:
 
     @property
     def is_timer(self) -> bool:
-        return self.source.startswith("dora/")
+        return self.source.startswith("dora/") and not self.is_logs
+
+    @property
+    def is_logs(self) -> bool:
+        """A ``dora/logs[/LEVEL[/NODE]]`` input: the nodes' log records (see core.logs)."""
+        return self.source == "dora/logs" or self.source.startswith("dora/logs/")
 
     @property
     def timer(self) -> Timer:
@@ -341,7 +347,12 @@ def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
     if not isinstance(value, str) or not value:
         raise GraphError(f"{where}: a source is 'node/output' or a dora timer, not {value!r}")
     spec = InputSpec(input_id, value, queue_size)
-    if spec.is_timer:
+    if spec.is_logs:
+        try:
+            LogFilter.parse(value)
+        except ValueError as exc:
+            raise GraphError(f"{where}: {exc}") from None
+    elif spec.is_timer:
         try:
             spec.timer  # noqa: B018 - parsing is the check
         except ValueError as exc:
@@ -420,7 +431,7 @@ class Graph:
         for spec in self:
             self._check_node(spec)
             for inp in spec.inputs.values():
-                if inp.is_timer:
+                if inp.is_timer or inp.is_logs:
                     continue
                 where = f"node {spec.id!r}: inputs.{inp.input_id}"
                 source = self._nodes.get(inp.source_node)

@@ -15,6 +15,8 @@ __all__ = ["rewire"]
 
 def _routes_of(engine: Host, source: str) -> list[tuple[Runner, InputQueue]] | None:
     """The subscriber list that feeds an input with this ``source``."""
+    if source == "dora/logs" or source.startswith("dora/logs/"):
+        return engine.log_routes(source)
     if source.startswith("dora/"):
         return engine.timer_routes(source)
     node, _, output = source.partition("/")

@@ -20,6 +20,8 @@ from .events import Event, closed_event, input_event, stop_event
 from .graph import NodeSpec
 
 if TYPE_CHECKING:
+    import logging
+
     from .clock import Clock
     from .tap import Tap
 
@@ -39,9 +41,11 @@ __all__ = [
 
 
 class NodeContext(Protocol):
-    """The context a runner hands its node: told of each event before the node sees it."""
+    """The context a runner hands its node: told of each event before the node sees it,
+    and given the records its code logs with Python's ``logging``."""
 
     def _set_event(self, event: Event) -> None: ...
+    def log_record(self, record: logging.LogRecord) -> None: ...
 
 
 class NodeApi(Protocol):
@@ -75,6 +79,7 @@ class Host(Protocol):
     def emit(self, node_id: str, kind: str, data: Any) -> None: ...
     def wake(self, runner: Runner) -> None: ...
     def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]: ...
+    def log_routes(self, source: str) -> list[tuple[Runner, InputQueue]]: ...
     def send(
         self,
         runner: Runner,
@@ -212,7 +217,7 @@ class Runner:
         self.thread: threading.Thread | None = None
         self.cond = threading.Condition(engine.lock)
         self.context = engine.api.context(self)
-        self.sink = capture.LineSink(self._log)
+        self.sink = capture.LineSink(self._log, self.context.log_record)
         self.reloading = False
 
     def _log(self, line: str, stdio: str) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..core.logs import passes
 from ..core.params import param_text
 from ..preview.mime import mimebundle
 from .graphview import STATUS_COLOURS, render_dataflow_svg, render_text
@@ -60,7 +61,35 @@ PARAMS_CHARS = 300
 #: every message leaves the notebook usable and its output undropped.
 PANEL_BYTES_PER_SECOND = 500_000
 
-_STDIO_COLOURS = {"stderr": "#b35900", "warning": "#9a6700", "error": "#cf222e"}
+_STDIO_COLOURS = {
+    "stderr": "#b35900",
+    "critical": "#cf222e",
+    "error": "#cf222e",
+    "warning": "#9a6700",
+    "info": "#1a7f37",
+    "debug": "#0969da",
+    "trace": "#6e7781",
+}
+
+#: A log line's level as the panel's filter reads it (dora's); other lines are ``stdout``.
+_LINE_LEVELS = {
+    "critical": "ERROR",
+    "error": "ERROR",
+    "warning": "WARN",
+    "info": "INFO",
+    "debug": "DEBUG",
+    "trace": "TRACE",
+}
+
+#: The log view's level filter, as dora's: a level hides plain output and lower levels.
+_LEVEL_CHOICES = [
+    ("all lines", "stdout"),
+    ("error", "ERROR"),
+    ("warning and up", "WARN"),
+    ("info and up", "INFO"),
+    ("debug and up", "DEBUG"),
+    ("trace and up", "TRACE"),
+]
 
 
 class _FullText:
@@ -129,10 +158,16 @@ class NodePanel(_FullText, widgets.VBox):
         self._progress = widgets.HBox([self._bar, self._percent], layout={"display": "none"})
         self._previews = widgets.VBox()
         self._slots: dict[str, widgets.Output] = {}
-        self._log = widgets.HTML(layout={"display": "none"})
+        self._log = widgets.HTML()
+        # The filter is this panel's own: each node's log can be read at its own level.
+        self._log_level = widgets.Dropdown(
+            options=_LEVEL_CHOICES, value="stdout", description="log", layout={"width": "14em"}
+        )
+        self._log_level.observe(lambda _: self.redraw(), "value")
+        self._log_box = widgets.VBox([self._log_level, self._log], layout={"display": "none"})
         self._shown: dict[str, Any] = {}
         self._lock = threading.Lock()
-        super().__init__([self._header, self._progress, self._previews, self._log])
+        super().__init__([self._header, self._progress, self._previews, self._log_box])
         self.add_class("dora-node-panel")
         self.redraw()
 
@@ -253,15 +288,21 @@ class NodePanel(_FullText, widgets.VBox):
         return changes
 
     def _log_update(self, s: NodeState) -> int:
-        lines = list(s.logs)[-LOG_LINES_SHOWN:]
-        marker = (len(s.logs), s.logs_dropped, lines[-1] if lines else None)
+        level = self._log_level.value
+        logged = list(s.logs)
+        marker = (len(logged), s.logs_dropped, logged[-1] if logged else None, level)
         if self._shown.get("log") == marker:
             return 0
-        hidden = len(s.logs) + s.logs_dropped - len(lines)
+        if level != "stdout":
+            logged = [x for x in logged if passes(_LINE_LEVELS.get(x.stdio, "stdout"), level)]
+        lines = logged[-LOG_LINES_SHOWN:]
+        hidden = len(logged) + (s.logs_dropped if level == "stdout" else 0) - len(lines)
         parts = [f'<div style="color:#777">… {hidden} earlier lines</div>'] if hidden else []
         for line in lines:
             colour = _STDIO_COLOURS.get(line.stdio)
             text = line.text
+            if line.stdio in _LINE_LEVELS:  # a record: its level leads, as dora prints it
+                text = f"{_LINE_LEVELS[line.stdio]:<6} {text}"
             if len(text) > LOG_LINE_CHARS:
                 text = f"{text[:LOG_LINE_CHARS]} … {len(text) - LOG_LINE_CHARS:,} more characters"
             text = html.escape(text)
@@ -278,7 +319,8 @@ class NodePanel(_FullText, widgets.VBox):
         self._shown["log"] = marker
         with self._log.hold_sync():
             self._log.value = value
-            self._log.layout.display = "block" if lines else "none"
+        # The view (with its filter) appears with the first line, and stays.
+        self._log_box.layout.display = "flex" if s.logs or s.logs_dropped else "none"
         return 1
 
 
