@@ -320,3 +320,25 @@ def test_dora_run_prints_the_same_log_lines(tmp_path: Path) -> None:
         runs[engine] = node_lines(done.console, folder)
     assert runs["dora-notebook"] == runs["dora"]
     assert runs["dora"]["viewer"] == ["stdout viewer: got WARN talker node warn"]
+
+
+def test_the_panel_colours_levels_and_filters_its_log() -> None:
+    pytest.importorskip("ipywidgets")
+    from dora_notebook.core.observe import NodeState, Report
+    from dora_notebook.jupyter.widgets import NodePanel
+
+    state = NodeState("talker", "node")
+    for stdio, line in [("stdout", "printed"), ("info", "py info"), ("warning", "hot")]:
+        state.apply(Report("talker", "log", {"line": line, "stdio": stdio}, 0.0))
+    panel = NodePanel(state)
+    other = NodePanel(state)
+    log_view = panel.children[3]
+    level, html = log_view.children
+    assert log_view.layout.display != "none"
+    assert "printed" in html.value and '<span style="color:#9a6700">WARN   hot</span>' in html.value
+    assert '<span style="color:#1a7f37">INFO   py info</span>' in html.value
+    level.value = "WARN"  # as dora's filter: plain output and lower levels go
+    assert "hot" in html.value and "py info" not in html.value and "printed" not in html.value
+    assert "py info" in other.children[3].children[1].value  # the filter is the panel's own
+    level.value = "stdout"
+    assert "printed" in html.value
