@@ -7,4 +7,4 @@ to it in a run folder) at import time.
 
 from __future__ import annotations
 
-collect_ignore_glob = ["*/*.py"]
+collect_ignore_glob = ["*/*.py", "dora_examples/*/*.py", "dora_examples/*/*/*.py"]
