@@ -9,6 +9,8 @@ import subprocess
 import venv
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,9 @@ def run(cmd: list[str], env: dict[str, str], timeout: float) -> None:
     )
 
 
+# It builds a whole environment (JupyterLab, dora-rs, the package) before it runs the
+# notebooks: minutes, more than the suite's default of 120 s per test.
+@pytest.mark.timeout(1800)
 def test_binder_environment_runs_every_notebook(tmp_path: Path) -> None:
     prefix = tmp_path / "binder-env"
     venv.EnvBuilder(with_pip=True).create(prefix)

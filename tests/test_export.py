@@ -733,7 +733,9 @@ def check_dora_console(console: str) -> None:
     progress = [r["data"] for r in calc if r["kind"] == "progress"]
     assert progress[-1] == 100.0 and progress == sorted(progress)
     logs = [r["data"] for r in calc if r["kind"] == "log"]
-    assert {"line": "handled 4", "stdio": "info"} in logs
+    assert [(d["line"], d["stdio"]) for d in logs if d["line"] == "handled 4"] == [
+        ("handled 4", "info")
+    ]
     assert {"kind": "message", "node": "sink", "data": {"all": ["tens", "total"]}} in seen
     assert {"kind": "status", "node": "stopper", "data": "finished"} in seen
     assert "\x1b[" not in console  # NO_COLOR

@@ -6,6 +6,7 @@ objects; the real thing is exercised in ``test_export.py``.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from typing import Any
@@ -122,10 +123,15 @@ def test_reports_go_through_the_reporter() -> None:
     context.preview("hello")
     context.report_log("line", "stderr")
     context.logger.warning("careful %d", 3)
+    warned_at = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
     context.log_json({"a": 1})
     context.send_message({"m": 1})
     context.send_warning("w")
     context.error("e")
+    # A logger's record also travels whole (level, file, line: see test_logging.py).
+    record = reports[3][2].pop("record")
+    assert (record.level, record.message) == ("WARN", "careful 3")
+    assert (record.file, record.line) == (__file__, warned_at)
     assert reports == [
         (
             "node",
@@ -140,7 +146,7 @@ def test_reports_go_through_the_reporter() -> None:
         ),
         ("node", "preview", {"slot": "default", "payload": {"type": "text", "data": "hello"}}),
         ("node", "log", {"line": "line", "stdio": "stderr"}),
-        ("node", "log", {"line": "careful 3", "stdio": "warning"}),
+        ("node", "log", {"line": "careful 3", "stdio": "warning", "target": None, "fields": {}}),
         ("node", "log_json", {"text": '{"a": 1}', "payload": {"a": 1}}),
         ("node", "message", {"m": 1}),
         ("node", "warning", "w"),
@@ -400,3 +406,26 @@ def test_a_timeout_is_not_the_event_being_handled(fake_dora) -> None:
     assert node.next(timeout=0.1)["type"] == "ERROR"
     node.context.output(1, "out")
     assert node._node.sent[0][2] == {"k": 1}  # the metadata of the last real event
+
+
+def test_an_exported_node_does_its_one_time_work_while_it_is_built() -> None:
+    """pyarrow's first array from Python objects imports pandas (0.2 s and more): an exported
+    operator or custom node pays it while it is built, not in its first event, during which
+    dora-rs 1.1 dropped messages."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import dora_notebook.dora_rs.shim as shim\n"
+        "class Operator:\n"
+        "    def on_event(self, event, send_output):\n"
+        "        pass\n"
+        "assert 'pandas' not in sys.modules\n"
+        "shim.operator(Operator, node_id='op')()\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\n"
