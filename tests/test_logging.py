@@ -267,6 +267,33 @@ def test_dora_logs_inputs_filter_by_level_and_node() -> None:
     assert by_input["warn"] == [("talker", "WARN", "node warn")]
 
 
+def test_a_dora_logs_subscriber_never_gets_its_own_records() -> None:
+    # dora-rs's log-aggregator example prints every record it gets: fed its own
+    # prints, it would print without end (dora run hands a node none of its own).
+    got: list[tuple[str, str]] = []
+
+    def viewer() -> None:
+        from dora_notebook import Node
+
+        node = Node()
+        print("viewer started")
+        for event in node:
+            if event["type"] == "INPUT":
+                record = json.loads(event["value"][0].as_py())
+                got.append((record["node_id"], record["message"]))
+                print(f"got {record['message']}")
+                if record["message"] == "talker done":
+                    break
+
+    talker = 'from dora import Node\nfor e in Node():\n    print("talker done")\n    break\n'
+    flow = Dataflow(echo=False)
+    flow.add_node("talker", talker, inputs={"tick": "dora/timer/millis/50"})
+    flow.add_node("viewer", viewer, inputs={"logs": "dora/logs"}, queue_size=100)
+    run(flow)
+    assert got == [("talker", "talker done")]
+    assert [text for _, text in levels(flow, "viewer")] == ["viewer started", "got talker done"]
+
+
 def test_run_echo_prints_records_as_dora_run(capsys: pytest.CaptureFixture[str]) -> None:
     flow = Dataflow(echo=True)
     flow.add_node("talker", NODE_CODE, inputs={"tick": "dora/timer/millis/10"})

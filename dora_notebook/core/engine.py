@@ -395,8 +395,16 @@ class EmbeddedEngine:
                 if tap is not None:
                     tap.record(value, meta)
                 self._push_all(runner.routes[output], value, meta)
+            # dora-rs 1.1 never hands a node its own records (measured with dora run:
+            # a dora/logs subscriber that prints would otherwise feed itself forever).
             routes = self._log_routes.items()
-            targets = [t for f, ts in routes if f.accepts(record.level, runner.id) for t in ts]
+            targets = [
+                t
+                for f, ts in routes
+                if f.accepts(record.level, runner.id)
+                for t in ts
+                if t[0] is not runner
+            ]
             self._push_all(targets, value, meta)
 
     def _push_all(
