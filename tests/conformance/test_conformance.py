@@ -59,7 +59,9 @@ STOP_AFTER = 15.0
 #: Hard bound on one run: dora kills nodes that ignore STOP 10 s after it.
 RUN_TIMEOUT = STOP_AFTER + 15.0
 #: How many times dora runs a dataflow whose check fails (see run_and_check).
-DORA_ATTEMPTS = 2
+#: Three: on a loaded 2-core machine (the whole suite in CI) one dora-rs run in
+#: four of `payloads` delivered events after STOP, and twice in a row happened.
+DORA_ATTEMPTS = 3
 #: Set in the environment of both runs; nodes may check that they inherit it.
 INHERITED = {"CONFORMANCE_INHERITED": "from-the-harness"}
 
