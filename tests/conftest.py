@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
 
+from .kernel import Kernel
 from .needs import needs_dora
 
 
@@ -49,3 +51,27 @@ def no_leaks():
     pytest.fail(
         f"test leaked threads {[t.name for t in leaked]} / processes {[p.pid for p in orphans]}"
     )
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Kernel]:
+    """A real ipykernel with the extension loaded, one per test module."""
+    k = Kernel()
+    try:
+        k.execute("%load_ext dora_notebook")
+        yield k
+    finally:
+        k.shutdown()
+
+
+@pytest.fixture
+def fresh_graph(kernel: Kernel) -> Iterator[None]:
+    """The test starts with an empty graph and leaves no dora thread in the kernel.
+
+    Kernel test modules use it for every test: ``pytestmark = usefixtures("fresh_graph")``.
+    """
+    kernel.execute("%dora_reset")
+    yield
+    kernel.execute("%dora_reset")
+    threads = kernel.dora_threads()
+    assert threads == "[]", f"dora threads left in the kernel: {threads}"

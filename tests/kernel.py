@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import re
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,6 +143,10 @@ class Kernel:
         """Model ids of a box's children (references are 'IPY_MODEL_<id>')."""
         return [c.removeprefix("IPY_MODEL_") for c in self.models[model_id].get("children", [])]
 
+    def log_id(self, panel_id: str) -> str:
+        """Model id of a node panel's log view (in the box with its level filter)."""
+        return self.child_ids(self.child_ids(panel_id)[3])[1]
+
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=False)
@@ -151,3 +156,8 @@ class Kernel:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def define(kernel: Kernel, magic: str, body: str) -> CellResult:
+    """Run a definition cell: the magic line, then ``body`` dedented."""
+    return kernel.execute(f"{magic}\n{textwrap.dedent(body)}")

@@ -8,14 +8,8 @@ import pytest
 
 from .kernel import Kernel
 
-
-@pytest.fixture(scope="module")
-def kernel():
-    k = Kernel()
-    k.execute("%load_ext dora_notebook")
-    yield k
-    k.execute("%dora_reset")
-    k.shutdown()
+#: Every test starts with an empty graph and leaves no dora thread behind.
+pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
 def test_dora_build_runs_build_commands_and_start_only_lists_them(

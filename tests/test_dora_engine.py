@@ -196,7 +196,8 @@ def test_panels_in_a_kernel_follow_a_graph_on_dora() -> None:
         done = kernel.execute("%dora_start --engine dora --wait --timeout 60", timeout=120)
         # The bridge thread ends with the graph; the UI pump at its next tick.
         wait_for(lambda: kernel.dora_threads() == "[]", 10, "the kernel's dora threads to end")
-        header, progress, _, log = kernel.child_ids(ticker.widget_ids()[0])
+        header, progress, _, _ = kernel.child_ids(ticker.widget_ids()[0])
+        log = kernel.log_id(ticker.widget_ids()[0])
         bar = kernel.child_ids(progress)[0]
         sink_previews = kernel.child_ids(kernel.child_ids(sink.widget_ids()[0])[2])
         table = kernel.model(sink_previews[0])["outputs"][0]["data"]["text/html"]

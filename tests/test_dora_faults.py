@@ -248,7 +248,8 @@ def test_in_a_kernel_a_killed_node_and_a_failed_import_show_on_their_panels() ->
         running = kernel.execute(
             state + "print(flow.running, flow.node('other').status)"
         ).text.strip()
-        header, _, _, log = kernel.child_ids(victim_cell.widget_ids()[0])
+        header = kernel.child_ids(victim_cell.widget_ids()[0])[0]
+        log = kernel.log_id(victim_cell.widget_ids()[0])
 
         def header_html() -> str:
             return kernel.model(header)["value"]
@@ -275,7 +276,7 @@ def test_in_a_kernel_a_killed_node_and_a_failed_import_show_on_their_panels() ->
         waited = kernel.execute("%dora_start --engine dora --wait --timeout 30", timeout=60)
         took = time.monotonic() - began
         broken_log = html.unescape(
-            kernel.model(kernel.child_ids(broken_cell.widget_ids()[0])[3])["value"]
+            kernel.model(kernel.log_id(broken_cell.widget_ids()[0]))["value"]
         )
         later = kernel.execute("print(6 * 7)").text.strip()
         # The UI pump ends at its next tick.

@@ -8,36 +8,15 @@ queues promised is lost (``delivered + dropped == sent`` on every edge).
 from __future__ import annotations
 
 import json
-import textwrap
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
 
-from .kernel import CellResult, Kernel
+from .kernel import CellResult, Kernel, define
 
-
-@pytest.fixture(scope="module")
-def kernel() -> Iterator[Kernel]:
-    k = Kernel()
-    k.execute("%load_ext dora_notebook")
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph(kernel: Kernel) -> Iterator[None]:
-    """Every test starts with an empty graph, and leaves no dora thread in the kernel."""
-    kernel.execute("%dora_reset")
-    yield
-    kernel.execute("%dora_reset")
-    threads = kernel.dora_threads()
-    assert threads == "[]", f"dora threads left in the kernel: {threads}"
-
-
-def define(kernel: Kernel, magic: str, body: str) -> CellResult:
-    return kernel.execute(f"{magic}\n{textwrap.dedent(body)}")
+#: Every test starts with an empty graph and leaves no dora thread behind.
+pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
 def accounts(kernel: Kernel) -> dict[str, object]:
@@ -164,7 +143,7 @@ def blocked_node(kernel: Kernel, node_id: str) -> tuple[CellResult, str]:
     read_end = kernel.execute("import os\n_gate = os.pipe()\nprint(_gate[0])").text.strip()
     cell = define(kernel, f"%%dora_node {node_id}", BLOCKED.replace("READ_END", read_end))
     kernel.execute("%dora_start")
-    log = kernel.child_ids(cell.widget_ids()[0])[3]
+    log = kernel.log_id(cell.widget_ids()[0])
     kernel.until(lambda: "waiting" in kernel.model(log).get("value", ""), 10, "the node to block")
     kernel.execute(
         "import threading\n"
@@ -421,7 +400,7 @@ def test_an_interrupt_during_reset_ends_the_wait_not_the_reset(kernel: Kernel) -
         """,
     )
     _, where = blocked_node(kernel, "stuck")
-    log = kernel.child_ids(watcher.widget_ids()[0])[3]
+    log = kernel.log_id(watcher.widget_ids()[0])
     msg_id = kernel.client.execute("%dora_reset")
     # The watcher saw STOP: the reset is now waiting for the stuck node.
     kernel.until(lambda: "stop seen" in kernel.model(log).get("value", ""), 10, "the STOP")

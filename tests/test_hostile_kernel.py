@@ -9,9 +9,7 @@ responsive, its panels' iopub traffic stays within Jupyter Server's budget
 from __future__ import annotations
 
 import json
-import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,29 +17,10 @@ from dora_notebook.core.observe import PREVIEW_LIMIT
 from dora_notebook.jupyter.widgets import PANEL_BYTES_PER_SECOND
 from dora_notebook.preview.mime import MAX_CHARS
 
-from .kernel import CellResult, Kernel
+from .kernel import Kernel, define
 
-
-@pytest.fixture(scope="module")
-def kernel() -> Iterator[Kernel]:
-    k = Kernel()
-    k.execute("%load_ext dora_notebook")
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph(kernel: Kernel) -> Iterator[None]:
-    """Every test starts with an empty graph, and leaves no dora thread in the kernel."""
-    kernel.execute("%dora_reset")
-    yield
-    kernel.execute("%dora_reset")
-    threads = kernel.dora_threads()
-    assert threads == "[]", f"dora threads left in the kernel: {threads}"
-
-
-def define(kernel: Kernel, magic: str, body: str) -> CellResult:
-    return kernel.execute(f"{magic}\n{textwrap.dedent(body)}")
+#: Every test starts with an empty graph and leaves no dora thread behind.
+pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
 def comm_bytes(kernel: Kernel, since: float) -> int:

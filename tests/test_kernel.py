@@ -10,32 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .kernel import Kernel
+from .kernel import Kernel, define
 
-
-@pytest.fixture(scope="module")
-def kernel():
-    k = Kernel()
-    k.execute("%load_ext dora_notebook")
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph(kernel: Kernel):
-    """Every test starts with an empty graph, and leaves no dora thread in the kernel."""
-    kernel.execute("%dora_reset")
-    yield
-    kernel.execute("%dora_reset")
-    threads = kernel.execute(
-        "import threading; print(sorted(t.name for t in threading.enumerate() "
-        "if t.name.startswith('dora')))"
-    )
-    assert threads.text.strip() == "[]", f"dora threads left in the kernel: {threads.text}"
-
-
-def define(kernel: Kernel, magic: str, body: str):
-    return kernel.execute(f"{magic}\n{textwrap.dedent(body)}")
+#: Every test starts with an empty graph and leaves no dora thread behind.
+pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
 TICKER = """
@@ -56,7 +34,8 @@ class Operator:
 
 
 def panel_parts(kernel: Kernel, panel_id: str) -> dict[str, object]:
-    header, progress, previews, log = kernel.child_ids(panel_id)
+    header, progress, previews, _ = kernel.child_ids(panel_id)
+    log = kernel.log_id(panel_id)
     bar, percent = kernel.child_ids(progress)
     return {
         "header": kernel.model(header)["value"],
