@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from dora_notebook import Dataflow, DoraStatus, GraphError
@@ -292,6 +293,50 @@ def test_a_dora_logs_subscriber_never_gets_its_own_records() -> None:
     run(flow)
     assert got == [("talker", "talker done")]
     assert [text for _, text in levels(flow, "viewer")] == ["viewer started", "got talker done"]
+
+
+def test_a_full_queue_logs_doras_warning_for_each_drop() -> None:
+    """dora-rs 1.1's node API logs a WARN record for each message a full queue drops
+    (measured: ``dora run`` printed the line below once per drop, and passed the
+    record on to dora/logs with these fields)."""
+    ready, sent = threading.Event(), threading.Event()
+
+    def src() -> None:
+        from dora_notebook import Node
+
+        node = Node()
+        ready.wait(10)
+        for i in range(5):
+            node.send_output("out", pa.array([i]))
+        sent.set()
+
+    def slow() -> None:
+        from dora_notebook import Node
+
+        node = Node()
+        ready.set()
+        sent.wait(10)  # the queue of 2 fills, three messages are dropped
+        for _ in node:
+            pass
+
+    got: list[tuple[str, dict[str, Any]]] = []
+    reports: list[Any] = []
+    flow = Dataflow(echo=False)
+    flow.add_node("src", src, outputs=["out"])
+    flow.add_node("slow", slow, inputs={"x": "src/out"}, queue_size=2)
+    flow.add_node("viewer", consumer(got, 3), inputs={"logs": "dora/logs/warn"}, queue_size=100)
+    flow.subscribe(reports.append)
+    run(flow)
+    text = "Discarding event for input `x` due to queue size limit"
+    target = "dora_node_api::event_stream::scheduler"
+    assert flow.node("slow").dropped == 3 and flow.node("slow").received == 2
+    assert levels(flow, "slow") == [("warning", f"{target} {text}")] * 3
+    printed = [r.data["record"].pretty(r.node_id)[9:] for r in reports if r.kind == "log"]
+    assert printed == [f"WARN   slow: {target} {text}"] * 3
+    assert [(m["node_id"], m["level"], m["target"], m["message"]) for _, m in got] == [
+        ("slow", "WARN", target, text)
+    ] * 3
+    assert got[0][1]["fields"] == {"message": text} and got[0][1]["file"] is None
 
 
 def test_run_echo_prints_records_as_dora_run(capsys: pytest.CaptureFixture[str]) -> None:

@@ -384,7 +384,11 @@ class EmbeddedEngine:
     def _deliver_logs(self) -> None:
         """Send the queued records as dora does: its JSON text in a one-string array. Lock held."""
         dataflow_id = str(uuid.UUID(self.job_id))
-        while self._log_out:
+        # Only what is queued now: a delivery that overflows a subscriber's queue
+        # queues that drop's warning, which goes in a later call, not in this
+        # loop (two overflowing subscribers would hand each other warnings
+        # forever, with the lock held).
+        for _ in range(len(self._log_out)):
             runner, record = self._log_out.popleft()
             value = pa.array([record.to_json(runner.id, dataflow_id)])
             meta = {"timestamp": utcnow()}

@@ -1,9 +1,10 @@
 """The live state of one node during a run: its input queues and its counters.
 
 Every method here runs with the engine's lock held. Each input has a bounded
-queue that drops its oldest message when full, as dora does, and counts the
-drop; close markers queue behind an input's last message, so INPUT_CLOSED
-comes after everything that was sent.
+queue that drops its oldest message when full, as dora does, counts the
+drop and logs dora's warning for it (:meth:`Runner.discard`); close markers
+queue behind an input's last message, so INPUT_CLOSED comes after
+everything that was sent.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow as pa
 from . import capture
 from .events import Event, closed_event, input_event, stop_event
 from .graph import NodeSpec
+from .logs import LogRecord
 
 if TYPE_CHECKING:
     import logging
@@ -93,6 +95,11 @@ class Host(Protocol):
     def node_error(self, runner: Runner, error: str) -> None: ...
     def finish_node(self, runner: Runner) -> None: ...
     def blocked(self, runner: Runner) -> str | None: ...
+
+
+#: The warning dora-rs 1.1 logs for each message a full input queue drops, and its target.
+DISCARDING = "Discarding event for input `{}` due to queue size limit"
+_SCHEDULER = "dora_node_api::event_stream::scheduler"
 
 
 class _Bound(threading.local):
@@ -326,8 +333,7 @@ class Runner:
         queued = len(items) - (bool(items) and type(items[-1]) is Closed)
         if queue.lent + queued < queue.capacity:
             return False
-        queue.dropped += 1
-        self.dropped += 1
+        self.discard(queue)
         return True
 
     def put_back(self, queue: InputQueue | None, item: Message | Closed | str) -> None:
@@ -343,10 +349,13 @@ class Runner:
             return
         message = type(item) is Message
         queue.lent = 0
-        if self.finished or (message and len(queue.items) >= queue.capacity):
-            if message and not (self.finished and queue.timer):
+        if self.finished:
+            if message and not queue.timer:
                 queue.dropped += 1
                 self.dropped += 1
+            return
+        if message and len(queue.items) >= queue.capacity:
+            self.discard(queue)
             return
         queue.items.appendleft(item)  # type: ignore[arg-type]
         self.pending += 1
@@ -364,13 +373,28 @@ class Runner:
             # Drop the oldest message of this input (never a close marker:
             # nothing is pushed after one).
             items.popleft()
-            queue.dropped += 1
-            self.dropped += 1
+            self.discard(queue)
         else:
             self.pending += 1
         items.append(item)
         if not self.scheduled:
             self.engine.wake(self)
+
+    def discard(self, queue: InputQueue) -> None:
+        """Count a message that ``queue`` dropped because it was full, and log it as dora does.
+
+        dora-rs 1.1's node API logs a WARN record for every such drop (measured
+        with ``dora run``: one per drop, none held back), which ``dora run``
+        prints, ``min_log_level`` filters, and ``send_logs_as`` and ``dora/logs``
+        pass on. Drops for a node that finished are counted only: dora has no
+        queue left to log them.
+        """
+        queue.dropped += 1
+        self.dropped += 1
+        message = DISCARDING.format(queue.input_id)
+        record = LogRecord("WARN", message, _SCHEDULER, {"message": message})
+        line = f"{_SCHEDULER} {message}"
+        self.engine.emit(self.id, "log", {"line": line, "stdio": "warning", "record": record})
 
     def clear(self) -> None:
         """Discard what is queued (the node finished); sent messages count as dropped."""

@@ -55,12 +55,12 @@ RUN_TIMEOUT = 40.0
 OPTIONAL: dict[str, list[str]] = {
     # The sink warns about a response still streaming when the STOP comes.
     "streaming-example": [r"\] Incomplete \(N tokens\)"],
-    # Under dora, the processor's node API logs a WARN for each input it drops
-    # when its queue is full (a slow start); send_logs_as hands it to the
-    # monitor, which logs it again. dora-notebook counts drops on the panel and
-    # logs none, so the monitor's line shows only when dora dropped.
     "python-logging": [
-        r"monitor caught warning: Discarding event for input",
+        # Both engines log dora's WARN for each message a full queue drops; send_logs_as
+        # hands the processor's to the monitor, which logs it again. Whether a queue
+        # fills is timing: under dora, at the start, the processor's or the monitor's
+        # did in 2 of 3 runs (dora-notebook's in none of 3).
+        r"Discarding event for input",
         # Not timing but chance: the processor warns when the average of the
         # (first few, random) readings tops 26, and the monitor says so.
         r"average temperature elevated",
