@@ -111,6 +111,32 @@ def test_stop_after_stops_a_graph_that_would_run_forever(tmp_path: Path) -> None
     assert 5 <= result.stdout.count("stdout t: tick") <= 11
 
 
+SLOW_TO_STOP = """
+import time
+from dora import Node
+for event in Node():
+    if event["type"] == "STOP":
+        time.sleep(2)
+        print("ended")
+"""
+
+
+def test_stop_after_waits_for_a_node_that_ends_after_its_stop_as_dora_run(
+    tmp_path: Path,
+) -> None:
+    # dora run gives nodes 10 s after its STOP (cli.STOP_GRACE); %dora_stop keeps its 2 s.
+    path = write_flow(
+        tmp_path,
+        "  - id: t\n    path: t.py\n    inputs: {x: dora/timer/millis/100}\n",
+        {"t.py": SLOW_TO_STOP},
+    )
+    began = time.monotonic()
+    result = run(path, "--stop-after", "1")
+    assert result.returncode == 0, result.stderr
+    assert "stdout t: ended" in result.stdout
+    assert 2.9 < time.monotonic() - began < 10
+
+
 def test_ctrl_c_stops_the_graph_cleanly(tmp_path: Path) -> None:
     path = write_flow(
         tmp_path,
