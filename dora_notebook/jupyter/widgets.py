@@ -165,6 +165,7 @@ class NodePanel(_FullText, widgets.VBox):
         )
         self._log_level.observe(lambda _: self.redraw(), "value")
         self._log_box = widgets.VBox([self._log_level, self._log], layout={"display": "none"})
+        self._log_box.add_class("dora-node-log")
         self._shown: dict[str, Any] = {}
         self._lock = threading.Lock()
         super().__init__([self._header, self._progress, self._previews, self._log_box])

@@ -547,8 +547,9 @@ def _expect_progress(panel: Locator, percent: int) -> None:
 
 
 def _expect_log(panel: Locator, *lines: str) -> None:
-    """The panel's log (an HTML widget at the bottom of it) shows ``lines``."""
-    log = panel.locator(":scope > .widget-html pre")
+    """The panel's log (an HTML widget at the bottom of it, under its level filter) shows
+    ``lines``."""
+    log = panel.locator(":scope > .dora-node-log .widget-html pre")
     expect(log).to_be_visible()
     for line in lines:
         expect(log).to_contain_text(line, timeout=SLOW_MS)
