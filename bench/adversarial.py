@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 from kernel_session import KernelSession
 
@@ -80,18 +79,7 @@ def big(seconds: float) -> dict[str, float]:
         kernel.counting = False
         kernel.run("%load_ext dora_notebook")
         kernel.run(BIG)
-        kernel.run("%dora_start")
-        time.sleep(1.0)  # warm-up
-        kernel.bytes = kernel.messages = 0
-        kernel.counting = True
-        began = time.monotonic()
-        cells = []
-        while time.monotonic() - began < seconds:
-            cells.append(kernel.run("1 + 1")[0])
-            time.sleep(0.05)
-        elapsed = time.monotonic() - began
-        kernel.counting = False
-        kernel.run("%dora_stop")
+        cells, elapsed = kernel.cells_while_running(seconds)
     return {
         "kb_per_s": kernel.bytes / elapsed / 1e3,
         "msgs_per_s": kernel.messages / elapsed,

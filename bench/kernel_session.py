@@ -74,6 +74,27 @@ class KernelSession:
             pass
         return time.perf_counter() - began, self._printed.pop(msg_id, "")
 
+    def cells_while_running(self, seconds: float) -> tuple[list[float], float]:
+        """Start the defined graph, then time trivial cells for ``seconds`` while it runs.
+
+        After a second of warm-up, iopub traffic is counted from zero for exactly that
+        window; the graph is stopped at the end. Returns each cell's seconds and how long
+        the window really was.
+        """
+        self.run("%dora_start")
+        time.sleep(1.0)  # warm-up
+        self.bytes = self.messages = 0
+        self.counting = True
+        began = time.monotonic()
+        cells = []
+        while time.monotonic() - began < seconds:
+            cells.append(self.run("1 + 1")[0])
+            time.sleep(0.05)
+        elapsed = time.monotonic() - began
+        self.counting = False
+        self.run("%dora_stop")
+        return cells, elapsed
+
     def process(self) -> psutil.Process:
         """The kernel's own process."""
         for child in psutil.Process().children(recursive=True):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 from kernel_session import KernelSession
 
@@ -56,17 +55,7 @@ def measure(seconds: float, hz: float) -> dict[str, float]:
         idle = [kernel.run("1 + 1")[0] for _ in range(20)]
         kernel.run(GRAPH)
         kernel.run(SINK)
-        kernel.run("%dora_start")
-        time.sleep(1.0)  # warm-up
-        kernel.counting = True
-        began = time.monotonic()
-        busy = []
-        while time.monotonic() - began < seconds:
-            busy.append(kernel.run("1 + 1")[0])
-            time.sleep(0.05)
-        elapsed = time.monotonic() - began
-        kernel.counting = False
-        kernel.run("%dora_stop")
+        busy, elapsed = kernel.cells_while_running(seconds)
         _, counts = kernel.run(
             "import dora_notebook\nflow = dora_notebook.current()\n"
             "print(flow.node('busy').received, flow.node('show').received)"
