@@ -199,11 +199,11 @@ class Node:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if cancelled.is_set() or (remaining is not None and remaining <= 0):
                     return False
-                runner.waiting = True
+                runner.waiting += 1
                 try:
                     runner.cond.wait(remaining)
                 finally:
-                    runner.waiting = False
+                    runner.waiting -= 1
             return True
 
     # -- sending -------------------------------------------------------------------

@@ -324,7 +324,7 @@ class EmbeddedEngine:
                 if self._runtime_waiting:
                     self._runtime_cond.notify()
         elif runner.waiting:
-            runner.cond.notify()
+            runner.cond.notify_all()  # a cancelled recv_async's waiter must not take the wake-up
 
     def _set_status(self, runner: Runner, status: str) -> None:
         runner.status = status
@@ -872,11 +872,11 @@ class EmbeddedEngine:
                     return error_event(
                         f"Timeout event stream error: Receiver timed out after {timeout} s"
                     )
-                runner.waiting = True
+                runner.waiting += 1
                 try:
                     runner.cond.wait(remaining)
                 finally:
-                    runner.waiting = False
+                    runner.waiting -= 1
 
     # -- timers ----------------------------------------------------------------
 

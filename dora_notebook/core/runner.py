@@ -219,7 +219,9 @@ class Runner:
         self.stop_reason: str | None = None
         self.stop_delivered = False
         self.scheduled = False
-        self.waiting = False
+        # Threads of the node's code waiting for an event: more than one while an
+        # ``await recv_async()`` that was cancelled has not returned yet.
+        self.waiting = 0
         self.instance: Any = None
         self.thread: threading.Thread | None = None
         self.cond = threading.Condition(engine.lock)
