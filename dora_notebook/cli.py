@@ -176,18 +176,26 @@ def _expand(path: Path) -> int:
 
 
 def _validate(path: Path, strict: bool) -> int:
-    from .core.graph import Graph, specs_from_descriptor
-    from .core.types import check
+    from .core.graph import check_wiring, specs_from_descriptor
+    from .core.types import check, load_user_types
 
     print(f"Validating {path}...")
     try:
         descriptor = _read(path)
-        report = check(descriptor, strict or bool(descriptor.get("strict_types")))
-        # Wiring and fields, without refusing on types: those are listed below.
-        graph = Graph()
-        for spec in specs_from_descriptor(descriptor, path.resolve().parent, types=False):
-            graph.add(spec)
-        graph.validate()
+        try:
+            user_types = load_user_types(path.parent / "types")
+        except ValueError as exc:
+            raise GraphError(f"failed to load user types: {exc}") from None
+        if user_types:
+            print(f"Loaded {len(user_types)} user-defined type(s) from types/")
+        report = check(descriptor, strict or bool(descriptor.get("strict_types")), user_types)
+        # As dora validate: any node dora can run, its files not yet built;
+        # the embedded engine's own limits are checked when a graph starts.
+        specs_from_descriptor(descriptor, path.resolve().parent, types=False, runnable=False)
+        try:
+            check_wiring(descriptor)
+        except GraphError as exc:
+            raise GraphError(f"wiring check failed: {exc}") from None
     except (GraphError, OSError, UnicodeDecodeError) as exc:
         print(f"dora-notebook: {exc}", file=sys.stderr)
         return 1

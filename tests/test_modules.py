@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from dora_notebook import Dataflow
-from dora_notebook.core.graph import load_yaml_text, specs_from_descriptor
+from dora_notebook.core.graph import check_wiring, load_yaml_text, specs_from_descriptor
 from dora_notebook.core.modules import expand
-from dora_notebook.core.types import check, compatible
+from dora_notebook.core.types import check, compatible, load_user_types
 from dora_notebook.errors import GraphError
 
 from .needs import needs_dora
@@ -171,6 +171,128 @@ def test_types_compatibility_and_mismatch_refused_before_start(tmp_path: Path) -
         'descriptor: node "dst": type mismatch on input "v": upstream src/v declares '
         '"std/core/v1/Int64", but expected "std/core/v1/Int32"'
     )
+
+
+USER_TYPES = """\
+types:
+  Reading:
+    arrow: Struct
+    description: one sensor reading
+  Level:
+    arrow: Float32
+"""
+USER_TYPED = """\
+nodes:
+  - id: a
+    path: a.py
+    inputs: {tick: dora/timer/millis/10}
+    outputs: [x, y, z]
+    output_types:
+      x: acme/sensors/v1/Reading
+      y: acme/sensors/v1/Readng
+      z: acme/sensors/v1/Level
+  - id: b
+    path: a.py
+    inputs: {x: a/x, y: a/y, z: a/z}
+    input_types: {z: acme/sensors/v1/Reading}
+"""
+
+
+def test_a_types_folder_defines_types_as_dora_reads_it(tmp_path: Path) -> None:
+    path = tree(
+        tmp_path,
+        {
+            "dataflow.yml": USER_TYPED,
+            "a.py": "",
+            "types/acme/sensors/v1.yml": USER_TYPES,
+            "types/top.yml": "types:\n  Flag:\n    arrow: Boolean\n",
+            "types/ignored.yaml": "types:\n  Not:\n    arrow: Int8\n",
+        },
+    )
+    urns = load_user_types(tmp_path / "types")
+    assert urns == {"acme/sensors/v1/Reading", "acme/sensors/v1/Level", "top/Flag"}
+    report = check(load_yaml_text(path.read_text()), user_types=urns)
+    assert report.warnings == [
+        'node "a": unknown type "acme/sensors/v1/Readng" on output "y" '
+        '(did you mean "acme/sensors/v1/Reading"?)',
+        'node "b": type mismatch on input "z": upstream a/z declares '
+        '"acme/sensors/v1/Level", but expected "acme/sensors/v1/Reading"',
+    ]
+    # Without the folder the same URNs are only unknown, never a mismatch.
+    assert check(load_yaml_text(path.read_text())).mismatches == []
+    # Loading the dataflow for a run refuses the mismatch between user types.
+    with pytest.raises(GraphError, match='type mismatch on input "z"'):
+        Dataflow().load_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"std/core/v2.yml": "types:\n  X:\n    arrow: Int8\n"}, 'cannot use the "std/" prefix'),
+        ({"bad.yml": "types: [1"}, "bad.yml"),
+        ({"bad.yml": "types:\n  A:\n    arow: Struct\n"}, "types.A: missing field `arrow`"),
+        ({"bad.yml": "nottypes: 1\n"}, "needs a `types` mapping"),
+    ],
+)
+def test_a_bad_types_folder_is_refused_naming_the_file(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    tree(tmp_path, {f"types/{name}": text for name, text in files.items()})
+    with pytest.raises(ValueError, match=message):
+        load_user_types(tmp_path / "types")
+    path = tree(tmp_path, {"dataflow.yml": "nodes:\n  - id: a\n    path: a.py\n", "a.py": ""})
+    with pytest.raises(GraphError, match="failed to load user types"):
+        Dataflow().load_yaml(path)
+
+
+NATIVE = """\
+nodes:
+  - id: rust-node
+    build: cargo build -p rust-dataflow-example-node
+    path: ../../target/debug/rust-dataflow-example-node
+    inputs: {tick: dora/timer/millis/10}
+    outputs: [random]
+  - id: runtime
+    operators:
+      - id: first
+        python: op.py
+        inputs: {random: rust-node/random}
+        outputs: [o]
+      - id: second
+        shared-library: ../../target/debug/op_native
+        inputs: {o: runtime/first/o}
+        outputs: [p]
+  - id: c-sink
+    path: build/c_sink
+    inputs: {p: runtime/second/p, random: rust-node/random}
+  - id: viewer
+    path: dynamic
+    inputs: {o: runtime/first/o}
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("nowhere/out", "source node `nowhere` mapped to input `c-sink/bad` does not exist"),
+        ("rust-node/nope", "output `rust-node/nope` mapped to input `c-sink/bad` does not exist"),
+        ("runtime/o", "runtime node outputs must include the operator id"),
+        ("runtime/third/o", "source operator `runtime/third` used for input `c-sink/bad`"),
+        ("runtime/first/q", "output `runtime/first/q` mapped to input `c-sink/bad`"),
+    ],
+)
+def test_wiring_of_any_node_is_checked_with_doras_words(source: str, message: str) -> None:
+    descriptor = load_yaml_text(NATIVE)
+    check_wiring(descriptor)  # binaries, native and several operators, dynamic nodes
+    descriptor["nodes"][2]["inputs"]["bad"] = source
+    with pytest.raises(GraphError, match=message):
+        check_wiring(descriptor)
+
+
+def test_the_embedded_engine_still_refuses_what_it_cannot_run(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"dataflow.yml": NATIVE, "op.py": ""})
+    with pytest.raises(GraphError, match="rust-node"):
+        Dataflow().load_yaml(path)
 
 
 @pytest.mark.parametrize(
@@ -331,13 +453,32 @@ def dora_and_ours(
 
 @pytest.mark.dora
 @pytest.mark.parametrize("command", ["expand", "validate"])
-@pytest.mark.parametrize("name", ["nested", "typed", "fields", "bad_timer"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nested",
+        "typed",
+        "fields",
+        "bad_timer",
+        "native",
+        "native_miswired",
+        "user_types",
+        "user_types_std",
+    ],
+)
 def test_expand_and_validate_print_what_dora_prints(
     tmp_path: Path, command: str, name: str
 ) -> None:
     dora_bin = needs_dora()
     if name == "nested":
         path = nested(tmp_path)
+    elif name.startswith("native"):
+        extra = "  - id: extra\n    path: x\n    inputs: {y: runtime/first/q}\n"
+        path = tree(tmp_path, {"dataflow.yml": NATIVE + (extra if "mis" in name else "")})
+    elif name.startswith("user_types"):
+        folder = "types/std/x" if name.endswith("std") else "types/acme/sensors"
+        files = {"dataflow.yml": USER_TYPED, "a.py": "", f"{folder}/v1.yml": USER_TYPES}
+        path = tree(tmp_path, files)
     else:
         text = {"typed": TYPED, "fields": FIELDS}.get(name)
         if text is None:

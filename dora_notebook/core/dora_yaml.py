@@ -51,7 +51,7 @@ _NODE_FIELDS = [
     ("path_sha256", "str", _SET),
     ("args", "str", _SET),
     ("env", "env", _ALWAYS),
-    ("operators", "any", _SET),
+    ("operators", "operators", _SET),
     ("operator", "operator", _SET),
     ("ros2", "any", _SET),
     ("outputs", "outputs", _ALWAYS),
@@ -99,6 +99,7 @@ _OPERATOR_FIELDS = [
     ("pattern", "str", _SET),
     ("python", "any", _SET),
     ("shared-library", "str", _SET),
+    ("wasm", "str", _SET),
     ("build", "str", _SET),
     ("send_stdout_as", "str", _SET),
     ("send_logs_as", "str", _SET),
@@ -169,6 +170,8 @@ def _value(kind: str, value: Any) -> Any:
         return out
     if kind == "operator":
         return _fields(value, _OPERATOR_FIELDS)
+    if kind == "operators":
+        return [_fields(op, _OPERATOR_FIELDS) if isinstance(op, Mapping) else op for op in value]
     return value
 
 

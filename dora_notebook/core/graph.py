@@ -31,6 +31,7 @@ from ..errors import GraphError
 from .logs import LogFilter
 from .modules import expand as expand_modules
 from .types import check as check_types
+from .types import load_user_types
 from .yaml12 import load as load_yaml12
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Timer",
     "check_data_id",
     "check_node_id",
+    "check_wiring",
     "descriptor_path",
     "parse_input",
 ]
@@ -148,6 +150,8 @@ _TOP_KEYS = {
     "type_rules",
     "env",
 }
+# How an operator names native code; only the dora engine runs it.
+_NATIVE_OPERATOR = {"shared-library", "wasm"}
 # Operator keys NodeSpec holds itself; the others travel in extra["operator"].
 _OPERATOR_CODE_KEYS = {"python", "inputs", "outputs"}
 # Node keys the engine interprets; the rest travel in NodeSpec.extra.
@@ -321,8 +325,14 @@ def check_data_id(data_id: object, node_id: str, field_name: str) -> str:
     return data_id
 
 
-def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
-    """Build an :class:`InputSpec` from the short or long YAML form."""
+def parse_input(
+    node_id: str, input_id: str, value: object, *, operator_sources: bool = False
+) -> InputSpec:
+    """Build an :class:`InputSpec` from the short or long YAML form.
+
+    With ``operator_sources`` a source may also name an output of a runtime
+    node's operator, ``node/operator/output`` (only dora runs those).
+    """
     where = f"node {node_id!r}: inputs.{input_id}"
     check_data_id(input_id, node_id, "inputs")
     queue_size: int | None = None
@@ -357,7 +367,9 @@ def parse_input(node_id: str, input_id: str, value: object) -> InputSpec:
             spec.timer  # noqa: B018 - parsing is the check
         except ValueError as exc:
             raise GraphError(f"{where}: {exc}") from None
-    elif value.count("/") != 1 or not all(value.split("/")):
+    elif value.count("/") not in ((1, 2) if operator_sources else (1,)) or not all(
+        value.split("/")
+    ):
         raise GraphError(f"{where}: source {value!r} must be 'node/output' or a dora timer")
     return spec
 
@@ -518,13 +530,18 @@ def load_yaml_text(text: str, where: str = "descriptor") -> object:
 
 
 def specs_from_descriptor(
-    descriptor: object, base_dir: Path, *, types: bool = True
+    descriptor: object, base_dir: Path, *, types: bool = True, runnable: bool = True
 ) -> list[NodeSpec]:
     """Turn a parsed dora descriptor into node specs (not yet cross-validated).
 
     Module nodes are expanded first (:mod:`.modules`); a port-type mismatch
     (or, with ``strict_types: true``, any type warning) is refused unless
-    ``types`` is False (:mod:`.types`).
+    ``types`` is False (:mod:`.types`); the types of ``base_dir/types/``
+    count as known. With ``runnable`` False the fields are checked as
+    ``dora validate`` checks them, for any engine: node files need not exist
+    yet (a ``build:`` may make them) nor be Python, and runtime nodes of
+    several ``operators`` are accepted (their specs carry no ports; see
+    :func:`check_wiring`).
     """
     if not isinstance(descriptor, Mapping):
         raise GraphError(
@@ -546,13 +563,17 @@ def specs_from_descriptor(
     specs = []
     seen: set[str] = set()
     for index, raw in enumerate(nodes):
-        spec = _node_from_yaml(raw, index, base_dir)
+        spec = _node_from_yaml(raw, index, base_dir, runnable)
         if spec.id in seen:
             raise GraphError(f"descriptor: duplicate node id {spec.id!r}")
         seen.add(spec.id)
         specs.append(spec)
     if types:  # once every node is known to be well formed
-        report = check_types(descriptor)
+        try:
+            user_types = load_user_types(base_dir / "types")
+        except ValueError as exc:
+            raise GraphError(f"failed to load user types: {exc}") from None
+        report = check_types(descriptor, user_types=user_types)
         refused = report.warnings if descriptor.get("strict_types") else report.mismatches
         if refused:
             more = f" (and {len(refused) - 1} more: dora-notebook validate lists them)"
@@ -560,7 +581,7 @@ def specs_from_descriptor(
     return specs
 
 
-def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
+def _node_from_yaml(raw: object, index: int, base_dir: Path, runnable: bool = True) -> NodeSpec:
     if not isinstance(raw, Mapping):
         raise GraphError(f"descriptor: nodes[{index}] must be a mapping, not {type(raw).__name__}")
     if "id" not in raw:
@@ -568,13 +589,15 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
     node_id = check_node_id(raw["id"])
     where = f"node {node_id!r}"
     unknown = set(raw) - _NODE_KEYS
-    if "operators" in raw:
-        raise GraphError(
-            f"{where}: 'operators' (several operators in one runtime node) is not supported; "
-            "give each operator its own node with 'operator:'"
-        )
     if unknown:
         raise GraphError(f"{where}: unknown key(s) {sorted(map(str, unknown))}")
+    if "operators" in raw:
+        if runnable:
+            raise GraphError(
+                f"{where}: 'operators' (several operators in one runtime node) is not "
+                "supported; give each operator its own node with 'operator:'"
+            )
+        return _runtime_node(node_id, raw["operators"], base_dir)
     extra = {k: copy.deepcopy(v) for k, v in raw.items() if k not in _INTERPRETED}
     machine = None
     deploy = raw.get("deploy")
@@ -588,12 +611,25 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
         op = raw["operator"]
         if not isinstance(op, Mapping):
             raise GraphError(f"{where}: operator must be a mapping with 'python'")
-        bad = set(op) - _OPERATOR_KEYS
+        bad = set(op) - (_OPERATOR_KEYS if runnable else _OPERATOR_KEYS | _NATIVE_OPERATOR)
         if bad:
             raise GraphError(f"{where}: operator: unknown key(s) {sorted(map(str, bad))}")
         python = op.get("python")
         if isinstance(python, Mapping):  # dora's long form {source: op.py}
             python = python.get("source")
+        if not runnable:
+            _check_operator_code(op, where)
+            return NodeSpec(
+                node_id,
+                "node",
+                _inputs(node_id, op.get("inputs"), runnable),
+                _outputs(node_id, op.get("outputs")),
+                script=str(python or next(op[k] for k in _NATIVE_OPERATOR if k in op)),
+                env=env,
+                machine=machine,
+                extra=extra,
+                build_dir=base_dir,
+            )
         if not isinstance(python, str) or not python:
             raise GraphError(f"{where}: operator.python must name a Python file")
         path = _resolve(python, base_dir, where, "operator.python")
@@ -614,6 +650,19 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path) -> NodeSpec:
     raw_path = raw.get("path")
     if not isinstance(raw_path, str) or not raw_path:
         raise GraphError(f"{where}: needs 'path' (a Python script) or 'operator'")
+    if not runnable:  # any executable dora can start, built or not, or a dynamic node
+        return NodeSpec(
+            node_id,
+            "node",
+            _inputs(node_id, raw.get("inputs"), runnable),
+            _outputs(node_id, raw.get("outputs")),
+            script=raw_path,
+            args=_args_from_yaml(raw.get("args"), where),
+            env=env,
+            machine=machine,
+            extra=extra,
+            build_dir=base_dir,
+        )
     if raw_path == "dynamic":
         raise GraphError(
             f"{where}: path: dynamic nodes need the dora engine; the embedded engine runs "
@@ -668,12 +717,109 @@ def _resolve(name: str, base_dir: Path, where: str, field_name: str) -> Path:
     return path.resolve()
 
 
-def _inputs(node_id: str, raw: object) -> dict[str, InputSpec]:
+def _inputs(node_id: str, raw: object, runnable: bool = True) -> dict[str, InputSpec]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
         raise GraphError(f"node {node_id!r}: inputs must be a mapping of input id to source")
-    return {str(k): parse_input(node_id, str(k), v) for k, v in raw.items()}
+    return {
+        str(k): parse_input(node_id, str(k), v, operator_sources=not runnable)
+        for k, v in raw.items()
+    }
+
+
+def _check_operator_code(op: Mapping[str, Any], where: str) -> None:
+    """Exactly one of ``python``, ``shared-library`` and ``wasm`` names the code."""
+    given = [k for k in ("python", *sorted(_NATIVE_OPERATOR)) if op.get(k)]
+    if len(given) != 1:
+        raise GraphError(
+            f"{where}: an operator names its code with exactly one of python, shared-library "
+            f"or wasm (found {', '.join(given) or 'none'})"
+        )
+
+
+def _runtime_node(node_id: str, raw: object, base_dir: Path) -> NodeSpec:
+    """A runtime node of several operators, checked field by field (validate only).
+
+    Its ports are ``OPERATOR/PORT`` and live in the descriptor, where
+    :func:`check_wiring` reads them; the spec only stands for the node.
+    """
+    where = f"node {node_id!r}"
+    if not isinstance(raw, list) or not raw:
+        raise GraphError(f"{where}: operators must be a non-empty list of operators")
+    seen: set[str] = set()
+    for index, op in enumerate(raw):
+        if not isinstance(op, Mapping) or "id" not in op:
+            raise GraphError(f"{where}: operators[{index}] must be a mapping with an 'id'")
+        op_id = check_data_id(op["id"], node_id, "operators")
+        if op_id in seen:
+            raise GraphError(f"{where}: operators: {op_id!r} is listed twice")
+        seen.add(op_id)
+        bad = set(op) - _OPERATOR_KEYS - _NATIVE_OPERATOR
+        if bad:
+            raise GraphError(f"{where}: operators.{op_id}: unknown key(s) {sorted(map(str, bad))}")
+        _check_operator_code(op, f"{where}: operators.{op_id}")
+        _inputs(node_id, op.get("inputs"), runnable=False)
+        _outputs(node_id, op.get("outputs"))
+    return NodeSpec(node_id, "node", {}, [], script="<operators>", build_dir=base_dir)
+
+
+def check_wiring(descriptor: Mapping[str, Any]) -> None:
+    """Check that every input names an existing output, as ``dora validate`` does.
+
+    Works on a flat descriptor of any nodes (binaries, dynamic nodes, runtime
+    nodes whose outputs are ``NODE/OPERATOR/OUTPUT``) and raises a
+    :class:`GraphError` with dora's wording for the first problem, in dora's
+    order (nodes and inputs by id).
+
+    >>> check_wiring({"nodes": [{"id": "a", "path": "a", "inputs": {"x": "b/y"}}]})
+    Traceback (most recent call last):
+    ...
+    dora_notebook.errors.GraphError: source node `b` mapped to input `a/x` does not exist
+    """
+    nodes = {str(n["id"]): n for n in descriptor.get("nodes") or [] if isinstance(n, Mapping)}
+    for node_id in sorted(nodes):
+        node = nodes[node_id]
+        if isinstance(node.get("operators"), list):
+            holders = [
+                (f"{node_id}/{op.get('id')}", op)
+                for op in sorted(node["operators"], key=lambda op: str(op.get("id")))
+            ]
+        else:
+            holders = [(node_id, node.get("operator") or node)]
+        for label, holder in holders:
+            for input_id, value in sorted((holder.get("inputs") or {}).items()):
+                source = str(value.get("source") if isinstance(value, Mapping) else value)
+                if source.startswith("dora/"):
+                    continue  # timers and logs
+                _check_source(source, nodes, f"{label}/{input_id}")
+
+
+def _check_source(source: str, nodes: Mapping[str, Mapping[str, Any]], where: str) -> None:
+    node_id, _, output = source.partition("/")
+    node = nodes.get(node_id)
+    if node is None:
+        raise GraphError(f"source node `{node_id}` mapped to input `{where}` does not exist")
+    operators = node.get("operators")
+    if not isinstance(operators, list):
+        holder = node.get("operator") or node
+        if output not in [str(o) for o in holder.get("outputs") or []]:
+            raise GraphError(f"output `{source}` mapped to input `{where}` does not exist")
+        return
+    op_id, sep, port = output.partition("/")
+    if not sep:
+        raise GraphError(
+            f"input `{where}` references output `{output}` of node `{node_id}`, which is a "
+            "runtime node; runtime node outputs must include the operator id (expected "
+            f"format: `{node_id}/<operator_id>/<output_id>`)"
+        )
+    op = next((o for o in operators if str(o.get("id")) == op_id), None)
+    if op is None:
+        raise GraphError(
+            f"source operator `{node_id}/{op_id}` used for input `{where}` does not exist"
+        )
+    if port not in [str(o) for o in op.get("outputs") or []]:
+        raise GraphError(f"output `{source}` mapped to input `{where}` does not exist")
 
 
 def _outputs(node_id: str, raw: object) -> list[str]:

@@ -25,9 +25,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["STD_TYPES", "TypeReport", "check", "compatible"]
+import yaml
+
+__all__ = ["STD_TYPES", "TypeReport", "check", "compatible", "load_user_types"]
 
 _STD = {
     "core": "Float32 Float64 Int32 Int64 UInt8 UInt32 UInt64 String Bytes Bool Int8 Int16 UInt16",
@@ -83,9 +86,47 @@ def _parse(urn: str) -> tuple[str, dict[str, str]] | None:
     return urn[:start], params
 
 
-def _resolves(urn: str) -> bool:
+def load_user_types(folder: Path) -> frozenset[str]:
+    """The URNs a dataflow's ``types/`` folder defines, as ``dora validate`` reads them.
+
+    Each ``*.yml`` file under ``folder`` is a package: its path without the
+    suffix is the URN prefix and its ``types`` mapping names the types, each
+    with an ``arrow`` data type (``types/acme/sensors/v1.yml`` defining
+    ``Reading`` gives ``acme/sensors/v1/Reading``). The ``std/`` prefix is
+    dora's own. A missing folder defines nothing; a bad file is a ValueError
+    naming it.
+
+    >>> load_user_types(Path("/nonexistent/types"))
+    frozenset()
+    """
+    if not folder.is_dir():
+        return frozenset()
+    urns = set()
+    for path in sorted(folder.rglob("*.yml")):
+        if not path.is_file():
+            continue
+        prefix = path.relative_to(folder).parent.as_posix()
+        prefix = "" if prefix == "." else prefix
+        if prefix == "std" or prefix.startswith("std/"):
+            raise ValueError(f'user types cannot use the "std/" prefix: {path}')
+        try:
+            package = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
+        types = package.get("types") if isinstance(package, Mapping) else None
+        if not isinstance(types, Mapping):
+            raise ValueError(f"{path}: needs a `types` mapping of type names to definitions")
+        stem = path.stem if not prefix else f"{prefix}/{path.stem}"
+        for name, definition in types.items():
+            if not isinstance(definition, Mapping) or not isinstance(definition.get("arrow"), str):
+                raise ValueError(f"{path}: types.{name}: missing field `arrow`")
+            urns.add(f"{stem}/{name}")
+    return frozenset(urns)
+
+
+def _resolves(urn: str, known: frozenset[str] = STD_TYPES) -> bool:
     parsed = _parse(urn)
-    return urn in STD_TYPES or (parsed is not None and parsed[0] in STD_TYPES)
+    return urn in known or (parsed is not None and parsed[0] in known)
 
 
 def _agree(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
@@ -124,17 +165,17 @@ def compatible(source: str, target: str, rules: Iterable[tuple[str, str]] = ()) 
     return False
 
 
-def _suggest(urn: str) -> str | None:
+def _suggest(urn: str, known: frozenset[str] = STD_TYPES) -> str | None:
     """The known URN closest to a typo, preferring the same package."""
     name = urn.split("[")[0].rsplit("/", 1)[-1].lower()
     prefix = urn.split("[")[0].rpartition("/")[0]
     best: tuple[int, str] | None = None
-    for known in sorted(STD_TYPES):
-        distance = _edit_distance(name, known.rsplit("/", 1)[-1].lower())
+    for candidate in sorted(known):
+        distance = _edit_distance(name, candidate.rsplit("/", 1)[-1].lower())
         if distance <= 2:
-            score = distance + (0 if known.rpartition("/")[0] == prefix else 100)
+            score = distance + (0 if candidate.rpartition("/")[0] == prefix else 100)
             if best is None or score < best[0]:
-                best = (score, known)
+                best = (score, candidate)
     return None if best is None else best[1]
 
 
@@ -157,7 +198,9 @@ def _source(value: object) -> str:
     return str(value.get("source")) if isinstance(value, Mapping) else str(value)
 
 
-def _port_warnings(label: str, holder: Mapping[str, Any], report: TypeReport) -> None:
+def _port_warnings(
+    label: str, holder: Mapping[str, Any], known: frozenset[str], report: TypeReport
+) -> None:
     """Types naming ports that do not exist, unknown types, bad metadata keys."""
     outputs = {str(o) for o in holder.get("outputs") or []}
     inputs = _mapping(holder.get("inputs"))
@@ -167,8 +210,8 @@ def _port_warnings(label: str, holder: Mapping[str, Any], report: TypeReport) ->
                 report.warnings.append(
                     f'node "{label}": {kind}_types key "{port}" not found in {kind}s list'
                 )
-            if not _resolves(str(urn)):
-                hint = _suggest(str(urn))
+            if not _resolves(str(urn), known):
+                hint = _suggest(str(urn), known)
                 hint_text = f' (did you mean "{hint}"?)' if hint else ""
                 report.warnings.append(
                     f'node "{label}": unknown type "{urn}" on {kind} "{port}"{hint_text}'
@@ -224,8 +267,17 @@ def _edge_warnings(
             )
 
 
-def check(descriptor: Mapping[str, Any], strict: bool | None = None) -> TypeReport:
-    """Check the port types of a flat descriptor; ``strict`` defaults to its ``strict_types``."""
+def check(
+    descriptor: Mapping[str, Any],
+    strict: bool | None = None,
+    user_types: Iterable[str] = (),
+) -> TypeReport:
+    """Check the port types of a flat descriptor; ``strict`` defaults to its ``strict_types``.
+
+    ``user_types`` are the URNs of the dataflow's ``types/`` folder
+    (:func:`load_user_types`); they resolve like dora's ``std/`` ones.
+    """
+    known = STD_TYPES | frozenset(user_types)
     if strict is None:
         strict = bool(descriptor.get("strict_types"))
     rules = [
@@ -241,21 +293,21 @@ def check(descriptor: Mapping[str, Any], strict: bool | None = None) -> TypeRepo
     for node in nodes:
         node_id = str(node.get("id"))
         holders.append((node_id, node))
-        _port_warnings(node_id, node, report)
+        _port_warnings(node_id, node, known, report)
         for port, urn in _mapping(node.get("output_types")).items():
             annotated.add((node_id, port))
-            if _resolves(str(urn)):
+            if _resolves(str(urn), known):
                 produced[node_id, port] = str(urn)
         operator = node.get("operator")
         if isinstance(operator, Mapping):
             holders.append((node_id, operator))
-            _port_warnings(node_id, operator, report)
+            _port_warnings(node_id, operator, known, report)
             op_id = str(operator.get("id") or "op")
             for port, urn in _mapping(operator.get("output_types")).items():
                 # Consumers name a single operator's output short (node/output) or long.
                 for ref in (port, f"{op_id}/{port}"):
                     annotated.add((node_id, ref))
-                    if _resolves(str(urn)):
+                    if _resolves(str(urn), known):
                         produced[node_id, ref] = str(urn)
     for label, holder in holders:
         _edge_warnings(label, holder, produced, annotated, rules, strict, report)
