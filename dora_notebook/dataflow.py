@@ -526,7 +526,11 @@ class Dataflow:
         return tap.frame(n)
 
     def edges(self) -> list[dict[str, Any]]:
-        """Every edge with its counters: source, target, input, delivered, dropped, queued."""
+        """Every edge with its counters: source, target, input, delivered, dropped, queued, note.
+
+        ``note`` says what the counts mean when the engine counts otherwise
+        than the embedded one (empty there); see :class:`~dora_notebook.core.protocol.EdgeCounts`.
+        """
         rows = []
         engine = self._engine
         for spec in self.graph:
@@ -540,6 +544,7 @@ class Dataflow:
                         "delivered": counts.delivered,
                         "dropped": counts.dropped,
                         "queued": counts.queued,
+                        "note": counts.note,
                     }
                 )
         return rows

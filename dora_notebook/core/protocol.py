@@ -7,7 +7,7 @@ talks to it through :class:`Engine`; the magics and widgets see the
 :class:`~dora_notebook.Dataflow` alone.
 
 >>> EdgeCounts(delivered=3, dropped=1)
-EdgeCounts(delivered=3, dropped=1, queued=0)
+EdgeCounts(delivered=3, dropped=1, queued=0, note='')
 """
 
 from __future__ import annotations
@@ -47,11 +47,16 @@ class Counters(Protocol):
 
 @dataclass(frozen=True)
 class EdgeCounts:
-    """One input's counters: what reached it, what its queue dropped, what waits."""
+    """One input's counters: what reached it, what its queue dropped, what waits.
+
+    ``note`` says what the numbers mean where an engine counts otherwise than
+    the embedded one (which counts each input's queue itself), or why one is 0.
+    """
 
     delivered: int = 0
     dropped: int = 0
     queued: int = 0
+    note: str = ""
 
 
 @runtime_checkable

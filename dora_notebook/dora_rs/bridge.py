@@ -6,24 +6,54 @@ one line of JSON (:func:`relay_event`): of a message, only the strings of an
 Arrow string array, never anything to unpickle or evaluate. The kernel reads
 those lines (:func:`protocol_message`) and keeps only the reports that carry
 the run's secret and come from the node they name (:func:`accept_reports`).
+
+Besides the reports, the bridge has two kinds of inputs of its own:
+:data:`LOGS_INPUT` (``dora/logs``: every node's log records, as dora-rs 1.1
+gives them to any node that asks, plain dora files and node-hub packages
+included) and one :data:`TAP_PREFIX` input per output of every node. The
+log records (dora's JSON text) and the number of messages seen on each tap
+input go to the kernel in batches (:class:`Relay`, at most every
+:data:`FLUSH_S`); the value of a message goes only for an output someone
+taps (the kernel writes ``TAP INPUT_ID`` on the bridge's standard input),
+as Arrow IPC (:func:`tap_line`), never as anything to unpickle.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import os
 import sys
+import threading
 import time
-from typing import Any
+from datetime import datetime
+from typing import Any, TextIO
 
 from ..core.observe import KINDS
 from .procs import error_text
 
-__all__ = ["BRIDGE_ID", "accept_reports", "bridge_main", "protocol_message", "relay_event"]
+__all__ = [
+    "BRIDGE_ID",
+    "LOGS_INPUT",
+    "TAP_PREFIX",
+    "Relay",
+    "accept_reports",
+    "bridge_main",
+    "protocol_message",
+    "read_tap",
+    "relay_event",
+    "tap_line",
+]
 
 #: The id of the kernel's dynamic node in the exported dataflow.
 BRIDGE_ID = "dora-notebook-bridge"
+#: The bridge's ``dora/logs`` input: every node's log records.
+LOGS_INPUT = "dora_notebook_logs"
+#: The bridge's inputs from the nodes' outputs are this plus a number.
+TAP_PREFIX = "dora_notebook_tap_"
+#: Log records and counts wait at most this long in the bridge (seconds).
+FLUSH_S = 0.1
 
 
 def relay_event(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -57,6 +87,121 @@ def relay_event(event: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "STOP":
         return {"type": kind}
     return None  # ERROR (a timeout of next()), RELOAD...: nothing for the kernel
+
+
+def tap_line(input_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """One message of a tapped output as a line for the kernel: Arrow IPC and JSON metadata.
+
+    The metadata's datetimes (dora's ``timestamp``) travel as ISO text, named
+    in ``times``; other values JSON has no form for as their ``str``.
+
+    >>> import pyarrow as pa
+    >>> line = tap_line("t0", {"value": pa.array([1, 2]), "metadata": {"k": "v"}})
+    >>> read_tap(line)[0].to_pylist(), read_tap(line)[1]
+    ([1, 2], {'k': 'v'})
+    """
+    import pyarrow as pa
+
+    value = event.get("value")
+    if not isinstance(value, pa.Array):
+        value = pa.array([], pa.null())
+    sink = pa.BufferOutputStream()
+    batch = pa.RecordBatch.from_arrays([value], ["value"])
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    raw = event.get("metadata")
+    metadata = dict(raw) if isinstance(raw, dict) else {}
+    times = [k for k, v in metadata.items() if isinstance(v, datetime)]
+    for key in times:
+        metadata[key] = metadata[key].isoformat()
+    return {
+        "type": "TAP",
+        "id": input_id,
+        "metadata": json.loads(json.dumps(metadata, default=str)),
+        "times": times,
+        "arrow": base64.b64encode(sink.getvalue().to_pybytes()).decode(),
+    }
+
+
+def read_tap(message: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The value (an Arrow array) and metadata of a :func:`tap_line`; ValueError if malformed."""
+    import pyarrow as pa
+
+    try:
+        data = base64.b64decode(str(message["arrow"]), validate=True)
+        table = pa.ipc.open_stream(data).read_all()
+        table.validate(full=True)
+        value = table.column(0).combine_chunks()
+        metadata = dict(message.get("metadata") or {})
+        for key in message.get("times") or []:
+            metadata[key] = datetime.fromisoformat(metadata[key])
+    except (KeyError, TypeError, AttributeError, pa.ArrowException) as exc:
+        raise ValueError(f"a malformed tap message: {exc}") from None
+    return value, metadata
+
+
+class Relay:
+    """What the bridge sends the kernel besides reports: log records, tap counts, tapped values.
+
+    Log records and counts are batched (one line per :data:`FLUSH_S` at
+    most); a tapped message goes at once. ``taps`` is the set of tap inputs
+    whose values are wanted (the kernel adds to it through the bridge's
+    standard input).
+
+    >>> import pyarrow as pa
+    >>> lines = []
+    >>> relay = Relay(lines.append)
+    >>> relay.event({"type": "INPUT", "id": TAP_PREFIX + "0", "value": pa.array([1])})
+    >>> relay.event({"type": "INPUT", "id": LOGS_INPUT, "value": pa.array(['{"level":"WARN"}'])})
+    >>> relay.flush(); sorted(line["type"] for line in lines)
+    ['COUNTS', 'LOGS']
+    >>> lines[-1] if lines[-1]["type"] == "COUNTS" else lines[0]
+    {'type': 'COUNTS', 'counts': {'dora_notebook_tap_0': 1}}
+    """
+
+    def __init__(self, send: Any, taps: set[str] | None = None) -> None:
+        self.send = send
+        self.taps: set[str] = set() if taps is None else taps
+        self._logs: list[str] = []
+        self._counts: dict[str, int] = {}
+        self._changed = False
+        self._flushed = time.monotonic()
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Relay one dora event (an INPUT_CLOSED or NODE_FAILED after what came before it)."""
+        kind = event.get("type")
+        input_id = str(event.get("id"))
+        if kind == "INPUT" and input_id == LOGS_INPUT:
+            self._log_texts(event.get("value"))
+        elif kind == "INPUT" and input_id.startswith(TAP_PREFIX):
+            self._counts[input_id] = self._counts.get(input_id, 0) + 1
+            self._changed = True
+            if input_id in self.taps:
+                self.send(tap_line(input_id, event))
+        else:
+            message = relay_event(event)
+            if message is not None:
+                if message["type"] != "INPUT":
+                    self.flush()  # what came before an end goes before it
+                self.send(message)
+        if time.monotonic() - self._flushed >= FLUSH_S:
+            self.flush()
+
+    def _log_texts(self, value: Any) -> None:
+        import pyarrow as pa
+
+        if isinstance(value, pa.Array) and pa.types.is_string(value.type):
+            self._logs.extend(text for text in value.to_pylist() if isinstance(text, str))
+
+    def flush(self) -> None:
+        """Send the batched log records and the counts that changed since the last flush."""
+        self._flushed = time.monotonic()
+        if self._logs:
+            texts, self._logs = self._logs, []
+            self.send({"type": "LOGS", "texts": texts})
+        if self._changed:
+            self._changed = False
+            self.send({"type": "COUNTS", "counts": dict(self._counts)})
 
 
 def accept_reports(
@@ -126,7 +271,9 @@ def protocol_message(line: bytes) -> dict[str, Any] | None:
 def bridge_main(argv: list[str] | None = None) -> int:
     """The bridge process: join the dataflow as :data:`BRIDGE_ID`, relay its events as JSON lines.
 
-    ``argv``: the daemon's dynamic-node port. One process per run, so the
+    ``argv``: the daemon's dynamic-node port, then the tap inputs wanted
+    from the start (more come as ``TAP INPUT_ID`` lines on standard input,
+    see :class:`Relay`). One process per run, so the
     kernel never loads dora-rs's node library: in dora-rs 1.1 it keeps
     process-wide state, and two nodes in one process (two runs at once)
     disturb each other (one's dataflow ends early, messages go missing); its
@@ -158,13 +305,28 @@ def bridge_main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(0.1)
     send({"type": "JOINED"})
+    relay = Relay(send, set(args[1:]))
+    threading.Thread(target=_read_taps, args=(sys.stdin, relay.taps), daemon=True).start()
     while True:
-        event = node.next(timeout=1.0)
-        message = {"type": "STOP"} if event is None else relay_event(event)
-        if message is not None:
-            send(message)
-            if message["type"] == "STOP":
-                return 0
+        # A short timeout: batched records and counts go out when nothing else comes.
+        event = node.next(timeout=FLUSH_S)
+        if event is None:
+            relay.flush()
+            send({"type": "STOP"})
+            return 0
+        relay.event(event)
+        if event.get("type") == "STOP":
+            return 0
+        if event.get("type") == "ERROR":  # a timeout of next()
+            relay.flush()
+
+
+def _read_taps(stream: TextIO, taps: set[str]) -> None:
+    """Add each ``TAP INPUT_ID`` line of ``stream`` to ``taps`` (the kernel's requests)."""
+    for line in stream:
+        word, _, input_id = line.strip().partition(" ")
+        if word == "TAP" and input_id.startswith(TAP_PREFIX):
+            taps.add(input_id)
 
 
 if __name__ == "__main__":

@@ -73,14 +73,23 @@ import yaml
 from ..core import yaml12
 from ..core.events import Event
 from ..core.graph import Graph, NodeSpec
+from ..core.logs import STDOUT
 from ..core.observe import Report
 from ..core.params import param_text
 from ..core.protocol import EdgeCounts
 from ..core.tap import Tap
 from ..errors import DataflowError, ReloadError
-from .bridge import BRIDGE_ID, accept_reports, protocol_message
+from .bridge import (
+    BRIDGE_ID,
+    LOGS_INPUT,
+    TAP_PREFIX,
+    accept_reports,
+    protocol_message,
+    read_tap,
+)
 from .exits import Exit, describe_exit, exits_in_log, traceback_in_log
 from .export import has_context
+from .logrecords import dropped_input, panel_log, parse_record
 from .procs import child_env, dora_cli, end_session, error_text, free_port
 from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
 
@@ -99,6 +108,9 @@ __all__ = [
 REPORTS_OUTPUT = "dora_notebook_reports"
 #: The dynamic-node port of a daemon when dora-notebook did not start it.
 DEFAULT_DAEMON_PORT = 53291
+#: The queue of each of the bridge's inputs from the nodes' outputs: large, since
+#: it counts what it gets (it drains them at once; see bridge.Relay).
+TAP_QUEUE = 10000
 #: Default of ``daemon_port``: the port of the kernel machine's daemon in a cluster.
 DAEMON_PORT_ENV = "DORA_NOTEBOOK_DAEMON_PORT"
 #: Default of ``machine``: the machine id of the kernel machine's daemon in a cluster.
@@ -108,6 +120,12 @@ MACHINE_ENV = "DORA_NOTEBOOK_MACHINE"
 WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
 
 _FINAL = ("finished", "failed")
+#: What an edge's counts mean on this engine (the graph view shows it).
+EDGE_NOTE = (
+    "delivered = messages the source sent on this output (counted by the kernel's bridge) "
+    "less dora-rs's drop warnings for this input; still queued ones count as delivered"
+)
+NOT_COUNTED = "not counted: the source runs on another machine"
 _NO_DAEMON = "no unnamed daemon connections"
 
 
@@ -182,12 +200,39 @@ def private_descriptor(
         )
         node["env"] = env
         sources[spec.id] = {"source": f"{spec.id}/{REPORTS_OUTPUT}", "queue_size": 100000}
-    if sources:
+    if descriptor["nodes"]:
+        sources[LOGS_INPUT] = {"source": "dora/logs", "queue_size": 100000}
+        sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
         bridge: dict[str, Any] = {"id": BRIDGE_ID, "path": "dynamic", "inputs": sources}
         if placed and machine is not None:
             bridge["deploy"] = {"machine": machine}
         descriptor["nodes"].append(bridge)
     return descriptor
+
+
+def _tap_inputs(
+    nodes: list[dict[str, Any]], graph: Graph, placed: bool, machine: str | None
+) -> dict[str, dict[str, Any]]:
+    """The bridge's input from every output of every node on the kernel's machine.
+
+    dora-rs 1.1 cannot add an input to a running node (``dora node connect``
+    adds the mapping, but nothing reaches the new input: measured), so the
+    bridge subscribes to every output from the start; it passes values on
+    only for tapped outputs, and counts the others. On a cluster, outputs of
+    nodes placed on another machine (``machine`` names the kernel's) are left
+    out: subscribing would ship every message of theirs to this machine.
+    """
+    inputs = {}
+    for node in nodes:
+        if placed and (node.get("deploy") or {}).get("machine") != machine:
+            continue
+        outputs = graph[node["id"]].outputs if node["id"] in graph else ()
+        for output in outputs:
+            inputs[f"{TAP_PREFIX}{len(inputs)}"] = {
+                "source": f"{node['id']}/{output}",
+                "queue_size": TAP_QUEUE,
+            }
+    return inputs
 
 
 def _absolute_files(node: dict[str, Any], folder: Path) -> None:
@@ -260,6 +305,17 @@ class DoraEngine:
         self.rejected = 0
         #: Nodes dora-rs killed because they did not stop within the grace period.
         self.stuck: list[str] = []
+        #: The bridge's inputs from the nodes' outputs: input id -> (node, output).
+        self._tap_sources: dict[str, tuple[str, str]] = {}
+        self._taps: dict[str, Tap] = {}  # tap input id -> the tap it fills
+        self._pending_taps: dict[tuple[str, str], Tap] = {}  # (node, output) -> tap, all asked
+        self._tap_lock = threading.Lock()  # _taps and the bridge's stdin
+        self._seen: dict[str, int] = {}  # tap input id -> messages the bridge got on it
+        self._drops: dict[tuple[str, str], int] = {}  # (node, input) -> dora's drop warnings
+        self._closed_taps: set[str] = set()
+        self._open: set[str] = set()  # the bridge's inputs not closed yet, but dora/logs
+        self._reported_sent: dict[str, int] = {}  # what a node's own reports say it sent
+        self._shimmed = {spec.id for spec in graph if has_context(spec)}
 
     @property
     def folder(self) -> Path | None:
@@ -323,8 +379,17 @@ class DoraEngine:
             placed=self._remote is not None,
             token=self._token,
         )
-        # No node reports (all plain dora files): then the descriptor has no bridge.
-        self._bridged = any(node["id"] == BRIDGE_ID for node in descriptor["nodes"])
+        bridge = [node for node in descriptor["nodes"] if node["id"] == BRIDGE_ID]
+        self._bridged = bool(bridge)
+        self._open = {i for i in (bridge[0]["inputs"] if bridge else {}) if i != LOGS_INPUT}
+        for input_id, mapping in (bridge[0]["inputs"] if bridge else {}).items():
+            if input_id.startswith(TAP_PREFIX):
+                node_id, _, output_id = mapping["source"].partition("/")
+                self._tap_sources[input_id] = (node_id, output_id)
+        with self._tap_lock:  # the taps asked for before the start
+            for input_id, source in self._tap_sources.items():
+                if source in self._pending_taps:
+                    self._taps[input_id] = self._pending_taps[source]
         return write_files({DESCRIPTOR: yaml12.dump(descriptor).encode()}, folder)[0]
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -469,16 +534,20 @@ class DoraEngine:
             env["DORA_ZENOH_CONNECT"] = f"tcp/127.0.0.1:{self._zenoh_port}"
             env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{free_port()}"
             env["DORA_ZENOH_MULTICAST"] = "off"
-        with open(self._folder / "bridge.log", "wb") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "dora_notebook.dora_rs.bridge", str(self._daemon_port)],
+        module = [sys.executable, "-m", "dora_notebook.dora_rs.bridge"]
+        with open(self._folder / "bridge.log", "wb") as log, self._tap_lock:
+            # The taps asked for so far are arguments; later ones go to its stdin.
+            proc = subprocess.Popen(
+                [*module, str(self._daemon_port), *self._taps],
                 cwd=self._folder,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
             )
+            self._bridge_proc = proc
+            return proc
 
     def _bridge(self) -> None:
         """Relay what the bridge process says until the dataflow's reports end.
@@ -495,6 +564,7 @@ class DoraEngine:
         pending = b""
         joined = False
         stop_deadline: float | None = None
+        end_at: float | None = None  # the dataflow has ended: read what is left until then
         next_look = time.monotonic() + 0.5
         try:
             while True:
@@ -525,25 +595,49 @@ class DoraEngine:
                             raise DataflowError(f"could not join the dataflow: {message['error']}")
                         elif not self._handle(message):
                             return
-                elif not joined and self._started.is_set() and now > next_look:
+                elif (not joined or not self._open) and self._started.is_set() and now > next_look:
+                    # Before the bridge joined; or once every input of the bridge but
+                    # dora/logs (which never closes) has closed: the nodes left, if any,
+                    # have no outputs, and only dora-rs can say when they end.
                     next_look = now + 0.5
                     status = self._dataflow_status()
                     if status is not None and status.lower() != "running":
-                        return
+                        if not joined:
+                            return
+                        # Their last log records may still be in the pipe.
+                        end_at = min(end_at or now + 0.5, now + 0.5)
+                if end_at is not None and now > end_at:
+                    return
                 self._check_closed(grace=1.0)
         finally:
             end_session(proc, grace=1.0)
             proc.stdout.close()
+            with self._tap_lock, contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()
 
     def _handle(self, message: dict[str, Any]) -> bool:
         """Act on one message of the bridge process; False once the dataflow's reports end."""
         kind = message.get("type")
-        node_id = str(message.get("id"))
+        node_id = input_id = str(message.get("id"))
+        tapped = self._tap_sources.get(input_id)
+        if tapped is not None:  # an input from one of the node's outputs
+            node_id = tapped[0]
         counts = self.counts.get(node_id)
         if kind == "STOP":
             return False
+        if kind == "INPUT_CLOSED":
+            self._open.discard(input_id)
         if kind == "INPUT":
             self._receive(node_id, message)
+        elif kind == "LOGS":
+            self._logs(message.get("texts"))
+        elif kind == "COUNTS":
+            self._count(message.get("counts"))
+        elif kind == "TAP" and tapped is not None:
+            self._tapped(input_id, message)
+        elif kind == "INPUT_CLOSED" and counts is not None and tapped is not None:
+            self._output_closed(input_id, node_id, counts)
         elif kind == "INPUT_CLOSED" and counts is not None:
             counts.closed_at = time.monotonic()
         elif kind == "NODE_FAILED" and counts is not None:
@@ -572,8 +666,82 @@ class DoraEngine:
             if counts.crashed and record["kind"] == "status":
                 continue  # dora-rs said the process failed: a late "finished" is not the end
             counts.received = int(record.get("received", counts.received))
-            counts.sent = int(record.get("sent", counts.sent))
+            self._reported_sent[node_id] = int(record.get("sent", counts.sent))
+            counts.sent = max(self._reported_sent[node_id], self._sent_by(node_id))
             self._emit(node_id, record["kind"], record["data"])
+
+    # -- what dora-rs itself tells the bridge: log records, messages on outputs -----
+
+    def _logs(self, texts: object) -> None:
+        """Every node's ``dora/logs`` records: panel lines, and dora's drop warnings counted.
+
+        A node with the context shim reports its printed lines itself, so of
+        its records only those with a level (``node.log``, dora's own) are shown.
+        """
+        for text in texts if isinstance(texts, list) else ():
+            parsed = parse_record(text)
+            if parsed is None or parsed[0] not in self.counts:
+                continue  # not a record, or the bridge's own
+            node_id, record = parsed
+            counts = self.counts[node_id]
+            dropped = dropped_input(record)
+            if dropped is not None:
+                # An operator's runtime names an input OPERATOR/INPUT.
+                key = (node_id, dropped.rpartition("/")[2])
+                self._drops[key] = self._drops.get(key, 0) + 1
+                counts.dropped += 1
+                self._count_received(node_id)
+            if node_id in self._shimmed and record.level == STDOUT:
+                continue
+            self._emit(node_id, "log", panel_log(record))
+
+    def _count(self, seen: object) -> None:
+        """The bridge's running totals of messages per output: the nodes' counters follow."""
+        if not isinstance(seen, dict):
+            return
+        changed = set()
+        for input_id, total in seen.items():
+            source = self._tap_sources.get(str(input_id))
+            if source is None or not isinstance(total, int) or isinstance(total, bool):
+                continue
+            self._seen[str(input_id)] = max(total, self._seen.get(str(input_id), 0))
+            changed.add(source[0])
+        for node_id in changed:
+            counts = self.counts[node_id]
+            counts.sent = max(self._reported_sent.get(node_id, 0), self._sent_by(node_id))
+        for spec in self.graph:
+            if spec.id not in self._shimmed:
+                self._count_received(spec.id)
+
+    def _sent_by(self, node_id: str) -> int:
+        """What ``node_id`` sent on its outputs, as the bridge counted it."""
+        return sum(self._seen.get(i, 0) for i, s in self._tap_sources.items() if s[0] == node_id)
+
+    def _count_received(self, node_id: str) -> None:
+        """A node without the shim received what its edges delivered (see :meth:`edge`)."""
+        if node_id not in self._shimmed:
+            inputs = self.graph[node_id].inputs
+            self.counts[node_id].received = sum(self.edge(node_id, i).delivered for i in inputs)
+
+    def _tapped(self, input_id: str, message: dict[str, Any]) -> None:
+        tap = self._taps.get(input_id)
+        if tap is None:
+            return
+        try:
+            value, metadata = read_tap(message)
+        except ValueError:
+            self.rejected += 1
+            return
+        tap.record(value, metadata)
+
+    def _output_closed(self, input_id: str, node_id: str, counts: NodeCounts) -> None:
+        """A node without the shim whose outputs all closed has ended (:meth:`_check_closed`)."""
+        self._closed_taps.add(input_id)
+        if node_id in self._shimmed:
+            return  # its reports say when it ends
+        mine = [i for i, source in self._tap_sources.items() if source[0] == node_id]
+        if all(i in self._closed_taps for i in mine):
+            counts.closed_at = time.monotonic()
 
     def _check_closed(self, grace: float) -> None:
         """A node whose reports ended without a final status: its process has ended.
@@ -791,13 +959,50 @@ class DoraEngine:
         return self.counts.get(node_id)
 
     def tap(self, node_id: str, output_id: str, tap: Tap) -> None:
-        raise DataflowError(
-            f"%dora_tap {node_id}/{output_id}: taps are not available on the dora engine yet; "
-            "run the graph on the embedded engine to tap it"
-        )
+        """Fill ``tap`` with what ``node_id`` sends on ``output_id`` from now on.
+
+        The bridge subscribes to every output from the start (see
+        :func:`_tap_inputs`); from now on it passes this one's values on too.
+        """
+        found = [i for i, source in self._tap_sources.items() if source == (node_id, output_id)]
+        if not found and self._folder is not None:
+            raise DataflowError(
+                f"%dora_tap {node_id}/{output_id}: node {node_id!r} runs on another machine, "
+                "and the kernel's bridge subscribes to the outputs of its own machine only"
+            )
+        with self._tap_lock:
+            self._pending_taps[node_id, output_id] = tap
+            for input_id in found:
+                self._want(input_id, tap)
+
+    def _want(self, input_id: str, tap: Tap) -> None:
+        """Ask the bridge for the values of ``input_id`` (lock held)."""
+        self._taps[input_id] = tap
+        proc = self._bridge_proc
+        if proc is not None and proc.stdin is not None and not proc.stdin.closed:
+            with contextlib.suppress(OSError, ValueError):  # the bridge has ended
+                proc.stdin.write(f"TAP {input_id}\n".encode())
+                proc.stdin.flush()
 
     def edge(self, node_id: str, input_id: str) -> EdgeCounts:
-        return EdgeCounts()  # dora-rs does not report per-input counts to the bridge
+        """One input's counters from what dora-rs tells the bridge (see :data:`EDGE_NOTE`).
+
+        ``dropped``: dora's warnings for that input (one per message a full
+        queue drops). ``delivered``: what the source sent on that output (the
+        bridge receives every output too) less those drops; a message still
+        queued counts as delivered. Timer ticks are not counted.
+        """
+        if node_id not in self.graph or input_id not in self.graph[node_id].inputs:
+            return EdgeCounts()
+        spec = self.graph[node_id]
+        dropped = self._drops.get((node_id, input_id), 0)
+        source = spec.inputs[input_id].source
+        found = [i for i, s in self._tap_sources.items() if "/".join(s) == source]
+        if not found:
+            note = "timer ticks are not counted" if source.startswith("dora/") else NOT_COUNTED
+            return EdgeCounts(0, dropped, note=note)
+        sent = self._seen.get(found[0], 0)
+        return EdgeCounts(max(0, sent - dropped), dropped, note=EDGE_NOTE)
 
     def _at_exit(self) -> None:
         self.stop(timeout=1.0)

@@ -112,6 +112,7 @@ class _Edge:
     label: str = ""
     name: str = ""  # "src/out -> dst/in"
     info: tuple[Any, Any] | None = None  # delivered, dropped
+    note: str = ""  # what the counts mean, when the engine says (Dataflow.edges())
     back: bool = False  # closes a cycle
     ports: list[float] = field(default_factory=lambda: [0.0, 0.0])  # exit y, entry y
     segs: list[_Edge] = field(default_factory=list)  # one per column gap crossed
@@ -149,7 +150,8 @@ def _model(graph: Graph, rows: Sequence[Mapping[str, Any]] | None) -> tuple[list
             name = f"{inp.source} -> {spec.id}/{inp.input_id}"
             row = info.get((spec.id, inp.input_id))
             counts = None if row is None else (row.get("delivered", 0), row.get("dropped", 0))
-            edges.append(_Edge(src, verts[spec.id], label, name, counts).link())
+            note = str(row.get("note") or "") if row is not None else ""
+            edges.append(_Edge(src, verts[spec.id], label, name, counts, note).link())
     return list(verts.values()), edges
 
 
@@ -314,7 +316,8 @@ def _draw_edge(cv: _Canvas, e: _Edge, loop_y: float) -> _Point:
             dx = max(30.0, (bx - ax) / 2)
             d += f"{' L' if d else 'M'}{_pt((ax, ay))} C{_pt((ax + dx, ay))} "
             d += f"{_pt((bx - dx, by))} {_pt((bx, by))}"
-    title = xml_escape(e.name + (": " + _edge_counts(e.info) if e.info is not None else ""))
+    title = e.name + (": " + _edge_counts(e.info) if e.info is not None else "")
+    title = xml_escape(title + (f" ({e.note})" if e.note else ""))
     cv.add(f'<g class="dn-edge"><title>{title}</title>', *pts)
     dash = ' stroke-dasharray="5 3"' if e.back else ""
     cv.add(f'<path d="{d}" fill="none" stroke="{_EDGE}" stroke-width="1.5"{dash}/>')
@@ -442,7 +445,7 @@ def render_text(
         lines.append(line.rstrip())
     for e in edges:
         counts = "" if e.info is None else f"  delivered {e.info[0]}, dropped {e.info[1]}"
-        lines.append(e.name + counts)
+        lines.append(e.name + counts + (f" ({e.note})" if e.note else ""))
     return "\n".join(lines) or "no nodes"
 
 
