@@ -152,7 +152,7 @@ def _export(notebook: Path, outdir: Path, force: bool) -> int:
 
 def _read(path: Path) -> dict[str, Any]:
     """The descriptor at ``path`` with its modules expanded (a GraphError if it is bad)."""
-    from .core.graph import load_yaml_text
+    from .core.graph import DESCRIPTOR_KEYS, load_yaml_text
     from .core.modules import expand
 
     if not path.is_file():
@@ -160,6 +160,9 @@ def _read(path: Path) -> dict[str, Any]:
     descriptor = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(descriptor, dict) or not isinstance(descriptor.get("nodes"), list):
         raise GraphError(f"{path}: a dora descriptor is a mapping with a 'nodes' list")
+    unknown = set(descriptor) - DESCRIPTOR_KEYS
+    if unknown:  # a module's own file (module:, inputs:...) is no dataflow
+        raise GraphError(f"{path}: unknown top-level key(s) {sorted(map(str, unknown))}")
     return expand(descriptor, path.resolve().parent)
 
 

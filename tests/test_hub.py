@@ -225,8 +225,11 @@ def test_an_export_keeps_the_command_for_dora_run(site: Path) -> None:
 
 def test_a_file_beside_the_descriptor_wins_over_a_command(site: Path) -> None:
     (site / "my-sender").write_text("not a python script")
-    with pytest.raises(GraphError, match="is not a Python script"):
-        Dataflow(echo=False).load_yaml("nodes:\n  - id: n\n    path: my-sender\n", site)
+    flow = Dataflow(echo=False)
+    flow.load_yaml("nodes:\n  - id: n\n    path: my-sender\n", site)
+    assert flow.graph["n"].script == str(site / "my-sender")  # the file, not the command
+    with pytest.raises(GraphError, match="is a program, not a Python script"):
+        flow.start()
     with pytest.raises(GraphError, match=r"file 'missing\.py' does not exist"):
         Dataflow(echo=False).load_yaml("nodes:\n  - id: n\n    path: missing.py\n", site)
 

@@ -291,7 +291,7 @@ def test_wiring_of_any_node_is_checked_with_doras_words(source: str, message: st
 
 def test_the_embedded_engine_still_refuses_what_it_cannot_run(tmp_path: Path) -> None:
     path = tree(tmp_path, {"dataflow.yml": NATIVE, "op.py": ""})
-    with pytest.raises(GraphError, match="rust-node"):
+    with pytest.raises(GraphError, match=r"'runtime': 'operators' .* is not supported"):
         Dataflow().load_yaml(path)
 
 
@@ -317,6 +317,73 @@ def test_a_field_the_embedded_engine_cannot_honour_is_refused_before_start(
     assert str(info.value).startswith(f"node 'a': {field}: ")
     assert "--engine dora" in str(info.value) and "\n" not in str(info.value)
     assert flow.engine is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("input_timeout: 2.5", "node 'a': inputs.t: input_timeout: "),
+        ("queue_policy: backpressure", "node 'a': inputs.t: queue_policy: backpressure: "),
+    ],
+)
+def test_input_fields_for_dora_only_are_kept_for_it_and_refused_here(
+    tmp_path: Path, options: str, message: str
+) -> None:
+    text = (
+        "nodes:\n  - id: a\n    path: a.py\n    inputs:\n"
+        f"      t: {{source: dora/timer/millis/10, {options}}}\n"
+    )
+    path = tree(tmp_path, {"dataflow.yml": text, "a.py": ""})
+    flow = Dataflow.from_yaml(path)
+    key, _, value = options.partition(": ")
+    # Kept, so that the dora engine and an export hand them to dora.
+    assert flow.graph["a"].inputs["t"].to_yaml()[key] == yaml_scalar(value)
+    with pytest.raises(GraphError) as info:
+        flow.start()
+    assert str(info.value).startswith(message) and "--engine dora" in str(info.value)
+    drop_oldest = text.replace(options, "queue_policy: drop_oldest")
+    Dataflow.from_yaml(tree(tmp_path, {"dataflow.yml": drop_oldest})).graph.validate()
+
+
+def yaml_scalar(text: str) -> object:
+    return load_yaml_text(f"v: {text}")["v"]
+
+
+PROGRAMS = """\
+nodes:
+  - id: counter
+    path: ./counter
+    inputs: {tick: dora/timer/millis/50}
+    outputs: [count]
+  - id: built
+    build: cargo build -p built
+    path: target/debug/built
+    inputs: {count: counter/count}
+  - id: sink
+    path: sink.py
+    inputs: {count: counter/count}
+"""
+
+
+def test_a_program_node_loads_and_the_embedded_engine_refuses_it_at_start(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"dataflow.yml": PROGRAMS, "counter": "#!/bin/sh\n", "sink.py": ""})
+    flow = Dataflow.from_yaml(path)
+    assert flow.graph["counter"].script == str(tmp_path / "counter")
+    # Not built yet: its build: makes it; dora would run it.
+    assert flow.graph["built"].script == str(tmp_path / "target/debug/built")
+    with pytest.raises(GraphError) as info:
+        flow.start()
+    assert str(info.value) == (
+        f"node 'counter': path: {str(tmp_path / 'counter')!r} is a program, not a Python "
+        "script; the embedded engine runs Python nodes only (use %dora_start --engine dora)"
+    )
+    flow.remove("counter")
+    flow.add_node("counter", "pass", inputs={"tick": "dora/timer/millis/50"}, outputs=["count"])
+    with pytest.raises(GraphError, match=r"'built': path: .* does not exist yet: run its build:"):
+        flow.start()
+    no_build = PROGRAMS.replace("    build: cargo build -p built\n", "")
+    with pytest.raises(GraphError, match="'built': path: file 'target/debug/built' does not exist"):
+        Dataflow.from_yaml(tree(tmp_path, {"dataflow.yml": no_build}))
 
 
 def test_global_env_reaches_every_node(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ _NODE_FIELDS = [
     ("env", "env", _ALWAYS),
     ("operators", "operators", _SET),
     ("operator", "operator", _SET),
-    ("ros2", "any", _SET),
+    ("ros2", "ros2", _SET),
     ("outputs", "outputs", _ALWAYS),
     ("output_types", "map", _SET),
     ("output_framing", "map", _SET),
@@ -106,6 +106,39 @@ _OPERATOR_FIELDS = [
     ("min_log_level", "str", _SET),
     ("max_log_size", "str", _SET),
     ("max_rotated_files", "any", _SET),
+]
+# dora's declarative ROS 2 bridge (``ros2:``), defaults filled in as dora prints them.
+_ROS2_FIELDS = [
+    ("transport", "transport", _ALWAYS),
+    ("topic", "str", _SET),
+    ("message_type", "str", _SET),
+    ("direction", "direction", _ALWAYS),
+    ("topics", "topics", _SET),
+    ("service", "str", _SET),
+    ("service_type", "str", _SET),
+    ("action", "str", _SET),
+    ("action_type", "str", _SET),
+    ("role", "str", _SET),
+    ("qos", "qos", _ALWAYS),
+    ("namespace", "namespace", _ALWAYS),
+    ("node_name", "str", _SET),
+]
+_ROS2_TOPIC_FIELDS = [
+    ("topic", "str", _ALWAYS),
+    ("message_type", "str", _ALWAYS),
+    ("direction", "direction", _ALWAYS),
+    ("output", "str", _SET),
+    ("input", "str", _SET),
+    ("qos", "qos", _SET),
+]
+_QOS_FIELDS = [
+    ("reliable", "flag", _ALWAYS),
+    ("durability", "str", _SET),
+    ("liveliness", "str", _SET),
+    ("lease_duration", "float", _SET),
+    ("max_blocking_time", "float", _SET),
+    ("keep_last", "any", _SET),
+    ("keep_all", "flag", _ALWAYS),
 ]
 _INT = re.compile(r"^[+-]?[0-9]+$")
 _FLOAT = re.compile(
@@ -170,6 +203,23 @@ def _value(kind: str, value: Any) -> Any:
         return out
     if kind == "operator":
         return _fields(value, _OPERATOR_FIELDS)
+    if kind == "ros2":
+        return _fields(value, _ROS2_FIELDS) if isinstance(value, Mapping) else value
+    if kind == "transport":
+        if not isinstance(value, Mapping):
+            return {"kind": "dds"}
+        order = ("kind", "compatibility", "config_uri")
+        return {k: value[k] for k in order if value.get(k) is not None}
+    if kind == "direction":
+        return value or "subscribe"
+    if kind == "namespace":
+        return "/" if value is None else value
+    if kind == "flag":
+        return bool(value)
+    if kind == "qos":
+        return _fields(value if isinstance(value, Mapping) else {}, _QOS_FIELDS)
+    if kind == "topics":
+        return [_fields(t, _ROS2_TOPIC_FIELDS) if isinstance(t, Mapping) else t for t in value]
     if kind == "operators":
         return [_fields(op, _OPERATOR_FIELDS) if isinstance(op, Mapping) else op for op in value]
     return value
@@ -209,7 +259,12 @@ def dump(descriptor: Mapping[str, Any]) -> str:
     if descriptor.get("env") is not None:
         top["env"] = _value("env", descriptor["env"])
     return yaml.dump(
-        top, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+        top,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=float("inf"),  # serde_yaml never folds a long line
     )
 
 

@@ -72,8 +72,25 @@ def for_embedded(graph: Graph, top: Mapping[str, Any]) -> Graph:
                 f"node {spec.id!r}: restart_policy: {policy} restarts a node's process, and "
                 f"embedded nodes are threads of the kernel ({_ENGINE})"
             )
+        for inp in spec.inputs.values():
+            _check_input(spec.id, inp.input_id, inp.options)
         if global_env:
             spec.env = {**global_env, **spec.env}
         if spec.script is not None:
             check_script(spec)
     return out
+
+
+def _check_input(node_id: str, input_id: str, options: Mapping[str, Any]) -> None:
+    """An input's ``input_timeout`` and ``queue_policy``: the embedded engine drops the
+    oldest message of a full queue (dora's default) and times no input out."""
+    where = f"node {node_id!r}: inputs.{input_id}"
+    if options.get("input_timeout") is not None:
+        raise GraphError(
+            f"{where}: input_timeout: the embedded engine does not time inputs out ({_ENGINE})"
+        )
+    if options.get("queue_policy") == "backpressure":
+        raise GraphError(
+            f"{where}: queue_policy: backpressure: the embedded engine drops the oldest "
+            f"message of a full queue ({_ENGINE})"
+        )

@@ -36,6 +36,7 @@ from .yaml12 import load as load_yaml12
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
+    "DESCRIPTOR_KEYS",
     "MAX_DESCRIPTOR_BYTES",
     "MAX_ID_LENGTH",
     "MAX_NODES",
@@ -140,7 +141,8 @@ _OPERATOR_KEYS = {
     "build",
     "send_stdout_as",
 }
-_TOP_KEYS = {
+#: The top-level keys of a dora-rs 1.1 descriptor.
+DESCRIPTOR_KEYS = {
     "nodes",
     "deploy",
     "debug",
@@ -150,6 +152,8 @@ _TOP_KEYS = {
     "type_rules",
     "env",
 }
+# Keys of an input's long form in dora-rs 1.1.
+_INPUT_KEYS = {"source", "queue_size", "input_timeout", "queue_policy"}
 # How an operator names native code; only the dora engine runs it.
 _NATIVE_OPERATOR = {"shared-library", "wasm"}
 # Operator keys NodeSpec holds itself; the others travel in extra["operator"].
@@ -224,6 +228,9 @@ class InputSpec:
     input_id: str
     source: str
     queue_size: int | None = None
+    #: dora-rs 1.1's other input fields, kept for dora (``input_timeout``,
+    #: ``queue_policy``); :mod:`.fields` says which the embedded engine honours.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_timer(self) -> bool:
@@ -251,9 +258,12 @@ class InputSpec:
         return DEFAULT_QUEUE_SIZE if self.queue_size is None else self.queue_size
 
     def to_yaml(self) -> str | dict[str, Any]:
-        if self.queue_size is None:
+        if self.queue_size is None and not self.options:
             return self.source
-        return {"source": self.source, "queue_size": self.queue_size}
+        out: dict[str, Any] = {"source": self.source}
+        if self.queue_size is not None:
+            out["queue_size"] = self.queue_size
+        return {**out, **self.options}
 
 
 @dataclass
@@ -326,20 +336,24 @@ def check_data_id(data_id: object, node_id: str, field_name: str) -> str:
 
 
 def parse_input(
-    node_id: str, input_id: str, value: object, *, operator_sources: bool = False
+    node_id: str, input_id: str, value: object, *, any_engine: bool = False
 ) -> InputSpec:
     """Build an :class:`InputSpec` from the short or long YAML form.
 
-    With ``operator_sources`` a source may also name an output of a runtime
-    node's operator, ``node/operator/output`` (only dora runs those).
+    With ``any_engine`` a source may also name an output of a runtime
+    node's operator, ``node/operator/output``, as ``dora validate`` accepts.
     """
     where = f"node {node_id!r}: inputs.{input_id}"
     check_data_id(input_id, node_id, "inputs")
     queue_size: int | None = None
+    options: dict[str, Any] = {}
     if isinstance(value, Mapping):
-        unknown = set(value) - {"source", "queue_size"}
+        unknown = set(value) - _INPUT_KEYS
         if unknown:
-            raise GraphError(f"{where}: unknown key(s) {sorted(unknown)} (use source, queue_size)")
+            keys = ", ".join(sorted(_INPUT_KEYS))
+            raise GraphError(f"{where}: unknown key(s) {sorted(unknown)} (use {keys})")
+        _check_input_options(value, where)
+        options = {k: value[k] for k in ("input_timeout", "queue_policy") if k in value}
         if "source" not in value:
             raise GraphError(f"{where}: the long form needs a 'source'")
         raw_size = value.get("queue_size")
@@ -356,7 +370,7 @@ def parse_input(
         value = value["source"]
     if not isinstance(value, str) or not value:
         raise GraphError(f"{where}: a source is 'node/output' or a dora timer, not {value!r}")
-    spec = InputSpec(input_id, value, queue_size)
+    spec = InputSpec(input_id, value, queue_size, options)
     if spec.is_logs:
         try:
             LogFilter.parse(value)
@@ -367,9 +381,7 @@ def parse_input(
             spec.timer  # noqa: B018 - parsing is the check
         except ValueError as exc:
             raise GraphError(f"{where}: {exc}") from None
-    elif value.count("/") not in ((1, 2) if operator_sources else (1,)) or not all(
-        value.split("/")
-    ):
+    elif value.count("/") not in ((1, 2) if any_engine else (1,)) or not all(value.split("/")):
         raise GraphError(f"{where}: source {value!r} must be 'node/output' or a dora timer")
     return spec
 
@@ -547,7 +559,7 @@ def specs_from_descriptor(
         raise GraphError(
             f"a dora descriptor is a mapping with a 'nodes' list, not {type(descriptor).__name__}"
         )
-    unknown = set(descriptor) - _TOP_KEYS
+    unknown = set(descriptor) - DESCRIPTOR_KEYS
     if unknown:
         raise GraphError(f"descriptor: unknown key(s) {sorted(map(str, unknown))}")
     nodes = descriptor.get("nodes")
@@ -648,6 +660,13 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path, runnable: bool = Tr
             build_dir=base_dir,
         )
     raw_path = raw.get("path")
+    if "ros2" in raw and raw_path is None:
+        if runnable:
+            raise GraphError(
+                f"{where}: ros2: a ROS 2 bridge node needs dora-rs's bridge "
+                "(use %dora_start --engine dora)"
+            )
+        raw_path = "<ros2>"  # dora's declarative bridge: no program of its own
     if not isinstance(raw_path, str) or not raw_path:
         raise GraphError(f"{where}: needs 'path' (a Python script) or 'operator'")
     if not runnable:  # any executable dora can start, built or not, or a dynamic node
@@ -669,12 +688,21 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path, runnable: bool = Tr
             "Python scripts and operators"
         )
     script = raw_path if _is_command(raw_path, base_dir) else None
-    path = None if script is not None else _resolve(raw_path, base_dir, where, "path")
-    if path is not None and path.suffix != ".py":
-        raise GraphError(
-            f"{where}: path: {raw_path!r} is not a Python script (.py); the embedded engine "
-            "runs Python nodes only"
-        )
+    path = None
+    if script is None and Path(raw_path).suffix == ".py":
+        path = _resolve(raw_path, base_dir, where, "path")
+    elif script is None:
+        # A program (a Rust or C node...): dora runs it, the embedded engine
+        # refuses it at start (:mod:`.fields`). Its build: may make it later.
+        program = Path(raw_path).expanduser()
+        program = program if program.is_absolute() else base_dir / program
+        if program.is_dir():
+            raise GraphError(f"{where}: path: {raw_path!r} is a folder, not a file")
+        if not program.is_file() and raw.get("build") is None:
+            raise GraphError(
+                f"{where}: path: file {raw_path!r} does not exist (looked in {base_dir})"
+            )
+        script = str(program.resolve())
     return NodeSpec(
         node_id,
         "node",
@@ -723,9 +751,23 @@ def _inputs(node_id: str, raw: object, runnable: bool = True) -> dict[str, Input
     if not isinstance(raw, Mapping):
         raise GraphError(f"node {node_id!r}: inputs must be a mapping of input id to source")
     return {
-        str(k): parse_input(node_id, str(k), v, operator_sources=not runnable)
-        for k, v in raw.items()
+        str(k): parse_input(node_id, str(k), v, any_engine=not runnable) for k, v in raw.items()
     }
+
+
+def _check_input_options(value: Mapping[str, Any], where: str) -> None:
+    """dora 1.1's ``input_timeout`` and ``queue_policy`` of an input's long form."""
+    timeout = value.get("input_timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise GraphError(f"{where}: input_timeout must be a number of seconds")
+        if not math.isfinite(timeout) or timeout < 0:
+            raise GraphError(f"{where}: input_timeout must be finite and >= 0, not {timeout}")
+    policy = value.get("queue_policy")
+    if policy is not None and policy not in ("drop_oldest", "backpressure"):
+        raise GraphError(
+            f"{where}: queue_policy must be drop_oldest or backpressure, not {policy!r}"
+        )
 
 
 def _check_operator_code(op: Mapping[str, Any], where: str) -> None:

@@ -91,6 +91,13 @@ def check(spec: NodeSpec) -> Script:
     """The script a node runs, or a one-line :class:`GraphError` saying why it cannot."""
     assert spec.script is not None
     where = f"node {spec.id!r}: path: {spec.script!r}"
+    if Path(spec.script).is_absolute():  # a program named by its file (see graph)
+        if not Path(spec.script).is_file():
+            raise GraphError(f"{where} does not exist yet: run its build: (%dora_build)")
+        raise GraphError(
+            f"{where} is a program, not a Python script; the embedded engine runs Python "
+            f"nodes only ({_ENGINE})"
+        )
     script = find(spec.script)
     if script is None:
         program = shutil.which(spec.script)
