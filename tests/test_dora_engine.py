@@ -213,49 +213,6 @@ def test_panels_in_a_kernel_follow_a_graph_on_dora() -> None:
     assert "10 rows" in table and ">...</td>" not in table
 
 
-KERNEL_REDEFINED = """%%dora_operator counter --inputs tick=dora/timer/millis/50
-class Operator:
-    def on_event(self, event, context):
-        if event["type"] == "INPUT":
-            print("VERSION")
-"""
-
-
-def test_redefining_a_node_on_dora_is_refused_in_one_line_and_its_panel_stays_live() -> None:
-    """Re-running a definition cell while --engine dora runs: one line says the engine cannot
-    hot-swap yet and what to do; the running version, its panel and the graph go on as they were.
-    """
-    from .kernel import Kernel
-
-    kernel = Kernel()
-    try:
-        kernel.execute("%load_ext dora_notebook")
-        kernel.execute(KERNEL_REDEFINED.replace("VERSION", "v1"))
-        kernel.execute("%dora_start --engine dora", timeout=120)
-        kernel.until(lambda: kernel.received("counter") > 0, 60, "the first tick")
-        refused = kernel.execute(KERNEL_REDEFINED.replace("VERSION", "v2"), allow_error=True)
-        (panel,) = refused.widget_ids()  # shown under the refused cell, the newest panel
-        header = kernel.child_ids(panel)[0]
-        shown = kernel.received("counter")
-        kernel.until(lambda: kernel.received("counter") > shown, 30, "the counts to grow")
-        running = kernel.model(header)["value"]
-        after = kernel.execute(
-            "import dora_notebook\nf = dora_notebook.current()\n"
-            "print(f.running, f.node('counter').status, 'v1' in f.graph['counter'].source, "
-            "set(f.node('counter').log_text()))"
-        )
-        kernel.execute("%dora_stop", timeout=60)
-    finally:
-        kernel.shutdown()
-    said = [out["content"]["text"] for out in refused.outputs if out["msg_type"] == "stream"]
-    assert refused.error is None and said == [  # one line, no traceback
-        "UsageError: node 'counter': the dora engine cannot hot-swap a node yet, so the running "
-        "version goes on: %dora_stop, re-run this cell, then %dora_start --engine dora\n"
-    ]
-    assert "running" in running
-    assert after.text == "True running True {'v1'}\n"
-
-
 BURST = """
 import time
 import pyarrow as pa

@@ -78,7 +78,7 @@ from ..core.observe import Report
 from ..core.params import param_text
 from ..core.protocol import EdgeCounts
 from ..core.tap import Tap
-from ..errors import DataflowError, ReloadError
+from ..errors import DataflowError
 from .bridge import (
     BRIDGE_ID,
     LOGS_INPUT,
@@ -87,11 +87,12 @@ from .bridge import (
     protocol_message,
     read_tap,
 )
-from .exits import Exit, describe_exit, exits_in_log, traceback_in_log
+from .exits import Exit, describe_exit, traceback_in_log
 from .export import has_context
 from .logrecords import dropped_input, panel_log, parse_record
 from .procs import child_env, dora_cli, end_session, error_text, free_port
-from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
+from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, STATS_ENV, TOKEN_ENV
+from .swap import Swaps
 
 __all__ = [
     "BRIDGE_ID",
@@ -196,6 +197,7 @@ def private_descriptor(
                 READY_ENV: str(ready),
                 INPUTS_ENV: ",".join(spec.inputs),
                 TOKEN_ENV: token,
+                STATS_ENV: str(ready.parent / "stats"),
             }
         )
         node["env"] = env
@@ -305,6 +307,8 @@ class DoraEngine:
         self.rejected = 0
         #: Nodes dora-rs killed because they did not stop within the grace period.
         self.stuck: list[str] = []
+        #: The hot swaps of this run (:meth:`reload`): incarnations, drops, times.
+        self.swaps = Swaps(self)
         #: The bridge's inputs from the nodes' outputs: input id -> (node, output).
         self._tap_sources: dict[str, tuple[str, str]] = {}
         self._taps: dict[str, Tap] = {}  # tap input id -> the tap it fills
@@ -626,6 +630,8 @@ class DoraEngine:
         counts = self.counts.get(node_id)
         if kind == "STOP":
             return False
+        if kind in ("INPUT_CLOSED", "NODE_FAILED") and self.swaps.swapping(node_id):
+            return True  # the end of the process a hot swap replaced, not the node's
         if kind == "INPUT_CLOSED":
             self._open.discard(input_id)
         if kind == "INPUT":
@@ -665,6 +671,8 @@ class DoraEngine:
         for record in records:
             if counts.crashed and record["kind"] == "status":
                 continue  # dora-rs said the process failed: a late "finished" is not the end
+            if not self.swaps.fold(node_id, record):
+                continue  # the status of a process a hot swap replaced (its counts count)
             counts.received = int(record.get("received", counts.received))
             self._reported_sent[node_id] = int(record.get("sent", counts.sent))
             counts.sent = max(self._reported_sent[node_id], self._sent_by(node_id))
@@ -792,7 +800,7 @@ class DoraEngine:
             text = (self._folder / "daemon.log").read_text(errors="replace")
         except OSError:
             return {}
-        return exits_in_log(text, self.dataflow_id)
+        return self.swaps.exits(text, self.dataflow_id)  # not those of replaced processes
 
     def _exit_of(self, node_id: str, wait: float) -> Exit | None:
         """How ``node_id``'s process ended, from the daemon's log (awaited ``wait`` s)."""
@@ -901,15 +909,15 @@ class DoraEngine:
     # -- what the Dataflow asks of every engine (core.protocol.Engine) -------------
 
     def reload(self, spec: NodeSpec) -> Future[str | None]:
-        """Refuse: each node is a process of dora-rs's, which this run cannot replace."""
-        refused: Future[str | None] = Future()
-        refused.set_exception(
-            ReloadError(
-                f"node {spec.id!r}: the dora engine cannot hot-swap a node yet, so the running "
-                "version goes on: %dora_stop, re-run this cell, then %dora_start --engine dora"
-            )
-        )
-        return refused
+        """Hot-swap a running cell node with dora-rs's own mechanism (see :mod:`.swap`).
+
+        An operator gets dora's hot reload (its state carries over, no input is
+        lost); a custom node gets ``dora node replace``, and its panel then says
+        how many inputs dora-rs dropped during the swap. A broken new version
+        leaves the old one running. A change dora-rs 1.1 cannot swap (inputs,
+        an operator's outputs, the kind) is refused in one line.
+        """
+        return self.swaps.reload(spec)
 
     def param(self, node_id: str, event: Event) -> bool:
         """``dora param set`` (or ``delete``) the parameter of ``event`` on this run.

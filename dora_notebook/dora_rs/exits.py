@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 import signal
 
-__all__ = ["UNKNOWN_END", "Exit", "describe_exit", "exits_in_log", "traceback_in_log"]
+__all__ = [
+    "UNKNOWN_END",
+    "Exit",
+    "describe_exit",
+    "exits_in_log",
+    "exits_in_order",
+    "traceback_in_log",
+]
 
 #: The line dora-rs 1.1's daemon logs when a node's process ends badly, e.g.
 #: ``node exited with error: Signal(9) node_id=tick dataflow_id=01a2...``.
@@ -117,8 +124,21 @@ def exits_in_log(text: str, dataflow_id: str) -> dict[str, Exit]:
     >>> exits_in_log("node exited with error: Signal(9) node_id=a dataflow_id=f1", "f1")
     {'a': ('Signal', 9)}
     """
-    exits = {}
-    for found in _EXIT_LINE.finditer(_ANSI.sub("", text)):
-        if found.group("flow") == dataflow_id:
-            exits[found.group("node")] = (found.group("how"), int(found.group("code")))
-    return exits
+    return dict(exits_in_order(text, dataflow_id))
+
+
+def exits_in_order(text: str, dataflow_id: str) -> list[tuple[str, Exit]]:
+    """Every bad end of a node's process in a dora daemon's log, oldest first.
+
+    A node a hot swap replaced ended too (dora-rs kills it): its line comes
+    before its replacement's.
+
+    >>> exits_in_order("node exited with error: Signal(15) node_id=a dataflow_id=f1\\n"
+    ...                "node exited with error: ExitCode(3) node_id=a dataflow_id=f1", "f1")
+    [('a', ('Signal', 15)), ('a', ('ExitCode', 3))]
+    """
+    return [
+        (found.group("node"), (found.group("how"), int(found.group("code"))))
+        for found in _EXIT_LINE.finditer(_ANSI.sub("", text))
+        if found.group("flow") == dataflow_id
+    ]

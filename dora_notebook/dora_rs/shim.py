@@ -55,8 +55,10 @@ from __future__ import annotations
 
 import atexit
 import json
+import mmap
 import os
 import re
+import struct
 import sys
 import threading
 import time
@@ -110,6 +112,19 @@ _SETTLE_S = 0.1
 #: kernel's bridge drops reports without it (set in the private descriptor of
 #: ``Dataflow.start(engine="dora")`` only, never in ``%dora_export``).
 TOKEN_ENV = "DORA_NOTEBOOK_TOKEN"
+#: With :data:`REPORTS_ENV`: which incarnation of the node this process is: 0
+#: for the one ``dora start`` spawned, 1, 2... for the replacements of hot swaps
+#: (``dora node replace``); reports of a replacement carry it.
+INCARNATION_ENV = "DORA_NOTEBOOK_INCARNATION"
+#: With :data:`REPORTS_ENV`: a folder where each incarnation of a node keeps its
+#: per-input counts (:class:`InputStats`), which the kernel reads even after
+#: dora-rs killed the process.
+STATS_ENV = "DORA_NOTEBOOK_STATS"
+#: With :data:`REPORTS_ENV`: the metadata parameter every message a node sends
+#: carries: ``incarnation * 2**40 + n`` for its ``n``-th message on that output.
+SEQ_KEY = "dora_notebook_seq"
+#: Messages one incarnation of a node can number on one output.
+SEQ_SPAN = 1 << 40
 
 
 def report_output() -> str | None:
@@ -197,6 +212,86 @@ def _dataflow_id() -> str:
     return found.group(1) if found else _PROCESS_JOB_ID
 
 
+def incarnation() -> int:
+    """This process's incarnation of its node (see :data:`INCARNATION_ENV`); 0 if unset."""
+    try:
+        return max(0, int(os.environ.get(INCARNATION_ENV, "0")))
+    except ValueError:
+        return 0
+
+
+def stats_path(folder: str | os.PathLike[str], node_id: str, number: int) -> str:
+    """The file of one incarnation's :class:`InputStats`."""
+    return os.path.join(os.fspath(folder), f"{node_id}.{number}.stats")
+
+
+class InputStats:
+    """Per input: messages delivered, the first and last stamp seen, and the gaps.
+
+    A stamp is a sender's :data:`SEQ_KEY`; a gap is a stamp skipped between
+    two delivered messages of one sender incarnation (dora dropped them,
+    e.g. from a full queue). The numbers live in a small file mapped in
+    memory, written with every input: the kernel reads them even after
+    dora-rs killed the process (it does so to the node a hot swap replaced,
+    which dora-rs 1.1 never sends STOP), so what that incarnation received
+    is known exactly, and so is what the swap dropped.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> stats = InputStats(stats_path(folder, "sink", 0), ["x"])
+    >>> for stamp in (0, 1, 4):
+    ...     stats.seen("x", stamp)
+    >>> read_stats(stats_path(folder, "sink", 0), ["x"])
+    {'x': (3, 0, 4, 2)}
+    """
+
+    _FIELDS = 4  # delivered, first stamp, last stamp, gaps
+
+    def __init__(self, path: str, inputs: Iterable[str]) -> None:
+        self._index = {name: i for i, name in enumerate(inputs)}
+        size = max(1, len(self._index)) * self._FIELDS * 8
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        for i in range(len(self._index)):
+            struct.pack_into("<4q", self._map, i * 32, 0, -1, -1, 0)
+
+    def seen(self, input_id: str, stamp: int | None) -> None:
+        """Count one delivered message of ``input_id`` (its stamp, if it had one)."""
+        i = self._index.get(input_id)
+        if i is None:
+            return
+        count, first, last, gaps = struct.unpack_from("<4q", self._map, i * 32)
+        if stamp is not None:
+            if first < 0:
+                first = stamp
+            elif last >= 0 and stamp // SEQ_SPAN == last // SEQ_SPAN:
+                gaps += max(0, stamp - last - 1)
+            elif last >= 0:  # a new incarnation of the sender: it numbers from 0
+                gaps += stamp % SEQ_SPAN
+            last = stamp
+        struct.pack_into("<4q", self._map, i * 32, count + 1, first, last, gaps)
+
+
+def read_stats(path: str | os.PathLike[str], inputs: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """What :class:`InputStats` at ``path`` holds: input -> (delivered, first, last, gaps).
+
+    An input without a message has ``(0, -1, -1, 0)``; a missing file gives ``{}``.
+    """
+    try:
+        data = open(path, "rb").read()  # noqa: SIM115 - one read of a small file
+    except OSError:
+        return {}
+    found = {}
+    for i, name in enumerate(inputs):
+        if len(data) >= (i + 1) * 32:
+            found[name] = struct.unpack_from("<4q", data, i * 32)
+    return found
+
+
 class DoraContext(BaseContext):
     """The oocana context of a node running under dora-rs.
 
@@ -233,6 +328,20 @@ class DoraContext(BaseContext):
         self._outputs = frozenset(outputs)
         self._bridge = report_output() if report is None else None
         self._token = os.environ.get(TOKEN_ENV, "") if self._bridge else ""
+        self._incarnation = incarnation() if self._bridge else 0
+        self._seq: dict[str, int] = {}  # per output: the number of the next message
+        #: An operator's: the digest of the file its class came from (see code_digest).
+        self._code: str | None = None
+        self._stats: InputStats | None = None
+        folder = os.environ.get(STATS_ENV) if self._bridge else None
+        if folder:
+            inputs = [name for name in os.environ.get(INPUTS_ENV, "").split(",") if name]
+            try:
+                os.makedirs(folder, exist_ok=True)
+                path = stats_path(folder, node_id, self._incarnation)
+                self._stats = InputStats(path, inputs)
+            except OSError:
+                pass  # no counts of the inputs: a hot swap then says it cannot count its drops
         self._reporter = report or (self._bridge_report if self._bridge else print_report)
         self._block_path = block_path
         self._job_id = _dataflow_id()
@@ -262,6 +371,7 @@ class DoraContext(BaseContext):
             return
         if self._send_output is None:
             raise RuntimeError(f"node {self.node_id!r}: the context has no send_output yet")
+        metadata = self._stamped(output_id, metadata)
         if metadata is None:
             self._send_output(output_id, data)
         else:
@@ -270,9 +380,30 @@ class DoraContext(BaseContext):
 
     send_output = __call__
 
+    def _stamped(self, output_id: str, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Bridge transport: ``metadata`` plus the message's :data:`SEQ_KEY`.
+
+        The receivers count what they got against these numbers, so that
+        what dora drops (during a hot swap) is counted, not guessed.
+        """
+        if not self._bridge:
+            return metadata
+        number = self._seq.get(output_id, 0)
+        self._seq[output_id] = number + 1
+        stamped = dict(metadata) if metadata else {}
+        stamped[SEQ_KEY] = self._incarnation * SEQ_SPAN + number
+        return stamped
+
     def _set_event(self, event: Mapping[str, Any]) -> None:
         if event.get("type") == "INPUT":
             self.received += 1
+            if self._bridge:
+                # The stamp is the engine's, not the node's: the node's code never sees it.
+                metadata = event.get("metadata")
+                stamp = metadata.pop(SEQ_KEY, None) if isinstance(metadata, dict) else None
+                if self._stats is not None:
+                    number = stamp if isinstance(stamp, int) else None
+                    self._stats.seen(str(event.get("id")), number)
         super()._set_event(event)
 
     def _bridge_report(self, node_id: str, kind: str, data: Any) -> None:
@@ -287,9 +418,12 @@ class DoraContext(BaseContext):
             return
         import pyarrow as pa
 
-        text = encode_report(
-            node_id, kind, data, received=self.received, sent=self.sent, token=self._token
-        )
+        extra: dict[str, Any] = {"received": self.received, "sent": self.sent}
+        if self._incarnation:
+            extra["incarnation"] = self._incarnation
+        if self._code is not None:
+            extra["code"] = self._code
+        text = encode_report(node_id, kind, data, **extra, token=self._token)
         try:
             send(self._bridge, pa.array([text]))
         except Exception:
@@ -365,6 +499,25 @@ def _block_path(cls: type) -> str:
     return str(getattr(module, "__file__", "") or "")
 
 
+def code_digest(data: bytes) -> str:
+    """A short digest of a node file's bytes: which version of an operator runs.
+
+    >>> code_digest(b"class Operator: pass")
+    '2da33eb80dd6dbde'
+    """
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            return code_digest(file.read())
+    except OSError:
+        return None
+
+
 def operator(cls: type, *, node_id: str, outputs: Iterable[str] = ()) -> type:
     """Wrap an ``Operator`` class so that ``on_event`` gets a context under dora-rs.
 
@@ -396,6 +549,8 @@ def operator(cls: type, *, node_id: str, outputs: Iterable[str] = ()) -> type:
 
     class Wrapped(cls):  # type: ignore[valid-type, misc]
         _dora_notebook_node = node_id
+        # Read while dora-rs imports (or hot-reloads) the file: which version this class is.
+        _dora_notebook_code = _file_digest(_block_path(cls)) if report_output() else None
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             warm_up()
@@ -412,7 +567,12 @@ def operator(cls: type, *, node_id: str, outputs: Iterable[str] = ()) -> type:
                 self.__dict__[_CONTEXT_ATTR] = context
             else:
                 context._bind(send_output)
+            context._code = self._dora_notebook_code
             context._set_event(dora_event)
+            if context._bridge and dora_event.get("type") == "RELOAD":
+                # dora-rs's hot reload: the status says which version got the RELOAD
+                # (the old one, when the new one failed to import or to start).
+                context._emit("status", "running")
             handler = super().on_event
             if context._bridge:
                 status = _bridged_event(context, handler, dora_event)
@@ -486,6 +646,7 @@ class ContextNode:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         warm_up()
+        self._fresh = bool(report_output()) and incarnation() > 0
         self._node = self._real(*args, **kwargs)
         wait_for_bridge()  # connected to dora by now: wait for the kernel's bridge, if any
         if report_output():
@@ -502,9 +663,13 @@ class ContextNode:
         if self.context._bridge:
             _report_node_end(self.context)
 
-    def send_output(self, *args: Any, **kwargs: Any) -> Any:
+    def send_output(self, output_id: str, data: Any, metadata: dict[str, Any] | None = None) -> Any:
         """dora's ``send_output`` (counted for the notebook's panel)."""
-        result = self._node.send_output(*args, **kwargs)
+        metadata = self.context._stamped(output_id, metadata)
+        if metadata is None:
+            result = self._node.send_output(output_id, data)
+        else:
+            result = self._node.send_output(output_id, data, metadata)
         self.context.sent += 1
         return result
 
@@ -515,6 +680,20 @@ class ContextNode:
 
     def __repr__(self) -> str:
         return f"<ContextNode {self._node_id!r}: {self._node!r}>"
+
+    def _stale_stop(self, event: Any) -> bool:
+        """Whether ``event`` is the STOP dora-rs 1.1 sent the incarnation this one replaced.
+
+        Measured: after ``dora node replace`` the replacement's first event is
+        a STOP (the node it replaced gets none, and is killed after the grace
+        period), while its inputs keep coming. A replacement skips that one
+        STOP, if it comes before any other event; a real stop still ends the
+        event stream.
+        """
+        if not self._fresh or event is None:
+            return False
+        self._fresh = False
+        return bool(event.get("type") == "STOP")
 
     def _seen(self, event: Any) -> Any:
         kind = None if event is None else event.get("type")
@@ -529,15 +708,23 @@ class ContextNode:
         """dora's ``next``; ``None`` once the context is done."""
         if self.context._done:
             return None
-        return self._seen(self._node.next(*args, **kwargs))
+        event = self._node.next(*args, **kwargs)
+        if self._stale_stop(event):
+            event = self._node.next(*args, **kwargs)
+        return self._seen(event)
 
     def try_recv(self) -> dict[str, Any] | None:
         if self.context._done:
             return None
-        return self._seen(self._node.try_recv())
+        event = self._node.try_recv()
+        if self._stale_stop(event):
+            event = self._node.try_recv()
+        return self._seen(event)
 
     def drain(self) -> list[dict[str, Any]]:
         events = [] if self.context._done else self._node.drain()
+        if events and self._stale_stop(events[0]):
+            events = events[1:]
         for event in events:
             self._seen(event)
         return events
@@ -545,7 +732,10 @@ class ContextNode:
     async def recv_async(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         if self.context._done:
             return None
-        return self._seen(await self._node.recv_async(*args, **kwargs))
+        event = await self._node.recv_async(*args, **kwargs)
+        if self._stale_stop(event):
+            event = await self._node.recv_async(*args, **kwargs)
+        return self._seen(event)
 
     def __iter__(self) -> ContextNode:
         return self

@@ -1,0 +1,719 @@
+"""What a hot swap on dora-rs needs besides the CLI: the coordinator's reload call, the drop count.
+
+dora-rs 1.1 swaps a node of a running dataflow in two ways, and
+:meth:`DoraEngine.reload <dora_notebook.dora_rs.engine.DoraEngine.reload>`
+uses the one dora offers for the node's kind:
+
+* an **operator** gets dora's hot reload (what ``dora start --attach
+  --hot-reload`` does when its file changes): the coordinator's ``Reload``
+  request makes the operator's runtime ``importlib.reload`` the file, build
+  a new ``Operator()``, copy the old instance's ``__dict__`` into it and hand
+  it a ``RELOAD`` event, all between two events, so no input is lost; when
+  the new version fails to import or to start, the runtime logs "Failed to
+  reload operator" and the old instance goes on. The CLI has no command for
+  that request: :func:`coordinator_request` speaks the coordinator's
+  WebSocket control protocol (``ws://HOST:PORT/api/control``, JSON text
+  frames ``{"id", "method": "control", "params": ControlRequest}``) itself.
+* a **custom node** gets ``dora node replace``: the daemon spawns the new
+  process, stops routing to the old one and kills it after the grace period.
+  Inputs that arrive in between are dropped, not queued; every message
+  carries its sender's number (:data:`~dora_notebook.dora_rs.shim.SEQ_KEY`)
+  and every incarnation of a receiver keeps what it got in a file
+  (:class:`~dora_notebook.dora_rs.shim.InputStats`), so :func:`swap_drops`
+  counts exactly what the swap lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..core.graph import NodeSpec
+from ..errors import ReloadError
+from .exits import Exit, exits_in_order
+from .export import has_context
+from .procs import error_text
+from .shim import INCARNATION_ENV, SEQ_SPAN, code_digest, read_stats, stats_path
+
+__all__ = ["GRACE", "Swaps", "coordinator_request", "swap_drops", "trial_error"]
+
+#: The id dora-rs gives the operator of a node with one ``operator:`` (dora-core's default).
+SINGLE_OPERATOR_ID = "op"
+
+
+def _frame(text: str) -> bytes:
+    """One masked WebSocket text frame (a client must mask what it sends)."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        head = bytes([0x81, 0x80 | size])
+    elif size < 1 << 16:
+        head = bytes([0x81, 0x80 | 126]) + struct.pack(">H", size)
+    else:
+        head = bytes([0x81, 0x80 | 127]) + struct.pack(">Q", size)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the coordinator closed the connection")
+        data += chunk
+    return data
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    first, second = _read(sock, 2)
+    size = second & 0x7F
+    if size == 126:
+        size = struct.unpack(">H", _read(sock, 2))[0]
+    elif size == 127:
+        size = struct.unpack(">Q", _read(sock, 8))[0]
+    mask = _read(sock, 4) if second & 0x80 else b""
+    data = _read(sock, size)
+    if mask:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return first & 0x0F, data
+
+
+def coordinator_request(
+    host: str, port: int, request: Mapping[str, Any], timeout: float = 10.0
+) -> dict[str, Any]:
+    """Send one ``ControlRequest`` to a dora-rs 1.1 coordinator; return its reply's ``result``.
+
+    The CLI's handshake (``Hello`` with the version) comes first, as the
+    coordinator expects. Raises ``OSError`` (the connection) or ``RuntimeError``
+    (the coordinator's error reply).
+
+    Example (a running dataflow's operator, as ``--hot-reload`` does)::
+
+        coordinator_request("127.0.0.1", 6013, {"Reload": {
+            "dataflow_id": uuid, "node_id": "plot", "operator_id": "op"}})
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        dora_version = version("dora-rs-cli")
+    except PackageNotFoundError:
+        dora_version = "1.1.0"
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            (
+                f"GET /api/control HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += _read(sock, 1)
+        if b" 101 " not in answer.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"the coordinator refused the connection: {answer[:80]!r}")
+        result: dict[str, Any] = {}
+        for params in ({"Hello": {"dora_version": dora_version}}, dict(request)):
+            request_id = str(uuid.uuid4())
+            frame = {"id": request_id, "method": "control", "params": params}
+            sock.sendall(_frame(json.dumps(frame)))
+            while True:
+                opcode, data = _read_frame(sock)
+                if opcode == 8:
+                    raise ConnectionError("the coordinator closed the connection")
+                if opcode != 1:
+                    continue
+                reply = json.loads(data)
+                if reply.get("id") == request_id:
+                    break
+            if reply.get("error") is not None:
+                raise RuntimeError(str(reply["error"]))
+            result = reply.get("result") or {}
+            if "Error" in result:
+                raise RuntimeError(str(result["Error"]))
+    return result
+
+
+def swap_drops(
+    old: Mapping[str, tuple[int, ...]], new: Mapping[str, tuple[int, ...]]
+) -> dict[str, int | None]:
+    """Per input: how many messages neither incarnation got across a swap (None: unknown yet).
+
+    ``old`` and ``new`` are :func:`~dora_notebook.dora_rs.shim.read_stats` of
+    the replaced incarnation (once it has ended) and of its replacement. What
+    the sender numbered between the last message the old one got and the first
+    the new one got was dropped. A sender that was itself replaced since numbers
+    from 0 again: then what it sent before the new one's first message is
+    counted (what its predecessor sent after the old one's last is not known).
+
+    >>> swap_drops({"x": (10, 0, 9, 0)}, {"x": (5, 13, 17, 0)})
+    {'x': 3}
+    >>> swap_drops({"x": (10, 0, 9, 0)}, {"x": (0, -1, -1, 0)})
+    {'x': None}
+    """
+    drops: dict[str, int | None] = {}
+    for input_id, (_, first, _, _) in new.items():
+        last = old.get(input_id, (0, -1, -1, 0))[2]
+        if first < 0:
+            drops[input_id] = None  # nothing came after the swap (yet)
+        elif last >= 0 and first // SEQ_SPAN == last // SEQ_SPAN:
+            drops[input_id] = max(0, first - last - 1)
+        else:
+            drops[input_id] = first % SEQ_SPAN
+    return drops
+
+
+_TRIAL = """
+import runpy, sys, traceback
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+try:
+    namespace = runpy.run_path(sys.argv[1], run_name=sys.argv[4])
+    namespace["Operator"]()
+except BaseException:
+    traceback.print_exc()
+    sys.exit(1)
+"""
+
+
+_NODE_TRIAL = """
+import runpy, sys, traceback
+import dora
+
+class Reached(BaseException):
+    pass
+
+class Node:
+    def __init__(self, *args, **kwargs):
+        raise Reached
+
+dora.Node = Node
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+sys.argv = [sys.argv[1]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except Reached:
+    sys.exit(0)
+except SystemExit as exc:
+    sys.exit(0 if exc.code in (None, 0) else 1)
+except BaseException:
+    traceback.print_exc()
+    sys.exit(1)
+"""
+
+
+def trial_node_error(path: Path, search: Path, timeout: float = 10.0) -> str | None:
+    """The traceback of running the custom-node script ``path`` up to its ``Node()``.
+
+    ``dora node replace`` stops the running process as soon as the new one is
+    spawned, so a script that fails before it connects (a syntax error, an
+    import, its set-up) would leave nothing running. This runs the script in
+    a process of its own, outside the dataflow, until it builds its ``Node``
+    (which stops it there). None if it gets there, ends cleanly, or is still
+    busy after ``timeout`` seconds (its set-up then runs twice: here, and in
+    the replacement).
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _NODE_TRIAL, str(path), str(path.parent), str(search)],
+            cwd=search,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    if done.returncode == 0:
+        return None
+    text = done.stderr.strip()
+    start = text.rfind("Traceback (most recent call last):")
+    return text[start:] if start >= 0 else text or None
+
+
+def trial_error(path: Path, search: Path, timeout: float = 20.0) -> str | None:
+    """The traceback of importing the operator file ``path`` and building its ``Operator``.
+
+    ``search``: the dataflow's folder, where the modules it imports are.
+
+    dora-rs's runtime logs only "Could not reload MODULE while reloading"
+    when a hot reload fails; this repeats the import in a process of its own
+    (outside the dataflow) to say why. None if it works there.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _TRIAL, str(path), str(path.parent), str(search), path.stem],
+            cwd=path.parent,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    if done.returncode == 0:
+        return None
+    text = done.stderr.strip()
+    start = text.rfind("Traceback (most recent call last):")
+    return text[start:] if start >= 0 else text or None
+
+
+#: How long the node a ``dora node replace`` replaced gets before dora-rs kills it.
+#: dora-rs 1.1 sends it no STOP (measured: its replacement gets it), so it is
+#: always killed; its counts survive in its stats file.
+GRACE = "1s"
+_GRACE_S = 1.0
+#: How long a swap waits for dora-rs to take it (the startup barrier, a busy operator).
+_TAKE_S = 8.0
+
+
+class Swaps:
+    """The hot swaps of one :class:`~dora_notebook.dora_rs.engine.DoraEngine` run.
+
+    It keeps, per node, which incarnation runs (0 until a ``dora node
+    replace``), the counts of the ones replaced (so the panel's counters go
+    on), the exits dora-rs logged for those (not failures of the node), and
+    what each swap dropped.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.incarnations: dict[str, int] = {}
+        #: (node, input) -> inputs dora-rs dropped during hot swaps of the node.
+        self.dropped: dict[tuple[str, str], int] = {}
+        #: Swap times measured (seconds from the request until dora-rs took the new version).
+        self.times: list[float] = []
+        self._parts: dict[str, dict[int, list[int]]] = {}
+        self._superseded: dict[str, int] = {}  # node -> exits of replaced incarnations
+        self._swapping: set[str] = set()
+        self._codes: dict[str, list[str]] = {}
+        self._ended: set[tuple[str, int]] = set()  # replaced incarnations that reported their end
+        self._cond = threading.Condition()
+
+    # -- what the engine asks while the graph runs --------------------------------
+
+    def swapping(self, node_id: str) -> bool:
+        """Whether ``node_id`` is being replaced (its old process's end is not the node's)."""
+        return node_id in self._swapping
+
+    def fold(self, node_id: str, record: dict[str, Any]) -> bool:
+        """Make a report's counters the node's over all its incarnations; False: do not publish.
+
+        A status of an incarnation a swap replaced is not the node's (dora-rs
+        killed that process); its counters still count.
+        """
+        if record.get("kind") == "status" and isinstance(record.get("code"), str):
+            with self._cond:
+                self._codes.setdefault(node_id, []).append(record["code"])
+                self._cond.notify_all()
+        number = record.get("incarnation", 0)
+        number = number if isinstance(number, int) and number >= 0 else 0
+        current = self.incarnations.get(node_id, 0)
+        if current == 0 and number == 0:
+            return True
+        with self._cond:
+            part = self._parts.setdefault(node_id, {}).setdefault(number, [0, 0])
+            part[0] = max(part[0], int(record.get("received", 0)))
+            part[1] = max(part[1], int(record.get("sent", 0)))
+            record["received"], record["sent"] = self._totals(node_id)
+        if number < current and record.get("kind") == "status":
+            if record.get("data") in ("finished", "failed"):
+                self._ended.add((node_id, number))
+            return False
+        return True
+
+    def _totals(self, node_id: str) -> tuple[int, int]:
+        parts = self._parts.get(node_id, {}).values()
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    def exits(self, text: str, dataflow_id: str) -> dict[str, Exit]:
+        """Node id -> how its process ended badly, without the ends of replaced incarnations."""
+        exits: dict[str, Exit] = {}
+        seen: dict[str, int] = {}
+        for node_id, exit in exits_in_order(text, dataflow_id):
+            seen[node_id] = seen.get(node_id, 0) + 1
+            if node_id in self._swapping or seen[node_id] <= self._superseded.get(node_id, 0):
+                continue
+            exits[node_id] = exit
+        return exits
+
+    # -- a swap -------------------------------------------------------------------
+
+    def reload(self, spec: NodeSpec) -> Future[str | None]:
+        """Swap the running node ``spec.id`` for ``spec`` with dora-rs's own mechanism.
+
+        The future gives None once dora-rs runs the new version, or why it
+        does not (the old one then keeps running). What cannot be swapped on
+        dora-rs 1.1 is refused at once, in one line (:class:`ReloadError`).
+        """
+        future: Future[str | None] = Future()
+        try:
+            refusal = self._refusal(spec)
+        except Exception as exc:  # said, not raised: the old version runs
+            refusal = f"node {spec.id!r}: {exc}"
+        if refusal is not None:
+            future.set_exception(ReloadError(refusal))
+            return future
+        try:
+            compile(spec.source or "", spec.code_name(), "exec")
+        except SyntaxError:
+            error = traceback.format_exc(limit=0).strip()
+            self._failed(spec.id, error)
+            future.set_result(error)
+            return future
+        threading.Thread(
+            target=self._run, args=(spec, future), name=f"dora-swap-{spec.id}", daemon=True
+        ).start()
+        return future
+
+    def _refusal(self, spec: NodeSpec) -> str | None:
+        engine = self.engine
+        node = spec.id
+        old = engine.graph[node] if node in engine.graph else None  # noqa: SIM401 - no .get
+        counts = engine.counts.get(node)
+        if old is None or counts is None or engine.dataflow_id is None:
+            return f"node {node!r} is not running on dora: stop and start the graph to run it"
+        if counts.final:
+            return f"node {node!r} has {counts.status}; stop and start the graph to run it"
+        if spec.kind != old.kind:
+            return (
+                f"node {node!r} changed from {old.kind} to {spec.kind}; stop and start the "
+                "graph to run it"
+            )
+        if spec.source is None or old.source is None or not has_context(old):
+            return (
+                f"node {node!r}: only a node defined in a cell can be hot-swapped on dora; "
+                "stop and start the graph to run the new definition"
+            )
+        before = {k: v.source for k, v in old.inputs.items()}
+        after = {k: v.source for k, v in spec.inputs.items()}
+        if before != after:
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            return (
+                f"node {node!r}: its inputs changed ({', '.join(changed)}), and a swap on dora-rs "
+                "1.1 keeps a node's inputs (dora node replace, an operator's hot reload); "
+                "%dora_stop, re-run the cell, %dora_start --engine dora"
+            )
+        if spec.kind == "operator" and list(spec.outputs) != list(old.outputs):
+            return (
+                f"node {node!r}: its outputs changed, and dora-rs 1.1's hot reload keeps an "
+                "operator's outputs; %dora_stop, re-run the cell, %dora_start --engine dora"
+            )
+        if spec.machine != old.machine:
+            return f"node {node!r}: --machine changed; stop and start the graph to move it"
+        if node in self._swapping:
+            return f"node {node!r} is being swapped already; re-run the cell once it runs"
+        return None
+
+    def _run(self, spec: NodeSpec, future: Future[str | None]) -> None:
+        try:
+            if spec.kind == "operator":
+                error = self._reload_operator(spec)
+            else:
+                error = self._replace_node(spec)
+        except Exception as exc:  # the old version runs on: say why
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            self.engine.graph.add(spec, replace=True)
+        else:
+            self._failed(spec.id, error)
+        future.set_result(error)
+
+    def _failed(self, node_id: str, error: str) -> None:
+        self.engine._emit(
+            node_id, "warning", f"the new version failed; the previous one keeps running\n{error}"
+        )
+
+    def _rendered(self, spec: NodeSpec) -> tuple[dict[str, Any], Path, bytes]:
+        """The new version's entry of the private descriptor, its file and the file's bytes."""
+        from .engine import private_descriptor
+        from .export import DESCRIPTOR, render
+
+        engine = self.engine
+        trial = engine.graph.copy()
+        trial.add(spec, replace=True)
+        files = render(trial)
+        raw = yaml.safe_load(files[DESCRIPTOR])
+        entry = next(n for n in raw["nodes"] if n["id"] == spec.id)
+        name = entry["operator"]["python"] if spec.kind == "operator" else entry["path"]
+        folder = (engine.folder / "dataflow").resolve()
+        descriptor = private_descriptor(
+            files[DESCRIPTOR].decode(),
+            trial,
+            engine._ready,
+            folder,
+            machine=engine._machine,
+            placed=engine._remote is not None,
+            token=engine._token,
+        )
+        entry = next(n for n in descriptor["nodes"] if n["id"] == spec.id)
+        return entry, folder / name, files[name]
+
+    def _reload_operator(self, spec: NodeSpec) -> str | None:
+        """dora-rs's hot reload: the new file, then the coordinator's ``Reload`` request."""
+        engine = self.engine
+        _, path, data = self._rendered(spec)
+        current = self._operator_file(spec.id)
+        if current is None or current != path:
+            return (
+                f"node {spec.id!r}: the new version's module name differs ({path.name}), which "
+                "dora-rs's hot reload cannot follow; stop and start the graph"
+            )
+        previous = path.read_bytes()
+        wanted = code_digest(data)
+        with self._cond:
+            before = len(self._codes.get(spec.id, []))
+        started = time.monotonic()
+        _rewrite(path, data)
+        try:
+            coordinator_request(
+                engine._host,
+                engine._port,
+                {
+                    "Reload": {
+                        "dataflow_id": engine.dataflow_id,
+                        "node_id": spec.id,
+                        "operator_id": SINGLE_OPERATOR_ID,
+                    }
+                },
+            )
+        except (OSError, RuntimeError) as exc:
+            _rewrite(path, previous)
+            return f"dora-rs's coordinator refused the reload: {exc}"
+        deadline = started + _TAKE_S
+        with self._cond:
+            while len(self._codes.get(spec.id, [])) <= before:
+                left = deadline - time.monotonic()
+                if left <= 0 or engine.done.is_set():
+                    break
+                self._cond.wait(min(left, 0.2))
+            codes = self._codes.get(spec.id, [])[before:]
+        took = time.monotonic() - started
+        if codes and codes[0] == wanted:
+            self.times.append(took)
+            engine._emit(
+                spec.id,
+                "log",
+                {
+                    "stdio": "info",
+                    "line": (
+                        f"hot reload (dora-rs): the new version took over in {took:.2f} s, "
+                        "with the old instance's attributes, between two events: no input "
+                        "dropped"
+                    ),
+                },
+            )
+            return None
+        _rewrite(path, previous)  # a late reload then reloads the running version
+        if not codes:
+            return (
+                f"dora-rs did not hand the operator its RELOAD within {_TAKE_S:.0f} s (is it "
+                "busy?); the running version goes on"
+            )
+        trial = engine.folder / "trial" / path.name
+        trial.parent.mkdir(exist_ok=True)
+        trial.write_bytes(data)
+        reason = trial_error(trial, path.parent)
+        return reason or "dora-rs could not reload it (its log says 'Failed to reload operator')"
+
+    def _operator_file(self, node_id: str) -> Path | None:
+        from .export import DESCRIPTOR
+
+        engine = self.engine
+        descriptor = yaml.safe_load((engine.folder / "dataflow" / DESCRIPTOR).read_text())
+        for node in descriptor["nodes"]:
+            if node["id"] == node_id and isinstance(node.get("operator"), dict):
+                return Path(node["operator"]["python"])
+        return None
+
+    def _replace_node(self, spec: NodeSpec) -> str | None:
+        """``dora node replace``: a new process under the same id; its drops counted after."""
+        engine = self.engine
+        node = spec.id
+        entry, path, data = self._rendered(spec)
+        number = self.incarnations.get(node, 0) + 1
+        entry["env"][INCARNATION_ENV] = str(number)
+        definition = engine.folder / f"replace-{node}-{number}.yml"
+        definition.write_text(yaml.safe_dump(entry, sort_keys=False))
+        trial = engine.folder / "trial" / path.name
+        trial.parent.mkdir(exist_ok=True)
+        trial.write_bytes(data)
+        reason = trial_node_error(trial, path.parent)
+        if reason is not None:
+            return reason
+        previous = path.read_bytes() if path.is_file() else None
+        before = self._exit_count(node)
+        warned = dict(getattr(engine, "_drops", {}))  # dora-rs's drop warnings before the swap
+        self._swapping.add(node)
+        started = time.monotonic()
+        path.write_bytes(data)
+        while True:
+            done = engine._cli(
+                "node",
+                "replace",
+                node,
+                "--dataflow",
+                str(engine.dataflow_id),
+                "--from-yaml",
+                str(definition),
+                "--grace",
+                GRACE,
+                timeout=30.0,
+            )
+            output = done.stdout + done.stderr
+            # dora-rs 1.1 refuses for 1-2 s after the start ("startup barrier").
+            barrier = "startup barrier" in output
+            if done.returncode == 0 or not barrier or time.monotonic() - started > _TAKE_S:
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        if done.returncode != 0:
+            self._swapping.discard(node)
+            if previous is not None:
+                path.write_bytes(previous)
+            return f"dora node replace refused it: {error_text(output)}"
+        self.times.append(took)
+        self.incarnations[node] = number
+        if number == 1:  # the first incarnation's counts so far (fold keeps them from now on)
+            counts = engine.counts[node]
+            with self._cond:
+                self._parts.setdefault(node, {})[0] = [counts.received, counts.sent]
+        engine._emit(node, "status", "running")
+        engine._emit(
+            node,
+            "log",
+            {
+                "stdio": "info",
+                "line": (
+                    f"hot swap (dora node replace): incarnation {number} took over in "
+                    f"{took:.2f} s; counting the inputs dora-rs drops during the swap"
+                ),
+            },
+        )
+        threading.Thread(
+            target=self._count_drops,
+            args=(spec, number, before, started, warned),
+            name=f"dora-swap-drops-{node}",
+            daemon=True,
+        ).start()
+        return None
+
+    def _exit_count(self, node_id: str) -> int:
+        engine = self.engine
+        if engine._remote is not None or engine.dataflow_id is None:
+            return 0
+        try:
+            text = (engine.folder / "daemon.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum(1 for n, _ in exits_in_order(text, engine.dataflow_id) if n == node_id)
+
+    def _count_drops(
+        self,
+        spec: NodeSpec,
+        number: int,
+        exits_before: int,
+        started: float,
+        warned: dict[tuple[str, str], int],
+    ) -> None:
+        """After a replace: the old process's end, then what the swap dropped, on the panel."""
+        engine = self.engine
+        node = spec.id
+        # dora-rs kills the old incarnation after the grace period: its exit is not the node's.
+        deadline = started + _GRACE_S + 5.0
+        ended = False
+        while time.monotonic() < deadline and not engine.done.is_set():
+            if engine._remote is None and self._exit_count(node) > exits_before:
+                ended = True
+                break
+            if (node, number - 1) in self._ended:
+                # It got the STOP and reported its end; dora-rs 1.1 may still kill it
+                # after the grace period (measured: its last report never got a reply).
+                deadline = min(deadline, time.monotonic() + _GRACE_S + 1.0)
+            time.sleep(0.1)
+        self._superseded[node] = exits_before + (1 if ended else 0)
+        self._swapping.discard(node)
+        inputs = list(spec.inputs)
+        folder = engine.folder / "stats" if engine.folder is not None else None
+        if folder is None or not inputs:
+            return
+        old = read_stats(stats_path(folder, node, number - 1), inputs)
+        with self._cond:
+            part = self._parts.setdefault(node, {}).setdefault(number - 1, [0, 0])
+            part[0] = max(part[0], sum(v[0] for v in old.values()))
+            engine.counts[node].received = self._totals(node)[0]
+        # The replacement's first messages say where the sender's numbers went on.
+        deadline = time.monotonic() + 30.0
+        while True:
+            new = read_stats(stats_path(folder, node, number), inputs)
+            waiting = not new or any(v[1] < 0 for v in new.values())
+            counts = engine.counts[node]
+            if not waiting or counts.final or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if not old or not new:
+            engine._emit(
+                node,
+                "warning",
+                "hot swap: the inputs dora-rs dropped during the swap cannot be counted here "
+                "(the node's counts are not readable from this machine)",
+            )
+            return
+        drops = swap_drops(old, new)
+        counted = {k: v for k, v in drops.items() if v is not None}
+        total = sum(counted.values())
+        for input_id, value in counted.items():
+            key = (node, input_id)
+            self.dropped[key] = self.dropped.get(key, 0) + value
+        # The replacement's queue may overflow while it starts: dora-rs warns about
+        # those drops too (and the engine counts its warnings), so they are not added twice.
+        time.sleep(0.5)  # the warnings come through dora/logs, batched
+        now = dict(getattr(engine, "_drops", {}))
+        overlap = sum(now.get((node, k), 0) - warned.get((node, k), 0) for k in counted)
+        overlap = max(0, min(total, overlap))
+        engine.counts[node].dropped += total - overlap
+        detail = ", ".join(f"{k}: {v}" for k, v in counted.items())
+        line = (
+            f"hot swap {number}: dora-rs dropped {total} input"
+            f"{'' if total == 1 else 's'} that arrived during the swap"
+            + (f" ({detail})" if detail else "")
+        )
+        if overlap:
+            line += (
+                f"; {overlap} of them from the new process's full queue while it started"
+                " (dora-rs's warnings above)"
+            )
+        unknown = sorted(k for k, v in drops.items() if v is None)
+        if unknown:
+            line += f"; not counted for {', '.join(unknown)}: nothing came after the swap"
+        engine._emit(node, "log", {"stdio": "warning" if total else "info", "line": line})
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``importlib.reload`` reads it, not a stale ``.pyc``.
+
+    Python trusts a cached ``.pyc`` whose recorded size and whole-second mtime
+    match the source: a rewrite within the same second of the same size would
+    be missed. The cache is removed and the mtime moved forward.
+    """
+    before = path.stat().st_mtime if path.exists() else 0.0
+    path.write_bytes(data)
+    when = max(time.time(), before + 1.0)
+    os.utime(path, (when, when))
+    for cached in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+        cached.unlink(missing_ok=True)
