@@ -7,6 +7,7 @@ is compared (dora prints an eyre report with a backtrace, we print one line).
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
@@ -302,6 +303,7 @@ def test_the_embedded_engine_still_refuses_what_it_cannot_run(tmp_path: Path) ->
         ("cpu_affinity", "[0]"),
         ("git", "https://example.com/x.git"),
         ("health_check_timeout", "5"),
+        ("startup_timeout", "5"),
     ],
 )
 def test_a_field_the_embedded_engine_cannot_honour_is_refused_before_start(
@@ -384,6 +386,23 @@ def test_a_program_node_loads_and_the_embedded_engine_refuses_it_at_start(tmp_pa
     no_build = PROGRAMS.replace("    build: cargo build -p built\n", "")
     with pytest.raises(GraphError, match="'built': path: file 'target/debug/built' does not exist"):
         Dataflow.from_yaml(tree(tmp_path, {"dataflow.yml": no_build}))
+
+
+def test_path_sha256_is_checked_against_the_node_file(tmp_path: Path) -> None:
+    code = "print('ran')\n"
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    node = "nodes:\n  - id: a\n    path: a.py\n    path_sha256: {}\n"
+    path = tree(tmp_path, {"dataflow.yml": node.format(digest), "a.py": code})
+    flow = Dataflow.from_yaml(path, echo=False)
+    flow.start()
+    assert flow.wait(10)
+    assert "ran" in flow.node("a").log_text()
+    path.write_text(node.format("f" * 64))
+    with pytest.raises(GraphError) as info:
+        Dataflow.from_yaml(path).start()
+    assert str(info.value) == (
+        f"node 'a': path_sha256: {tmp_path / 'a.py'} has SHA-256 {digest}, not {'f' * 64}"
+    )
 
 
 def test_global_env_reaches_every_node(tmp_path: Path) -> None:

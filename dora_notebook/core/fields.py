@@ -9,6 +9,16 @@ fetches is refused with one line naming the field and the node, as is a
 (:mod:`.hub`). The global ``env:`` is honoured: every node gets it, under its
 own ``env``.
 
+Accepted because one process honours them as they are: ``name`` and
+``description``; ``output_framing`` (the wire format between processes:
+here a message is passed by reference), ``shared_memory_pool_size`` (no
+shared memory is used), ``max_log_size`` and ``max_rotated_files`` (no log
+files are written), ``finish_grace_secs`` (the embedded engine never
+force-stops a node, so any grace is kept), ``output_metadata`` and
+``pattern`` (checked by ``dora validate``, as by dora at build time), the
+``max_restarts`` kin of ``restart_policy: never``. ``path_sha256`` is
+checked against the node's file before start.
+
 >>> from .graph import NodeSpec
 >>> g = Graph()
 >>> g.add(NodeSpec("cam", "node", source="pass", extra={"restart_policy": "always"}))
@@ -19,11 +29,13 @@ dora_notebook.errors.GraphError: node 'cam': restart_policy: always restarts ...
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..errors import GraphError
-from .graph import Graph, _env_from_yaml
+from .graph import Graph, NodeSpec, _env_from_yaml
 from .hub import check as check_script
 from .logs import parse_level
 
@@ -40,6 +52,8 @@ _REFUSED = {
     "cpu_affinity": "pins a node's process to CPUs; embedded nodes share one process",
     "health_check_timeout": "kills a node's process when it hangs; embedded nodes are threads",
     "send_stdout_as": "sends a process's stdout as an output; not on the embedded engine yet",
+    "startup_timeout": "kills a node's process that has not connected in time; embedded "
+    "nodes are threads",
 }
 _REFUSED_TOP = {
     "exit_when_nodes_finish": "ends a run on timers; not on the embedded engine yet",
@@ -72,6 +86,8 @@ def for_embedded(graph: Graph, top: Mapping[str, Any]) -> Graph:
                 f"node {spec.id!r}: restart_policy: {policy} restarts a node's process, and "
                 f"embedded nodes are threads of the kernel ({_ENGINE})"
             )
+        if fields.get("path_sha256") is not None:
+            _check_sha256(spec, str(fields["path_sha256"]))
         for inp in spec.inputs.values():
             _check_input(spec.id, inp.input_id, inp.options)
         if global_env:
@@ -94,3 +110,14 @@ def _check_input(node_id: str, input_id: str, options: Mapping[str, Any]) -> Non
             f"{where}: queue_policy: backpressure: the embedded engine drops the oldest "
             f"message of a full queue ({_ENGINE})"
         )
+
+
+def _check_sha256(spec: NodeSpec, expected: str) -> None:
+    """``path_sha256``: the node's file must have that SHA-256, as dora checks a download."""
+    file = spec.path if spec.path is not None else spec.script
+    where = f"node {spec.id!r}: path_sha256"
+    if file is None or not Path(file).is_file():
+        raise GraphError(f"{where}: the node has no file to check ({_ENGINE})")
+    actual = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+    if actual != expected.strip().lower():
+        raise GraphError(f"{where}: {file} has SHA-256 {actual}, not {expected}")
