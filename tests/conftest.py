@@ -16,7 +16,7 @@ from .needs import needs_dora
 # Folders of node scripts, which create a Node() at import: not modules for
 # pytest's doctest collection (one list here, not a conftest.py in each: two
 # conftest.py files outside packages would clash by name).
-collect_ignore = ["logging_dataflow"]
+collect_ignore = ["logging_dataflow", "observed_dataflow"]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

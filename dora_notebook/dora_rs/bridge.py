@@ -7,15 +7,13 @@ Arrow string array, never anything to unpickle or evaluate. The kernel reads
 those lines (:func:`protocol_message`) and keeps only the reports that carry
 the run's secret and come from the node they name (:func:`accept_reports`).
 
-Besides the reports, the bridge has two kinds of inputs of its own:
-:data:`LOGS_INPUT` (``dora/logs``: every node's log records, as dora-rs 1.1
-gives them to any node that asks, plain dora files and node-hub packages
-included) and one :data:`TAP_PREFIX` input per output of every node. The
-log records (dora's JSON text) and the number of messages seen on each tap
-input go to the kernel in batches (:class:`Relay`, at most every
-:data:`FLUSH_S`); the value of a message goes only for an output someone
-taps (the kernel writes ``TAP INPUT_ID`` on the bridge's standard input),
-as Arrow IPC (:func:`tap_line`), never as anything to unpickle.
+Besides the reports, the bridge has one :data:`TAP_PREFIX` input per
+output of every node (plain dora files and node-hub packages included). The
+number of messages seen on each goes to the kernel in batches
+(:class:`Relay`, at most every :data:`FLUSH_S`); the value of a message goes
+only for an output someone taps (the kernel writes ``TAP INPUT_ID`` on the
+bridge's standard input), as Arrow IPC (:func:`tap_line`), never as
+anything to unpickle.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from .procs import error_text
 
 __all__ = [
     "BRIDGE_ID",
-    "LOGS_INPUT",
     "TAP_PREFIX",
     "Relay",
     "accept_reports",
@@ -48,11 +45,9 @@ __all__ = [
 
 #: The id of the kernel's dynamic node in the exported dataflow.
 BRIDGE_ID = "dora-notebook-bridge"
-#: The bridge's ``dora/logs`` input: every node's log records.
-LOGS_INPUT = "dora_notebook_logs"
 #: The bridge's inputs from the nodes' outputs are this plus a number.
 TAP_PREFIX = "dora_notebook_tap_"
-#: Log records and counts wait at most this long in the bridge (seconds).
+#: Counts wait at most this long in the bridge (seconds).
 FLUSH_S = 0.1
 
 
@@ -141,28 +136,27 @@ def read_tap(message: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 
 class Relay:
-    """What the bridge sends the kernel besides reports: log records, tap counts, tapped values.
+    """What the bridge sends the kernel besides reports: tap counts and tapped values.
 
-    Log records and counts are batched (one line per :data:`FLUSH_S` at
-    most); a tapped message goes at once. ``taps`` is the set of tap inputs
-    whose values are wanted (the kernel adds to it through the bridge's
-    standard input).
+    The counts (running totals per tap input) go at most once per
+    :data:`FLUSH_S`; a tapped message goes at once. ``taps`` is the set of
+    tap inputs whose values are wanted (the kernel adds to it through the
+    bridge's standard input).
 
     >>> import pyarrow as pa
     >>> lines = []
-    >>> relay = Relay(lines.append)
-    >>> relay.event({"type": "INPUT", "id": TAP_PREFIX + "0", "value": pa.array([1])})
-    >>> relay.event({"type": "INPUT", "id": LOGS_INPUT, "value": pa.array(['{"level":"WARN"}'])})
-    >>> relay.flush(); sorted(line["type"] for line in lines)
-    ['COUNTS', 'LOGS']
-    >>> lines[-1] if lines[-1]["type"] == "COUNTS" else lines[0]
-    {'type': 'COUNTS', 'counts': {'dora_notebook_tap_0': 1}}
+    >>> relay = Relay(lines.append, {TAP_PREFIX + "1"})
+    >>> for tap in "0", "0", "1":
+    ...     relay.event({"type": "INPUT", "id": TAP_PREFIX + tap, "value": pa.array([1])})
+    >>> relay.flush(); [line["type"] for line in lines][-2:]
+    ['TAP', 'COUNTS']
+    >>> lines[-1]
+    {'type': 'COUNTS', 'counts': {'dora_notebook_tap_0': 2, 'dora_notebook_tap_1': 1}}
     """
 
     def __init__(self, send: Any, taps: set[str] | None = None) -> None:
         self.send = send
         self.taps: set[str] = set() if taps is None else taps
-        self._logs: list[str] = []
         self._counts: dict[str, int] = {}
         self._changed = False
         self._flushed = time.monotonic()
@@ -171,9 +165,7 @@ class Relay:
         """Relay one dora event (an INPUT_CLOSED or NODE_FAILED after what came before it)."""
         kind = event.get("type")
         input_id = str(event.get("id"))
-        if kind == "INPUT" and input_id == LOGS_INPUT:
-            self._log_texts(event.get("value"))
-        elif kind == "INPUT" and input_id.startswith(TAP_PREFIX):
+        if kind == "INPUT" and input_id.startswith(TAP_PREFIX):
             self._counts[input_id] = self._counts.get(input_id, 0) + 1
             self._changed = True
             if input_id in self.taps:
@@ -187,18 +179,9 @@ class Relay:
         if time.monotonic() - self._flushed >= FLUSH_S:
             self.flush()
 
-    def _log_texts(self, value: Any) -> None:
-        import pyarrow as pa
-
-        if isinstance(value, pa.Array) and pa.types.is_string(value.type):
-            self._logs.extend(text for text in value.to_pylist() if isinstance(text, str))
-
     def flush(self) -> None:
-        """Send the batched log records and the counts that changed since the last flush."""
+        """Send the counts, if any changed since the last flush."""
         self._flushed = time.monotonic()
-        if self._logs:
-            texts, self._logs = self._logs, []
-            self.send({"type": "LOGS", "texts": texts})
         if self._changed:
             self._changed = False
             self.send({"type": "COUNTS", "counts": dict(self._counts)})
@@ -308,7 +291,7 @@ def bridge_main(argv: list[str] | None = None) -> int:
     relay = Relay(send, set(args[1:]))
     threading.Thread(target=_read_taps, args=(sys.stdin, relay.taps), daemon=True).start()
     while True:
-        # A short timeout: batched records and counts go out when nothing else comes.
+        # A short timeout: the counts go out when nothing else comes.
         event = node.next(timeout=FLUSH_S)
         if event is None:
             relay.flush()

@@ -81,7 +81,6 @@ from ..core.tap import Tap
 from ..errors import DataflowError
 from .bridge import (
     BRIDGE_ID,
-    LOGS_INPUT,
     TAP_PREFIX,
     accept_reports,
     protocol_message,
@@ -127,6 +126,10 @@ EDGE_NOTE = (
     "less dora-rs's drop warnings for this input; still queued ones count as delivered"
 )
 NOT_COUNTED = "not counted: the source runs on another machine"
+#: Targets of the records dora-rs's daemon and coordinator log about a node.
+_DORA_TARGETS = ("daemon", "coordinator", "spawner")
+#: The daemon's record once a node's process has ended (dora-rs 1.1, measured).
+_NODE_ENDED = "handling node stop with exit status"
 _NO_DAEMON = "no unnamed daemon connections"
 
 
@@ -202,9 +205,8 @@ def private_descriptor(
         )
         node["env"] = env
         sources[spec.id] = {"source": f"{spec.id}/{REPORTS_OUTPUT}", "queue_size": 100000}
-    if descriptor["nodes"]:
-        sources[LOGS_INPUT] = {"source": "dora/logs", "queue_size": 100000}
-        sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
+    sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
+    if sources:
         bridge: dict[str, Any] = {"id": BRIDGE_ID, "path": "dynamic", "inputs": sources}
         if placed and machine is not None:
             bridge["deploy"] = {"machine": machine}
@@ -317,7 +319,9 @@ class DoraEngine:
         self._seen: dict[str, int] = {}  # tap input id -> messages the bridge got on it
         self._drops: dict[tuple[str, str], int] = {}  # (node, input) -> dora's drop warnings
         self._closed_taps: set[str] = set()
-        self._open: set[str] = set()  # the bridge's inputs not closed yet, but dora/logs
+        self._open: set[str] = set()  # the bridge's inputs not closed yet
+        self._log_proc: subprocess.Popen[bytes] | None = None  # dora logs --follow
+        self._log_thread: threading.Thread | None = None
         self._reported_sent: dict[str, int] = {}  # what a node's own reports say it sent
         self._shimmed = {spec.id for spec in graph if has_context(spec)}
 
@@ -349,6 +353,7 @@ class DoraEngine:
             self._thread = threading.Thread(target=self._watch, name=BRIDGE_ID, daemon=True)
             self._thread.start()
             self.dataflow_id = self._start_dataflow(descriptor)
+            self._follow_logs()
             self._started.set()
             for node_id, event in self._params:
                 try:
@@ -385,7 +390,7 @@ class DoraEngine:
         )
         bridge = [node for node in descriptor["nodes"] if node["id"] == BRIDGE_ID]
         self._bridged = bool(bridge)
-        self._open = {i for i in (bridge[0]["inputs"] if bridge else {}) if i != LOGS_INPUT}
+        self._open = set(bridge[0]["inputs"] if bridge else ())
         for input_id, mapping in (bridge[0]["inputs"] if bridge else {}).items():
             if input_id.startswith(TAP_PREFIX):
                 node_id, _, output_id = mapping["source"].partition("/")
@@ -518,6 +523,8 @@ class DoraEngine:
                 if not counts.final:
                     self._emit(node_id, "error", f"the dora bridge failed: {exc}")
         finally:
+            if self._log_thread is not None:  # dora logs --follow ends with the dataflow
+                self._log_thread.join(3.0)
             with contextlib.suppress(Exception):  # the cluster may be gone: settle anyway
                 self._settle()
             for node_id, counts in self.counts.items():
@@ -600,15 +607,15 @@ class DoraEngine:
                         elif not self._handle(message):
                             return
                 elif (not joined or not self._open) and self._started.is_set() and now > next_look:
-                    # Before the bridge joined; or once every input of the bridge but
-                    # dora/logs (which never closes) has closed: the nodes left, if any,
-                    # have no outputs, and only dora-rs can say when they end.
+                    # Before the bridge joined; or once every input of the bridge has
+                    # closed (it may stay, as dora-rs gives it no end then): the nodes
+                    # left, if any, have no outputs, and only dora-rs can say when they end.
                     next_look = now + 0.5
                     status = self._dataflow_status()
                     if status is not None and status.lower() != "running":
                         if not joined:
                             return
-                        # Their last log records may still be in the pipe.
+                        # Their last counts may still be in the pipe.
                         end_at = min(end_at or now + 0.5, now + 0.5)
                 if end_at is not None and now > end_at:
                     return
@@ -678,20 +685,68 @@ class DoraEngine:
             counts.sent = max(self._reported_sent[node_id], self._sent_by(node_id))
             self._emit(node_id, record["kind"], record["data"])
 
-    # -- what dora-rs itself tells the bridge: log records, messages on outputs -----
+    # -- what dora-rs itself says: log records, messages on outputs -----------------
+
+    def _follow_logs(self) -> None:
+        """Read every node's log records as dora-rs keeps them, from the start, in a thread.
+
+        ``dora logs ID --all-nodes --follow --log-format json`` gives the
+        records dora's ``dora/logs`` input gives (its LogMessage JSON), but
+        from the dataflow's start: a ``dora/logs`` input of the bridge misses
+        what the nodes print before the bridge has joined (plain nodes do not
+        wait for it). It ends by itself when the dataflow ends.
+        """
+        assert self._folder is not None and self.dataflow_id is not None
+        address = ["--coordinator-addr", self._host, "--coordinator-port", str(self._port)]
+        env = {k: v for k, v in self._env.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
+        command = ["logs", self.dataflow_id, "--all-nodes", "--follow", "--log-format", "json"]
+        with open(self._folder / "logs.log", "wb") as errors:
+            self._log_proc = subprocess.Popen(
+                [self._dora, *command, *address],
+                cwd=self._folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                start_new_session=True,
+            )
+        self._log_thread = threading.Thread(
+            target=self._read_logs, args=(self._log_proc,), name=f"{BRIDGE_ID}-logs", daemon=True
+        )
+        self._log_thread.start()
+
+    def _read_logs(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                try:
+                    self._logs([line.decode("utf-8", errors="replace")])
+                except Exception:  # a broken record must not end the panels' logs
+                    import traceback
+
+                    traceback.print_exc()
 
     def _logs(self, texts: object) -> None:
-        """Every node's ``dora/logs`` records: panel lines, and dora's drop warnings counted.
+        """Every node's log records (see :meth:`_follow_logs`): panel lines, drops, ends.
 
         A node with the context shim reports its printed lines itself, so of
-        its records only those with a level (``node.log``, dora's own) are shown.
+        its records only those with a level (``node.log``, dora's own) are
+        shown. The daemon's and coordinator's records about a node are not
+        the node's (the embedded engine has none): the one saying that its
+        process ended is read, not shown.
         """
         for text in texts if isinstance(texts, list) else ():
             parsed = parse_record(text)
             if parsed is None or parsed[0] not in self.counts:
-                continue  # not a record, or the bridge's own
+                continue  # not a record, the dataflow's or the bridge's own
             node_id, record = parsed
             counts = self.counts[node_id]
+            if record.target in _DORA_TARGETS:
+                # A shim node's reports say when it ends (and a hot swap ends a process).
+                ended = record.message.startswith(_NODE_ENDED) and node_id not in self._shimmed
+                if ended:
+                    counts.closed_at = counts.closed_at or time.monotonic()
+                continue
             dropped = dropped_input(record)
             if dropped is not None:
                 # An operator's runtime names an input OPERATOR/INPUT.
@@ -1022,6 +1077,7 @@ class DoraEngine:
                 return
             self._torn_down = True
         bridge = [self._bridge_proc] if self._bridge_proc is not None else []
+        bridge += [self._log_proc] if self._log_proc is not None else []
         for proc in [*bridge, *reversed(self._children)]:
             end_session(proc)
         if self._folder is not None:

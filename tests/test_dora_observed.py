@@ -1,0 +1,143 @@
+"""What the dora engine observes of every node, plain dora files included (issue 14, items 2-4).
+
+One graph, run once per engine and shared by the tests: ``counter`` and
+``slow`` come from a plain dora file (no context shim: they report nothing
+themselves), ``cell`` is an operator cell. On the dora engine their log
+lines come from dora-rs's own log records, the tap and the per-edge counts
+from the bridge's subscription to every output and dora's drop warnings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dora_notebook import Dataflow
+from dora_notebook.dora_rs.engine import EDGE_NOTE
+from dora_notebook.jupyter.graphview import render_svg, render_text
+
+from .dora_processes import live_descendants
+
+pytestmark = pytest.mark.dora
+
+HERE = Path(__file__).parent / "observed_dataflow"
+CELL = """
+class Operator:
+    def on_event(self, dora_event, context):
+        if dora_event["type"] == "INPUT":
+            print("cell got", dora_event["value"][0].as_py())
+"""
+SENT = 40  # counter.py sends this many messages on n
+#: counter.py's Python logging record, in its panel. dora-rs 1.1 itself loses it now
+#: and then: its own log of the node (out/ID/log_counter.jsonl) lacked it in 2 of 9 runs
+#: (the node.log record before it and the prints after it were there), so it is not
+#: required on the dora engine; when it is there, it shows with its level.
+PYTHON_WARNING = ("warning", "a python warning from counter")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Dataflow, pd.DataFrame]]:
+    """Each engine's finished run of the graph, with the tap of counter/n it filled."""
+    done = {}
+    for engine in ("embedded", "dora"):
+        folder = tmp_path_factory.mktemp(engine) / "flow"
+        shutil.copytree(HERE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        flow = Dataflow.from_yaml(folder / "dataflow.yml", echo=False)
+        flow.add_operator("cell", CELL, inputs={"n": "counter/n"})
+        assert flow.tap("counter/n", 5).empty  # asked for before the start
+        flow.start(engine=engine)
+        try:
+            assert flow.wait(60), f"{engine}: the graph did not end"
+        finally:
+            flow.stop()
+        done[engine] = flow, flow.tap("counter/n", 5)
+    assert live_descendants() == []
+    return done
+
+
+def lines(flow: Dataflow, node_id: str) -> list[tuple[str, str]]:
+    return [(line.stdio, line.text) for line in flow.node(node_id).logs]
+
+
+def test_a_plain_dora_file_shows_every_line_in_its_panels(runs) -> None:
+    flow, _ = runs["dora"]
+    counter = [line for line in lines(flow, "counter") if line != PYTHON_WARNING]
+    # Printed before Node() (before the bridge joined), node.log with its level.
+    first = [("stdout", "counter: before Node()"), ("warning", "counter counter is up")]
+    assert counter[:2] == first
+    assert [text for stdio, text in counter if stdio == "stdout"][1:] == [
+        f"count {i}" for i in range(SENT)
+    ]
+    assert ("stdout", f"slow got {SENT - 1}") in lines(flow, "slow")  # the last waits in the queue
+    # The cell reports its own lines: each once, not also from dora's log. (dora-rs 1.1
+    # may lose the first message to a node that has just started: not counted here.)
+    cell = [text for _, text in lines(flow, "cell")]
+    got = [int(text.split()[-1]) for text in cell]
+    assert cell == [f"cell got {i}" for i in got] and got == sorted(set(got))
+    assert len(got) == flow.node("cell").received >= SENT - 2
+    assert {flow.node(n).status for n in ("counter", "slow", "cell")} == {"finished"}
+
+
+def test_the_same_lines_as_on_the_embedded_engine(runs) -> None:
+    embedded, dora = runs["embedded"][0], runs["dora"][0]
+    # dora-rs's drop warnings are timing (how many, where): compared apart. (The
+    # cell's lines depend on what dora-rs delivered it: see the test above.)
+    for node_id in ("counter",):
+        kept = [lines(flow, node_id) for flow in (embedded, dora)]
+        kept = [[line for line in found if "Discarding" not in line[1]] for found in kept]
+        if PYTHON_WARNING not in kept[1]:
+            kept[0].remove(PYTHON_WARNING)
+        assert kept[0] == kept[1], node_id
+
+
+def test_a_tap_on_dora_gives_the_embedded_engine_s_frame(runs) -> None:
+    frames = {engine: frame for engine, (_, frame) in runs.items()}
+    for frame in frames.values():
+        assert list(frame.columns) == ["time", "metadata", "value"]
+        assert str(frame["time"].dtype) == "datetime64[ns, UTC]" or all(
+            t.tzinfo is not None for t in frame["time"]
+        )
+    embedded, dora = (frames[e][["metadata", "value"]] for e in ("embedded", "dora"))
+    pd.testing.assert_frame_equal(embedded, dora)
+    assert dora["value"].tolist() == [[i] for i in range(SENT - 5, SENT)]
+
+
+def test_a_tap_asked_for_while_the_graph_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "flow"
+    shutil.copytree(HERE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    flow = Dataflow.from_yaml(folder / "dataflow.yml", echo=False)
+    flow.start(engine="dora")
+    try:
+        frame = flow.tap("counter/n", 3, timeout=30)
+    finally:
+        flow.stop()
+    assert len(frame) == 3
+    values = [row[0] for row in frame["value"]]
+    assert values == list(range(values[0], values[0] + 3))
+    assert [m["i"] for m in frame["metadata"]] == values
+
+
+def test_edge_counts_say_what_dora_delivered_and_dropped(runs) -> None:
+    flow, _ = runs["dora"]
+    edges = {(row["target"], row["input"]): row for row in flow.edges()}
+    warned = sum("Discarding event for input `n`" in text for _, text in lines(flow, "slow"))
+    slow = edges["slow", "n"]
+    assert slow["dropped"] == warned > 0  # one warning per drop, as dora-rs logs it
+    assert slow["delivered"] + slow["dropped"] == SENT
+    # Sent less dora's drop warnings: a message dora-rs loses without one counts as delivered.
+    assert (edges["cell", "n"]["delivered"], edges["cell", "n"]["dropped"]) == (SENT, 0)
+    assert flow.node("cell").received <= SENT  # what the cell itself counted
+    assert slow["note"] == EDGE_NOTE
+    assert "not counted" in edges["counter", "tick"]["note"]
+    assert flow.node("counter").sent == SENT  # a plain node: counted by the bridge
+    assert flow.node("slow").received == slow["delivered"]
+    assert flow.node("slow").dropped == warned
+    # The graph view says what the numbers mean.
+    text = render_text(flow.graph, flow.status(), flow.edges())
+    assert f"counter/n -> slow/n  delivered {slow['delivered']}, dropped {warned}" in text
+    assert EDGE_NOTE in text
+    svg = render_svg(flow.graph, flow.status(), flow.edges())
+    assert "drop warnings for this input; still queued ones count as delivered" in svg
