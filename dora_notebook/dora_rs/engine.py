@@ -259,7 +259,7 @@ class DoraEngine:
     """One run of a graph on dora-rs; ``publish`` gets every report, as from the embedded engine.
 
     It implements :class:`~dora_notebook.core.protocol.Engine`; no node runs
-    in the kernel, so it has no hot swap and no tap yet, and says so. Creating
+    in the kernel: a hot swap goes through dora-rs (:meth:`reload`). Creating
     one starts and writes nothing; :meth:`start` does.
     """
 

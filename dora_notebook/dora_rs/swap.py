@@ -278,8 +278,11 @@ def trial_error(path: Path, search: Path, timeout: float = 20.0) -> str | None:
 #: always killed; its counts survive in its stats file.
 GRACE = "1s"
 _GRACE_S = 1.0
-#: How long a swap waits for dora-rs to take it (the startup barrier, a busy operator).
+#: How long a swap may take in all (a trial, the startup barrier, a busy operator):
+#: below the 10 s ``Dataflow`` waits, so that a late success cannot follow a refusal.
 _TAKE_S = 8.0
+#: Of that, how long a custom node's trial may run before the swap goes ahead anyway.
+_TRIAL_S = 4.0
 
 
 class Swaps:
@@ -304,6 +307,7 @@ class Swaps:
         self._codes: dict[str, list[str]] = {}
         self._ended: set[tuple[str, int]] = set()  # replaced incarnations that reported their end
         self._cond = threading.Condition()
+        self._deadline = 0.0  # when the swap under way must have been taken (_TAKE_S)
 
     # -- what the engine asks while the graph runs --------------------------------
 
@@ -376,6 +380,7 @@ class Swaps:
             self._failed(spec.id, error)
             future.set_result(error)
             return future
+        self._deadline = time.monotonic() + _TAKE_S
         threading.Thread(
             target=self._run, args=(spec, future), name=f"dora-swap-{spec.id}", daemon=True
         ).start()
@@ -495,7 +500,7 @@ class Swaps:
         except (OSError, RuntimeError) as exc:
             _rewrite(path, previous)
             return f"dora-rs's coordinator refused the reload: {exc}"
-        deadline = started + _TAKE_S
+        deadline = self._deadline
         with self._cond:
             while len(self._codes.get(spec.id, [])) <= before:
                 left = deadline - time.monotonic()
@@ -553,7 +558,7 @@ class Swaps:
         trial = engine.folder / "trial" / path.name
         trial.parent.mkdir(exist_ok=True)
         trial.write_bytes(data)
-        reason = trial_node_error(trial, path.parent)
+        reason = trial_node_error(trial, path.parent, timeout=_TRIAL_S)
         if reason is not None:
             return reason
         previous = path.read_bytes() if path.is_file() else None
@@ -578,7 +583,7 @@ class Swaps:
             output = done.stdout + done.stderr
             # dora-rs 1.1 refuses for 1-2 s after the start ("startup barrier").
             barrier = "startup barrier" in output
-            if done.returncode == 0 or not barrier or time.monotonic() - started > _TAKE_S:
+            if done.returncode == 0 or not barrier or time.monotonic() > self._deadline:
                 break
             time.sleep(0.1)
         took = time.monotonic() - started
