@@ -90,7 +90,7 @@ from .exits import Exit, describe_exit, traceback_in_log
 from .export import has_context
 from .logrecords import dropped_input, panel_log, parse_record
 from .procs import child_env, dora_cli, end_session, error_text, free_port
-from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, STATS_ENV, TOKEN_ENV
+from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, SEQ_KEY, STATS_ENV, TOKEN_ENV
 from .swap import Swaps
 
 __all__ = [
@@ -795,6 +795,7 @@ class DoraEngine:
         except ValueError:
             self.rejected += 1
             return
+        metadata.pop(SEQ_KEY, None)  # the shim's own stamp, which node code never sees
         tap.record(value, metadata)
 
     def _output_closed(self, input_id: str, node_id: str, counts: NodeCounts) -> None:
