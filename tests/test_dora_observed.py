@@ -141,3 +141,53 @@ def test_edge_counts_say_what_dora_delivered_and_dropped(runs) -> None:
     assert EDGE_NOTE in text
     svg = render_svg(flow.graph, flow.status(), flow.edges())
     assert "drop warnings for this input; still queued ones count as delivered" in svg
+
+
+# -- in a kernel, as a user taps and looks ----------------------------------------------
+
+TICKER = """%%dora_operator ticker --inputs tick=dora/timer/millis/20 --outputs n
+import pyarrow as pa
+from dora import DoraStatus
+class Operator:
+    def __init__(self):
+        self.n = 0
+    def on_event(self, event, send_output):
+        if event["type"] == "INPUT":
+            self.n += 1
+            send_output("n", pa.array([self.n]), {"n": self.n})
+            if self.n == 12:
+                return DoraStatus.STOP
+        return DoraStatus.CONTINUE
+"""
+SINK = """%%dora_node sink --inputs n=ticker/n
+from dora import Node
+for event in Node():
+    if event["type"] == "INPUT":
+        print("sink got", event["value"][0].as_py())
+"""
+_FRAME = """
+from dora_notebook import current as _current
+_frame = _current().tap("ticker/n", 4)
+print(list(_frame.columns), _frame["metadata"].tolist(), _frame["value"].tolist())
+"""
+
+
+def test_dora_tap_and_status_in_a_kernel_as_on_the_embedded_engine() -> None:
+    from .kernel import Kernel
+
+    frames, status = {}, {}
+    with Kernel() as kernel:
+        kernel.execute("%load_ext dora_notebook")
+        kernel.execute(TICKER)
+        kernel.execute(SINK)
+        for engine in ("embedded", "dora"):
+            kernel.execute("%dora_tap ticker/n -n 4")  # recording from the start
+            kernel.execute(f"%dora_start --engine {engine} --wait --timeout 60", timeout=120)
+            shown = kernel.execute("%dora_tap ticker/n -n 4").text
+            assert "{'n': 12}" in shown and "[12]" in shown, shown
+            frames[engine] = kernel.execute(_FRAME).text
+            status[engine] = kernel.execute("%dora_status").text
+    assert frames["dora"] == frames["embedded"]
+    assert frames["dora"].startswith("['time', 'metadata', 'value'] [{'n': 9}")
+    assert "ticker/n -> sink/n  delivered 12, dropped 0" in status["embedded"]
+    assert "ticker/n -> sink/n  delivered 12, dropped 0 (delivered = messages" in status["dora"]
