@@ -3,7 +3,10 @@
 :class:`DoraEngine` exports the graph to a private temporary folder (as
 ``%dora_export`` does), adds to that descriptor one dynamic node,
 :data:`BRIDGE_ID`, whose inputs are every cell node's reports output
-(:data:`REPORTS_OUTPUT`), and sets :data:`~dora_notebook.dora_rs.shim.REPORTS_ENV`
+(:data:`REPORTS_OUTPUT`) and every output of every node on the kernel's machine
+(for ``%dora_tap`` and the per-edge counts: see :meth:`DoraEngine.tap` and
+:meth:`DoraEngine.edge`; every node's log comes from ``dora logs --follow``,
+see :meth:`DoraEngine._follow_logs`), and sets :data:`~dora_notebook.dora_rs.shim.REPORTS_ENV`
 for the exported nodes only: their context then sends each report (previews,
 progress, logs, errors, status) as an ordinary dora message, the report's
 JSON in an Arrow string array. Unless ``coordinator="HOST:PORT"`` names an
