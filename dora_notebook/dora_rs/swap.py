@@ -565,6 +565,13 @@ class Swaps:
         before = self._exit_count(node)
         warned = dict(getattr(engine, "_drops", {}))  # dora-rs's drop warnings before the swap
         self._swapping.add(node)
+        if number == 1:  # the first incarnation's counts so far (fold keeps them from now on)
+            counts = engine.counts[node]
+            with self._cond:
+                self._parts.setdefault(node, {})[0] = [counts.received, counts.sent]
+        # From now on the old process's reports are a replaced incarnation's: its end
+        # (it may get the STOP and report "finished" before replace returns) is not the node's.
+        self.incarnations[node] = number
         started = time.monotonic()
         path.write_bytes(data)
         while True:
@@ -588,16 +595,12 @@ class Swaps:
             time.sleep(0.1)
         took = time.monotonic() - started
         if done.returncode != 0:
+            self.incarnations[node] = number - 1
             self._swapping.discard(node)
             if previous is not None:
                 path.write_bytes(previous)
             return f"dora node replace refused it: {error_text(output)}"
         self.times.append(took)
-        self.incarnations[node] = number
-        if number == 1:  # the first incarnation's counts so far (fold keeps them from now on)
-            counts = engine.counts[node]
-            with self._cond:
-                self._parts.setdefault(node, {})[0] = [counts.received, counts.sent]
         engine._emit(node, "status", "running")
         engine._emit(
             node,
