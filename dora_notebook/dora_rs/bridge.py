@@ -19,6 +19,7 @@ anything to unpickle.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import os
@@ -47,6 +48,8 @@ __all__ = [
 BRIDGE_ID = "dora-notebook-bridge"
 #: The bridge's inputs from the nodes' outputs are this plus a number.
 TAP_PREFIX = "dora_notebook_tap_"
+#: The file the exported nodes wait for; the bridge makes it once it has joined.
+BRIDGE_READY_ENV = "DORA_NOTEBOOK_BRIDGE_READY_FILE"
 #: Counts wait at most this long in the bridge (seconds).
 FLUSH_S = 0.1
 
@@ -287,6 +290,10 @@ def bridge_main(argv: list[str] | None = None) -> int:
                 send({"type": "FAILED", "error": error_text(str(exc))})
                 return 1
             time.sleep(0.1)
+    ready = os.environ.get(BRIDGE_READY_ENV)
+    if ready:  # the nodes wait for this file: made here, they need not wait for the kernel
+        with contextlib.suppress(OSError):
+            open(ready, "ab").close()
     send({"type": "JOINED"})
     relay = Relay(send, set(args[1:]))
     threading.Thread(target=_read_taps, args=(sys.stdin, relay.taps), daemon=True).start()

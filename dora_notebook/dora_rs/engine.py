@@ -84,6 +84,7 @@ from ..core.tap import Tap
 from ..errors import DataflowError
 from .bridge import (
     BRIDGE_ID,
+    BRIDGE_READY_ENV,
     TAP_PREFIX,
     accept_reports,
     protocol_message,
@@ -122,7 +123,12 @@ MACHINE_ENV = "DORA_NOTEBOOK_MACHINE"
 #: machine sees at the same path (dora-rs 1.1 does not ship node files).
 WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
 
+#: dora-rs 1.1's zenoh settings layered on its own, inherited by a daemon's nodes.
+ZENOH_OVERLAY_ENV = "DORA_ZENOH_CONFIG_OVERLAY"
+
 _FINAL = ("finished", "failed")
+#: What dora-rs 1.1's daemon logs once the coordinator has it.
+_DAEMON_CONNECTED = "Connected to dora-coordinator"
 #: What an edge's counts mean on this engine (the graph view shows it).
 EDGE_NOTE = (
     "delivered = messages the source sent on this output (counted by the kernel's bridge) "
@@ -324,6 +330,7 @@ class DoraEngine:
         self._closed_taps: set[str] = set()
         self._open: set[str] = set()  # the bridge's inputs not closed yet
         self._log_proc: subprocess.Popen[bytes] | None = None  # dora logs --follow
+        self._log_last = 0.0  # when it last gave a line
         self._log_thread: threading.Thread | None = None
         self._reported_sent: dict[str, int] = {}  # what a node's own reports say it sent
         self._shimmed = {spec.id for spec in graph if has_context(spec)}
@@ -430,6 +437,16 @@ class DoraEngine:
         self._daemon_port = free_port()
         self._zenoh_port = free_port()  # named, so the bridge process can be told it
         port = str(self._port)
+        assert self._folder is not None
+        if not {ZENOH_OVERLAY_ENV, "ZENOH_CONFIG"} & set(self._env):
+            # Every zenoh session of this run (the daemon's, its nodes', the
+            # bridge's) has its peers named: zenoh's scouting delay (500 ms by
+            # default) only held back the operator runtime's start, and with it
+            # dora-rs's start barrier for every node (measured: Node() returned
+            # 0.33-0.58 s after spawn instead of 0.72-0.84 s).
+            overlay = self._folder / "zenoh-overlay.json5"
+            overlay.write_text("{ scouting: { delay: 0 } }\n")
+            self._env[ZENOH_OVERLAY_ENV] = str(overlay)
         self._spawn(
             "coordinator",
             ["coordinator", "--interface", "127.0.0.1", "--port", port, "--store", "memory"],
@@ -464,9 +481,27 @@ class DoraEngine:
             timeout=timeout,
         )
 
+    def _await_daemon(self, deadline: float) -> None:
+        """Until this run's daemon says it is connected to the coordinator (bounded).
+
+        Each ``dora start`` tried before that is a process spawned for
+        nothing (the daemon registered 0.2-1 s after its spawn, measured).
+        """
+        assert self._folder is not None
+        log = self._folder / "daemon.log"
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if _DAEMON_CONNECTED in log.read_text(encoding="utf-8", errors="replace"):
+                    return
+            if any(proc.poll() is not None for proc in self._children):
+                return  # it died: `dora start` says why
+            time.sleep(0.01)
+
     def _start_dataflow(self, descriptor: Path) -> str:
         """``dora start --detach``, retried while the daemon is still registering."""
         deadline = time.monotonic() + 20.0
+        if self._remote is None:
+            self._await_daemon(deadline)
         name = f"dora-notebook-{os.getpid()}-{int(time.time() * 1000)}"
         while True:
             try:
@@ -487,7 +522,7 @@ class DoraEngine:
                         " --machine-id; or name this kernel's daemon with --machine NAME)"
                     )
                 raise DataflowError(f"dora start failed: {error_text(output)}{hint}")
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     @staticmethod
     def _dataflow_uuid(output: str) -> str | None:
@@ -526,8 +561,7 @@ class DoraEngine:
                 if not counts.final:
                     self._emit(node_id, "error", f"the dora bridge failed: {exc}")
         finally:
-            if self._log_thread is not None:  # dora logs --follow ends with the dataflow
-                self._log_thread.join(3.0)
+            self._end_logs()
             with contextlib.suppress(Exception):  # the cluster may be gone: settle anyway
                 self._settle()
             for node_id, counts in self.counts.items():
@@ -548,6 +582,7 @@ class DoraEngine:
             env["DORA_ZENOH_CONNECT"] = f"tcp/127.0.0.1:{self._zenoh_port}"
             env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{free_port()}"
             env["DORA_ZENOH_MULTICAST"] = "off"
+        env[BRIDGE_READY_ENV] = str(self._ready)
         module = [sys.executable, "-m", "dora_notebook.dora_rs.bridge"]
         with open(self._folder / "bridge.log", "wb") as log, self._tap_lock:
             # The taps asked for so far are arguments; later ones go to its stdin.
@@ -718,10 +753,29 @@ class DoraEngine:
         )
         self._log_thread.start()
 
+    def _end_logs(self, quiet: float = 0.3, limit: float = 2.0) -> None:
+        """Once the dataflow has ended: read its last log lines, then end ``dora logs``.
+
+        dora-rs 1.1's ``dora logs --follow`` stays for seconds after the
+        dataflow's end (every stop took 3 s more waiting for it); the nodes'
+        last lines come within a moment, so it ends after ``quiet`` seconds
+        without a line (at most ``limit``).
+        """
+        if self._log_thread is None or self._log_proc is None:
+            return
+        deadline = time.monotonic() + limit
+        while self._log_thread.is_alive() and time.monotonic() < deadline:
+            if time.monotonic() - self._log_last > quiet:
+                break
+            time.sleep(0.02)
+        end_session(self._log_proc, grace=0.5)
+        self._log_thread.join(1.0)
+
     def _read_logs(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         with proc.stdout:
             for line in proc.stdout:
+                self._log_last = time.monotonic()
                 try:
                     self._logs([line.decode("utf-8", errors="replace")])
                 except Exception:  # a broken record must not end the panels' logs

@@ -168,7 +168,7 @@ def wait_for_bridge() -> None:
         limit = 30.0
     deadline = time.monotonic() + limit
     while not os.path.exists(ready) and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 def warm_up() -> None:
