@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import queue
 import re
 import textwrap
@@ -125,14 +126,15 @@ class Kernel:
         kind = msg["msg_type"]
         content = msg["content"]
         if kind == "comm_open":
-            state = content["data"].get("state", {})
+            state = _with_buffers(msg)
             self.models[content["comm_id"]] = dict(state)
             self.comm_log.append((time.monotonic(), content["comm_id"], dict(state)))
         elif kind == "comm_msg":
             data = content["data"]
             if data.get("method") == "update":
-                self.models.setdefault(content["comm_id"], {}).update(data.get("state", {}))
-                self.comm_log.append((time.monotonic(), content["comm_id"], data.get("state", {})))
+                state = _with_buffers(msg)
+                self.models.setdefault(content["comm_id"], {}).update(state)
+                self.comm_log.append((time.monotonic(), content["comm_id"], state))
         elif kind not in ("status", "execute_input"):
             self.other.append(msg)
 
@@ -156,6 +158,20 @@ class Kernel:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def _with_buffers(msg: dict[str, Any]) -> dict[str, Any]:
+    """A comm message's widget state with its binary buffers put back, as ``bytes``,
+    where its ``buffer_paths`` say (as a frontend does)."""
+    data = msg["content"]["data"]
+    state = dict(data.get("state", {}))
+    for path, buffer in zip(data.get("buffer_paths", []), msg.get("buffers", []), strict=True):
+        target: Any = state
+        for key in path[:-1]:
+            target[key] = copy.copy(target[key])  # the message's own dicts stay as they came
+            target = target[key]
+        target[path[-1]] = bytes(buffer)
+    return state
 
 
 def define(kernel: Kernel, magic: str, body: str) -> CellResult:

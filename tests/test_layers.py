@@ -305,7 +305,9 @@ def test_the_checker_passes_a_well_layered_package(tmp_path: Path) -> None:
 
 
 #: The modules that are the notebook layer proper (the rest of jupyter/ is pure).
-NOTEBOOK_ONLY = {f"dora_notebook.jupyter.{name}" for name in ("magics", "session", "widgets")}
+NOTEBOOK_ONLY = {
+    f"dora_notebook.jupyter.{name}" for name in ("magics", "session", "widgets", "chart")
+}
 
 
 def test_nothing_outside_the_notebook_layer_loads_the_notebook_stack() -> None:

@@ -27,6 +27,7 @@ from PIL import Image
 
 from dora_notebook.errors import DataflowError
 from dora_notebook.preview.jsonsafe import duration_text
+from dora_notebook.preview.mime import mimebundle
 from dora_notebook.preview.normalize import (
     DOTS,
     HEAD,
@@ -541,8 +542,15 @@ def test_broken_savefig_is_a_preview_error(savefig, message):
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "CMYK"])
-def test_pil_image_becomes_png(mode):
-    assert png_size(normalize(Image.new(mode, (7, 3)))) == (7, 3)
+def test_pil_image_is_kept_and_encodes_when_shown(mode):
+    image = Image.new(mode, (7, 3))
+    payload = normalize(image)
+    assert payload["data"].pixels is image  # by reference: nothing encoded yet
+    assert (payload["width"], payload["height"]) == (7, 3)
+    bundle = mimebundle(payload)  # the static form encodes it
+    [mime] = [key for key in bundle if key.startswith("image/")]
+    with Image.open(io.BytesIO(base64.b64decode(bundle[mime]))) as shown:
+        assert shown.size == (7, 3)
 
 
 def test_no_pyplot_or_ipython_is_imported():

@@ -92,6 +92,33 @@ def as_arrow(value: object) -> pa.Array | None:
     return None
 
 
+def _numbers(value: object, what: str) -> list[float]:
+    """``value`` (a number, or a sequence or 1-D array of them) as a list of floats.
+
+    NaN is kept (a gap in the line); what is not a real number raises.
+
+    >>> _numbers(np.array([1, 2], np.int16), "y"), _numbers(2.5, "y")
+    ([1.0, 2.0], [2.5])
+    """
+    if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        value = value.to_numpy(zero_copy_only=False)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return [float(value)]
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{what} must be a number or a sequence of numbers, got {_short(value)}")
+    array = np.asarray(value)
+    if array.ndim != 1 or not (
+        np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)
+    ):
+        raise TypeError(f"{what} must be a number or a sequence of numbers, got {_short(value)}")
+    return array.astype(float).tolist()
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 class _Progress:
     """Per-node progress throttling: latest value wins, nothing is lost at the end.
 
@@ -198,6 +225,7 @@ class BaseContext:
         self._done = False
         self._progress = _Progress(self)
         self._warned: set[str] = set()  # what _warn_once has said already
+        self._plotted: dict[str, int] = {}  # points plotted per series (the default x)
         # A logger of its own, outside logging's tree: records never reach
         # the root logger (and so the kernel's current cell).
         self.logger = logging.Logger(f"dora_notebook.node.{node_id}", logging.DEBUG)
@@ -290,12 +318,25 @@ class BaseContext:
     def send_message(self, payload: object) -> None:
         self._emit("message", payload)
 
-    def preview(self, payload: object, id: str | None = None) -> None:
-        """Show ``payload`` on the node's panel; one slot per ``id``."""
+    def preview(
+        self, payload: object, id: str | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Show ``payload`` on the node's panel; one slot per ``id``.
+
+        An image (a dora INPUT event with ``width``/``height``/``encoding``
+        metadata, a value with such ``metadata``, a numpy uint8 ``HxW[xC]``
+        array, a PIL image) is kept as it is, by reference: it is encoded only
+        if and when the panel shows it, so the node pays no encoding.
+
+        .. code-block:: python
+
+            context.preview(dora_event)  # an image input, as dora sends it
+            context.preview(frame, metadata={"width": 640, "height": 480, "encoding": "bgr8"})
+        """
         from ..preview.normalize import normalize
 
         try:
-            normalized = normalize(payload)
+            normalized = normalize(payload, metadata)
         except Exception as exc:  # node code passed something previews cannot show
             text = f"preview: {exc} (nothing shown)"
             self._warn_once(text, text)
@@ -303,6 +344,41 @@ class BaseContext:
         self._emit(
             "preview", {"slot": _DEFAULT_SLOT if id is None else str(id), "payload": normalized}
         )
+
+    def plot(self, name: str, y: object, x: object = None, *, window: int = 500) -> None:
+        """Append a point (or several) to the series ``name`` of the node's live chart.
+
+        ``y`` is a number or a sequence of numbers, ``x`` the same or None (then
+        each point's x is its number in the series: 0, 1, 2...). The chart keeps
+        the latest ``window`` points of each series; the browser draws it, at
+        most ``preview_hz`` times a second with every point since the last
+        redraw. Several names share the node's one chart. A value that is not
+        a number is ignored with one warning.
+
+        .. code-block:: python
+
+            context.plot("temperature", dora_event["value"][0].as_py())
+            context.plot("error", [0.1, 0.3], x=[t0, t1], window=2000)
+        """
+        try:
+            ys = _numbers(y, "y")
+            if x is None:
+                first = self._plotted.get(str(name), 0)
+                xs = [float(first + i) for i in range(len(ys))]
+            else:
+                xs = _numbers(x, "x")
+                if len(xs) != len(ys):
+                    raise ValueError(f"x has {len(xs)} values and y {len(ys)}")
+            if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+                raise ValueError(f"window must be a positive int, got {window!r}")
+        except (TypeError, ValueError) as exc:
+            self._warn_once(f"plot {name}", f"plot {name!r}: {exc} (ignored, and any like it)")
+            return
+        if not ys:
+            return
+        name = str(name)
+        self._plotted[name] = self._plotted.get(name, 0) + len(ys)
+        self._emit("plot", {"name": name, "x": xs, "y": ys, "window": window})
 
     def report_progress(self, progress: float) -> None:
         """Progress in [0, 100]; throttled, the latest value always shown.

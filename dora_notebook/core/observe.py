@@ -29,10 +29,12 @@ __all__ = [
     "LOG_LIMIT",
     "PREVIEW_LIMIT",
     "REPORT_LIMIT",
+    "SERIES_LIMIT",
     "FinalCounters",
     "LogLine",
     "NodeState",
     "Report",
+    "Series",
 ]
 
 #: How many log lines a node keeps; older ones are dropped (and counted).
@@ -48,7 +50,20 @@ REPORT_LIMIT = 1000
 PREVIEW_LIMIT = 50
 
 #: The report kinds, in the words of the oocana context that produces most of them.
-KINDS = ("status", "log", "log_json", "message", "warning", "error", "progress", "preview")
+KINDS = (
+    "status",
+    "log",
+    "log_json",
+    "message",
+    "warning",
+    "error",
+    "progress",
+    "preview",
+    "plot",
+)
+
+#: How many series (distinct names) a node's chart keeps; more are refused (and counted).
+SERIES_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,38 @@ class FinalCounters:
     threads_left: int = 0
 
 
+class Series:
+    """One series of a node's live chart: its latest ``window`` points, and how many came.
+
+    >>> series = Series(window=3)
+    >>> series.extend([0.0, 1.0, 2.0, 3.0], [5.0, 6.0, 7.0, 8.0])
+    >>> series.points(), series.total
+    (([1.0, 2.0, 3.0], [6.0, 7.0, 8.0]), 4)
+    """
+
+    def __init__(self, window: int) -> None:
+        self.x: deque[float] = deque(maxlen=window)
+        self.y: deque[float] = deque(maxlen=window)
+        #: Points ever appended: a reader tells the new ones by it.
+        self.total = 0
+
+    @property
+    def window(self) -> int:
+        return self.x.maxlen or 0
+
+    def extend(self, xs: list[float], ys: list[float], window: int | None = None) -> None:
+        if window is not None and window != self.window:
+            self.x = deque(self.x, maxlen=window)
+            self.y = deque(self.y, maxlen=window)
+        self.x.extend(xs)
+        self.y.extend(ys)
+        self.total += len(ys)
+
+    def points(self) -> tuple[list[float], list[float]]:
+        """The points kept, oldest first (a copy)."""
+        return list(self.x), list(self.y)
+
+
 class NodeState:
     """Everything known about one node: status, counters, progress, previews, logs.
 
@@ -115,6 +162,9 @@ class NodeState:
         self.progress: float | None = None
         self.previews: dict[str, dict[str, Any]] = {}
         self.previews_dropped = 0
+        #: The live chart's series by name (``context.plot``), in the order they came.
+        self.series: dict[str, Series] = {}
+        self.series_refused = 0
         self.logs: deque[LogLine] = deque(maxlen=LOG_LIMIT)
         self.logs_dropped = 0
         self.messages: list[Any] = []
@@ -179,6 +229,8 @@ class NodeState:
             self.progress = None
             self.previews.clear()
             self.previews_dropped = 0
+            self.series.clear()
+            self.series_refused = 0
             self.logs.clear()
             self.logs_dropped = 0
             self.messages.clear()
@@ -235,6 +287,8 @@ class NodeState:
                 self.progress = data
             elif kind == "preview":
                 self._preview(data["slot"], data["payload"])
+            elif kind == "plot":
+                self._plot(data)
             elif kind == "message":
                 self.messages_dropped += _keep(self.messages, data)
             elif kind == "warning":
@@ -257,6 +311,59 @@ class NodeState:
         if len(self.previews) > PREVIEW_LIMIT:
             del self.previews[next(iter(self.previews))]
             self.previews_dropped += 1
+
+    def _plot(self, data: Any) -> None:
+        # From another process too (the dora engine's bridge): malformed data is ignored.
+        try:
+            name, xs, ys, window = data["name"], data["x"], data["y"], data["window"]
+        except (TypeError, KeyError):
+            return
+        well_formed = (
+            isinstance(name, str)
+            and isinstance(xs, list)
+            and isinstance(ys, list)
+            and len(xs) == len(ys)
+            and isinstance(window, int)
+            and window > 0
+        )
+        if not well_formed:
+            return
+        series = self.series.get(name)
+        if series is None:
+            if len(self.series) >= SERIES_LIMIT:
+                self.series_refused += 1
+                return
+            series = self.series[name] = Series(window)
+        series.extend(xs, ys, window)
+
+    def series_points(self) -> dict[str, tuple[list[float], list[float], int]]:
+        """Each series' kept points and total, read at once: ``{name: (x, y, total)}``."""
+        with self._lock:
+            return {name: (*s.points(), s.total) for name, s in self.series.items()}
+
+    def series_since(
+        self, seen: dict[str, int]
+    ) -> dict[str, tuple[list[float], list[float], int, int]]:
+        """The points of each series appended since it had ``seen[name]`` points.
+
+        ``{name: (x, y, total, window)}`` for the series with new points (at
+        most a window of them: older ones are gone).
+
+        >>> state = NodeState("n", "operator")
+        >>> state.apply(Report("n", "plot", {"name": "a", "x": [0.0, 1.0], "y": [5.0, 6.0],
+        ...                                   "window": 10}, 0.0))
+        >>> state.series_since({"a": 1})
+        {'a': ([1.0], [6.0], 2, 10)}
+        """
+        out = {}
+        with self._lock:
+            for name, s in self.series.items():
+                new = min(s.total - seen.get(name, 0), len(s.y))
+                if new > 0:
+                    xs = [s.x[-i] for i in range(new, 0, -1)]
+                    ys = [s.y[-i] for i in range(new, 0, -1)]
+                    out[name] = (xs, ys, s.total, s.window)
+        return out
 
     def _log(self, when: float, stdio: str, text: str) -> None:
         if len(self.logs) == self.logs.maxlen:

@@ -17,6 +17,8 @@ This is the only module that imports ipywidgets.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import json
 import threading
@@ -29,6 +31,7 @@ import ipywidgets as widgets
 
 from ..core.logs import passes
 from ..core.params import param_text
+from ..preview.frames import Frame, FrameEncoder
 from ..preview.mime import mimebundle
 from .graphview import STATUS_COLOURS, render_dataflow_svg, render_text
 
@@ -139,6 +142,19 @@ def _bundle_size(bundle: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in bundle.values())
 
 
+#: Frames the dora engine's shim encoded as data URLs of these types go to an
+#: Image widget as bytes.
+_IMAGE_FORMATS = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def _slot_widget(kind: type) -> Any:
+    if kind is widgets.Image:
+        image = widgets.Image(layout={"max_width": "100%", "height": "auto"})
+        image.add_class("dora-preview-image")
+        return image
+    return widgets.Output()
+
+
 class NodePanel(_FullText, widgets.VBox):
     """The live panel of one node; its text repr summarises the node truthfully.
 
@@ -157,7 +173,12 @@ class NodePanel(_FullText, widgets.VBox):
         self._percent = widgets.Label()
         self._progress = widgets.HBox([self._bar, self._percent], layout={"display": "none"})
         self._previews = widgets.VBox()
-        self._slots: dict[str, widgets.Output] = {}
+        self._slots: dict[str, widgets.Output | widgets.Image] = {}
+        self._encoders: dict[str, FrameEncoder] = {}  # per image slot: JPEG or PNG
+        self._chart: Any = None  # the LiveChart, made with the first plotted point
+        self._plotted: dict[str, int] = {}  # points of each series the chart has
+        self._chart_synced = float("-inf")  # when the chart last got all its points
+        self._clock = clock
         self._log = widgets.HTML()
         # The filter is this panel's own: each node's log can be read at its own level.
         self._log_level = widgets.Dropdown(
@@ -167,6 +188,7 @@ class NodePanel(_FullText, widgets.VBox):
         self._log_box = widgets.VBox([self._log_level, self._log], layout={"display": "none"})
         self._log_box.add_class("dora-node-log")
         self._shown: dict[str, Any] = {}
+        self._stale_chart = False  # points sent as chunks since the last full sync
         self._lock = threading.Lock()
         super().__init__([self._header, self._progress, self._previews, self._log_box])
         self.add_class("dora-node-panel")
@@ -180,15 +202,20 @@ class NodePanel(_FullText, widgets.VBox):
     def node_id(self) -> str:
         return self._node_id
 
-    def redraw(self) -> int:
-        """Bring every widget up to date; return how many were changed."""
+    def redraw(self, final: bool = False) -> int:
+        """Bring every widget up to date; return how many were changed.
+
+        ``final`` (the graph stopped): the chart sends all its points, so that
+        the saved widget state holds the whole final chart.
+        """
         with self._lock:
             state = self._state
             if state is None:
                 return 0  # released: it stays as it was drawn
             self.waiting = 0
             changes = self._header_update(state) + self._progress_update(state)
-            changes += self._previews_update(state) + self._log_update(state)
+            changes += self._previews_update(state) + self._chart_update(state, final)
+            changes += self._log_update(state)
             return changes
 
     def release(self) -> None:
@@ -263,30 +290,114 @@ class NodePanel(_FullText, widgets.VBox):
         spare = [self._slots.pop(slot) for slot in list(self._slots) if slot not in previews]
         for slot in [slot for slot in self._drawn if slot not in previews]:
             del self._drawn[slot]
+            self._encoders.pop(slot, None)
         order = [slot for slot in previews if slot not in self._drawn] + list(self._drawn)
         changes = 0
         for slot in order:
             payload = previews[slot]
             if self._drawn.get(slot) is payload:
                 continue
-            bundle = mimebundle(payload)
-            if not self._budget.take(_bundle_size(bundle)):
+            image = self._image_bytes(slot, payload)
+            bundle = mimebundle(payload) if image is None else None
+            size = len(image[1]) if image is not None else _bundle_size(bundle or {})
+            if not self._budget.take(size):
                 self.waiting += 1
                 continue
             self._drawn.pop(slot, None)
             self._drawn[slot] = payload
-            output = self._slots.get(slot)
-            if output is None:
-                output = self._slots[slot] = spare.pop() if spare else widgets.Output()
-            output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+            kind = widgets.Output if image is None else widgets.Image
+            widget = self._slots.get(slot)
+            if not isinstance(widget, kind):
+                if widget is not None:
+                    spare.append(widget)
+                same = [w for w in spare if isinstance(w, kind)]
+                if same:
+                    spare.remove(same[-1])
+                widget = self._slots[slot] = same[-1] if same else _slot_widget(kind)
+            if image is None:
+                widget.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+            else:
+                # Bytes: the frame travels as a binary buffer of the comm message.
+                with widget.hold_sync():
+                    widget.format = image[0].removeprefix("image/")
+                    widget.value = image[1]
             changes += 1
         children = tuple(self._slots.values())
+        if self._chart is not None:
+            children += (self._chart,)
         if children != self._previews.children:
             self._previews.children = children
             changes += 1
         for output in spare:
             output.close()  # after it left the children; its comm goes away with it
         return changes
+
+    def _image_bytes(self, slot: str, payload: dict[str, Any]) -> tuple[str, bytes] | None:
+        """``(mime, bytes)`` of an image preview, encoded now (on the UI thread); else None.
+
+        A frame is encoded as JPEG or PNG by the slot's encoder; a frame the
+        dora engine's shim encoded (a data URL, with the frame's ``encoding``
+        beside it) is decoded back to its bytes. Other images (figures) stay
+        in an Output, as the frontend's image/png renderer shows them.
+        """
+        if payload.get("type") != "image":
+            return None
+        data = payload.get("data")
+        if isinstance(data, Frame):
+            encoder = self._encoders.get(slot)
+            if encoder is None:
+                encoder = self._encoders[slot] = FrameEncoder(self._clock)
+            try:
+                return encoder.encode(data)
+            except Exception:  # e.g. Pillow missing: the static form says why
+                return None
+        if isinstance(data, str) and "encoding" in payload:
+            head, _, body = data.partition(",")
+            mime = head.removeprefix("data:").removesuffix(";base64")
+            if head.endswith(";base64") and mime in _IMAGE_FORMATS:
+                try:
+                    return mime, base64.b64decode(body, validate=True)
+                except (binascii.Error, ValueError):
+                    return None
+        return None
+
+    def _chart_update(self, s: NodeState, final: bool) -> int:
+        """Send the chart the points plotted since the last redraw (all of them now and then)."""
+        new = s.series_since(self._plotted)
+        if not new and not (final and self._chart is not None and self._stale_chart):
+            return 0
+        changes = 0
+        if self._chart is None:
+            try:
+                from .chart import LiveChart
+            except ImportError:  # the [jupyter] extra brings it: say what is missing, once
+                self._chart = widgets.HTML("live charts need anywidget: pip install anywidget")
+                self._previews.children = (*self._previews.children, self._chart)
+                return 1
+            self._chart = LiveChart()
+            self._previews.children = (*self._previews.children, self._chart)
+            changes += 1
+        if isinstance(self._chart, widgets.HTML):
+            return 0
+        now = self._clock()
+        full = final or now - self._chart_synced >= self._chart.FULL_SYNC_S
+        size = sum(16 * len(y) for _, y, _, _ in new.values())
+        if not full and not self._budget.take(size):
+            self.waiting += 1
+            return changes
+        for name, (_, _, total, _) in new.items():
+            self._plotted[name] = total
+        if full:
+            # Read with their totals at once: points plotted meanwhile go in the next chunk.
+            points = s.series_points()
+            self._plotted = {name: total for name, (_, _, total) in points.items()}
+            self._chart.update(new, full={n: (x, y) for n, (x, y, _) in points.items()})
+            self._chart_synced = now
+            self._stale_chart = False
+        else:
+            self._chart.update(new)
+            self._stale_chart = True
+        return changes + 1
 
     def _log_update(self, s: NodeState) -> int:
         level = self._log_level.value
@@ -487,7 +598,7 @@ class UIPump:
         with self._lock:
             panels = list(self._panels.values())
             views = list(self._views)
-        changes = sum(panel.redraw() for panel in panels)
+        changes = sum(panel.redraw(final=force) for panel in panels)
         changes += sum(view.redraw(force) for view in views)
         self.redraws += changes
         return changes

@@ -23,11 +23,14 @@ a
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
 import json
 from typing import Any
+
+from .frames import Frame, FrameEncoder
 
 __all__ = ["MAX_CHARS", "MAX_ROWS", "mimebundle", "table_html"]
 
@@ -135,6 +138,10 @@ def mimebundle(payload: dict[str, Any]) -> dict[str, Any]:
     kind, data = payload.get("type"), payload.get("data")
     if kind == "table":  # a very wide table is cut by characters too
         return {"text/html": _cut(table_html(data), True), "text/plain": _cut(_table_text(data))}
+    if kind == "image" and isinstance(data, Frame):
+        # The static form (a notebook's output, nbval): encoded here, once.
+        mime, raw = FrameEncoder().encode(data)
+        return {mime: base64.b64encode(raw).decode("ascii"), "text/plain": f"<{data.describe()}>"}
     if kind == "image":
         prefix = "data:image/png;base64,"
         if isinstance(data, str) and data.startswith(prefix):

@@ -47,6 +47,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import PreviewError
+from .frames import Frame, frame_from, frame_from_event, frame_or_none, is_image_event
 from .jsonsafe import (
     MAX_ARRAY_ELEMENTS,
     MAX_CELL_CHARS,
@@ -80,6 +81,7 @@ __all__ = [
     "TAIL",
     "TAIL_COLUMNS",
     "PreviewError",
+    "frame_payload",
     "normalize",
     "payload_size",
 ]
@@ -115,8 +117,15 @@ _TEXT_TYPES = ("text", "markdown", "html")
 # --------------------------------------------------------------------------- API
 
 
-def normalize(payload: Any) -> dict[str, Any]:
+def normalize(payload: Any, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return ``{"type": T, "data": ...}`` for *payload*, ready for ``json.dumps``.
+
+    Images are the exception: a numpy uint8 ``HxW[xC]`` array, a PIL image, a
+    dora INPUT event whose metadata has an image ``encoding``, or any value
+    given with such ``metadata`` become ``{"type": "image", "data": Frame,
+    "width": W, "height": H, "encoding": E}``, the pixels kept by reference
+    and encoded only when shown (see :mod:`~dora_notebook.preview.frames`).
+    Another dora INPUT event previews its ``value``.
 
     Accepted: a pandas DataFrame or Series, a pyarrow Table, RecordBatch, Array
     or ChunkedArray (-> ``table``); anything with a callable ``savefig``, such as
@@ -163,8 +172,17 @@ def normalize(payload: Any) -> dict[str, Any]:
     ...
     dora_notebook.errors.PreviewError: unknown preview type 'chart': expected one of table, ...
     """
+    if metadata is not None:
+        return frame_payload(frame_from(payload, metadata))
+    if is_image_event(payload):
+        return frame_payload(frame_from_event(payload))
+    if isinstance(payload, Mapping) and payload.get("type") == "INPUT" and "value" in payload:
+        return normalize(payload["value"])  # a dora event: its data
     if isinstance(payload, Mapping) and "type" in payload:
         return _explicit(payload)
+    frame = frame_or_none(payload)
+    if frame is not None:
+        return frame_payload(frame)
     table = _table_or_none(payload)
     if table is not None:
         return {"type": "table", "data": table}
@@ -189,12 +207,33 @@ def normalize(payload: Any) -> dict[str, Any]:
     raise PreviewError(_cannot_preview(payload))
 
 
+def frame_payload(frame: Frame) -> dict[str, Any]:
+    """The payload of an image frame: the frame itself, and its size and encoding as JSON.
+
+    >>> frame_payload(frame_or_none(np.zeros((2, 4), np.uint8)))["width"]
+    4
+    """
+    return {
+        "type": "image",
+        "data": frame,
+        "width": frame.width,
+        "height": frame.height,
+        "encoding": frame.encoding,
+    }
+
+
 def payload_size(payload: Mapping[str, Any]) -> int:
     """Return the size in bytes of a normalised payload's compact UTF-8 JSON.
+
+    A frame counts as its raw pixels (it is encoded only when shown).
 
     >>> payload_size(normalize("héllo"))  # {"type":"text","data":"héllo"}
     31
     """
+    if isinstance(payload.get("data"), Frame):
+        frame = payload["data"]
+        pixels = frame.pixels
+        return int(pixels.nbytes if isinstance(pixels, np.ndarray) else frame.width * frame.height)
     try:
         text = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -216,7 +255,9 @@ def _explicit(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise PreviewError(f"preview payload of type {kind!r} has no 'data'")
     extras = {k: v for k, v in payload.items() if k not in ("type", "data")}
     data = _explicit_data(kind, payload["data"], extras)
-    result: dict[str, Any] = {"type": kind, "data": data}
+    result: dict[str, Any] = (
+        frame_payload(data) if isinstance(data, Frame) else {"type": kind, "data": data}
+    )
     for key, value in extras.items():
         if not isinstance(key, str) or key in result:
             continue
@@ -228,6 +269,7 @@ def _explicit(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _explicit_data(kind: str, data: Any, extras: dict[Any, Any]) -> Any:
+    """The checked ``data`` of an explicit payload (a :class:`Frame` for an image array)."""
     if kind == "table":
         table = _table_or_none(data)
         if table is not None:
@@ -253,6 +295,9 @@ def _explicit_data(kind: str, data: Any, extras: dict[Any, Any]) -> Any:
             return converted["data"]
         return json_data(data)
     if kind == "image":
+        frame = data if isinstance(data, Frame) else frame_or_none(data)
+        if frame is not None:
+            return frame
         return image_data(data)
     if kind == "iframe":
         return iframe_data(data, extras)

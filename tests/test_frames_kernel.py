@@ -1,0 +1,199 @@
+"""Images and live charts in a real ipykernel: binary buffers, bounded rates, batching."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+
+import pytest
+from PIL import Image
+
+from .kernel import Kernel, define
+
+#: Every test starts with an empty graph and leaves no dora thread behind.
+pytestmark = pytest.mark.usefixtures("fresh_graph")
+
+#: The start of base64 text of a JPEG, a PNG, and a data URL: none may travel.
+BASE64_IMAGES = ("/9j/", "iVBORw0KGgo", "data:image")
+
+CAMERA = """
+import time
+import numpy as np
+import pyarrow as pa
+from dora import Node
+node = Node()
+h, w = 480, 640
+yy, xx = np.mgrid[0:h, 0:w]
+for i in range({frames}):
+    frame = np.stack([(xx + 8 * i) % 256, yy * 255 // h, np.full_like(xx, 128)], -1)
+    node.send_output("image", pa.array(frame.astype(np.uint8).ravel()),
+                     {{"width": w, "height": h, "encoding": "{encoding}", "i": i}})
+    time.sleep(1 / 30)
+"""
+
+VIEWER = """
+class Operator:
+    def on_event(self, dora_event, context):
+        if dora_event["type"] == "INPUT":
+            context.preview(dora_event)
+"""
+
+
+def image_models(kernel: Kernel, panel_id: str) -> list[str]:
+    _, _, previews, _ = kernel.child_ids(panel_id)
+    return [
+        c for c in kernel.child_ids(previews) if kernel.model(c).get("_model_name") == "ImageModel"
+    ]
+
+
+def floats(data: bytes) -> list[float]:
+    """A chart's binary buffer of float64 as a list."""
+    return list(memoryview(data).cast("d"))
+
+
+def texts(state: object) -> list[str]:
+    """Every str in a widget state (keys and values, nested)."""
+    if isinstance(state, str):
+        return [state]
+    if isinstance(state, dict):
+        return [t for k, v in state.items() for t in (str(k), *texts(v))]
+    if isinstance(state, (list, tuple)):
+        return [t for v in state for t in texts(v)]
+    return []
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])
+def test_a_camera_plays_as_binary_frames_at_preview_hz(kernel: Kernel, encoding: str) -> None:
+    kernel.execute("%config DoraMagics.preview_hz = 10")
+    define(
+        kernel, "%%dora_node camera --outputs image", CAMERA.format(frames=60, encoding=encoding)
+    )
+    viewer = define(kernel, "%%dora_operator viewer --inputs image=camera/image", VIEWER)
+    start = time.monotonic()
+    done = kernel.execute("%dora_start --wait --timeout 30")
+    elapsed = time.monotonic() - start
+    assert "viewer: finished, 60 received, 0 sent" in done.text
+    (panel_id,) = viewer.widget_ids()
+    (image_id,) = image_models(kernel, panel_id)
+    updates = [
+        state for when, comm, state in kernel.comm_log if comm == image_id and "value" in state
+    ]
+    frames = [state["value"] for state in updates]
+    # Binary buffers: bytes in the message, JPEG or PNG, never base64 text.
+    assert frames and all(isinstance(f, bytes) for f in frames)
+    assert not [t for s in updates for t in texts(s) if t.startswith(BASE64_IMAGES)]
+    # Bounded by preview_hz (10 Hz over the run, plus the first and the final draw),
+    # while the camera sent 30 a second: the UI skipped frames, newest wins.
+    assert 3 <= len(frames) <= 10 * elapsed + 3, (len(frames), elapsed)
+    last = Image.open(io.BytesIO(frames[-1]))
+    assert last.size == (640, 480) and last.format in ("JPEG", "PNG")
+    assert kernel.model(image_id)["format"] == last.format.lower()
+    # The last frame (i = 59) is shown, in its own colours: red = (x + 8*59) % 256 at x=0.
+    red, green, blue = last.convert("RGB").getpixel((0, 240))
+    expected = (8 * 59) % 256
+    if encoding == "bgr8":
+        red, blue = blue, red
+    assert abs(red - expected) <= 8 and abs(blue - 128) <= 8 and abs(green - 127) <= 8
+
+
+def test_numpy_and_pil_previews_and_a_bad_image_warns(kernel: Kernel) -> None:
+    shown = define(
+        kernel,
+        "%%dora_operator shown --inputs tick=dora/timer/millis/20",
+        """
+        import numpy as np
+        from PIL import Image
+        class Operator:
+            def __init__(self):
+                self.n = 0
+            def on_event(self, dora_event, context):
+                if dora_event["type"] != "INPUT":
+                    return
+                self.n += 1
+                context.preview(np.full((30, 40), 200, np.uint8), id="mono")
+                context.preview(Image.new("RGB", (20, 10), "red"), id="pil")
+                context.preview(b"\\x00" * 5, id="bad", metadata={
+                    "width": 4, "height": 4, "encoding": "rgb8"})
+                if self.n == 3:
+                    return 1
+        """,
+    )
+    kernel.execute("%dora_start --wait --timeout 20")
+    (panel_id,) = shown.widget_ids()
+    images = [kernel.model(i)["value"] for i in image_models(kernel, panel_id)]
+    sizes = sorted(Image.open(io.BytesIO(raw)).size for raw in images)
+    assert sizes == [(20, 10), (40, 30)]
+    log = kernel.model(kernel.log_id(panel_id))["value"]
+    assert "image rgb8 4x4 needs 48 bytes (height x width x 3), got 5" in log
+    assert log.count("needs 48 bytes") == 1  # one warning, not one per message
+
+
+PLOTTER = """
+import math, time
+from dora import Node
+node = Node()
+ctx = node.context
+start = time.monotonic()
+for i in range({n}):
+    ctx.plot("sin", math.sin(i / 10))
+    ctx.plot("cos", math.cos(i / 10), x=i, window=300)
+    time.sleep(max(0.0, start + (i + 1) / 100 - time.monotonic()))
+print("plotted", {n})
+"""
+
+
+def test_plot_points_are_batched_per_redraw_and_all_arrive(kernel: Kernel) -> None:
+    kernel.execute("%config DoraMagics.preview_hz = 10")
+    plotter = define(kernel, "%%dora_node plotter", PLOTTER.format(n=200))
+    start = time.monotonic()
+    kernel.execute("%dora_start --wait --timeout 30")
+    elapsed = time.monotonic() - start
+    (panel_id,) = plotter.widget_ids()
+    _, _, previews, _ = kernel.child_ids(panel_id)
+    (chart_id,) = [
+        c
+        for c in kernel.child_ids(previews)
+        if "chunk" in kernel.model(c) or "_esm" in kernel.model(c)
+    ]
+    updates = [state for when, comm, state in kernel.comm_log if comm == chart_id and when >= start]
+    # A message per redraw (at most preview_hz a second), never one per point.
+    assert len(updates) <= 10 * elapsed + 3 < 200
+    assert sum(1 for s in updates if s.get("chunk")) >= 2  # points went as chunks while running
+    full = kernel.model(chart_id)["series"]  # the final state: every kept point
+    sin = floats(full["sin"]["y"])
+    assert len(sin) == 200 and sin[-1] == pytest.approx(math.sin(19.9))
+    assert floats(full["cos"]["x"]) == [float(i) for i in range(200)]
+    assert (full["cos"]["window"], full["sin"]["window"]) == (300, 500)
+    # What the browser does with the messages (replace on series, append on chunk)
+    # gives every point once, in order, at every step: none lost, none twice.
+    shown: dict[str, list[float]] = {}
+    for state in updates:
+        if "series" in state:
+            shown = {name: floats(data["y"]) for name, data in state["series"].items()}
+        for name, data in state.get("chunk", {}).get("series", {}).items():
+            shown.setdefault(name, []).extend(floats(data["y"]))
+        assert shown.get("sin", []) == sin[: len(shown.get("sin", []))]
+    assert shown == {"sin": sin, "cos": floats(full["cos"]["y"])}
+    assert not [t for s in updates for t in texts(s) if t.startswith(BASE64_IMAGES)]
+
+
+def test_plot_keeps_its_window(kernel: Kernel) -> None:
+    plotter = define(
+        kernel,
+        "%%dora_node windowed",
+        """
+        from dora import Node
+        ctx = Node().context
+        ctx.plot("v", list(range(1000)), window=50)
+        ctx.plot("v", "not a number")
+        """,
+    )
+    kernel.execute("%dora_start --wait --timeout 20")
+    (panel_id,) = plotter.widget_ids()
+    _, _, previews, _ = kernel.child_ids(panel_id)
+    (chart_id,) = [c for c in kernel.child_ids(previews) if "_esm" in kernel.model(c)]
+    y = floats(kernel.model(chart_id)["series"]["v"]["y"])
+    assert y == [float(v) for v in range(950, 1000)]
+    log = kernel.model(kernel.log_id(panel_id))["value"]
+    assert "plot &#x27;v&#x27;: y must be a number or a sequence of numbers" in log
