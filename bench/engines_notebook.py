@@ -10,6 +10,10 @@ A real ipykernel (:class:`~kernel_session.KernelSession`) gets three cells,
 3. ``dora run`` of the folder ``%dora_export`` wrote: dora-rs alone, no
    kernel in the loop (started by this script, not by the kernel).
 
+Then :mod:`startup` times how soon a small graph's first message reaches
+its sink after ``%dora_start --engine dora`` (cold and warm), ``%dora_start``
+and ``dora run``.
+
 The source sends phases one after the other: paced 8 B, 4 KB and 4 MB
 ``UInt8Array`` payloads for latency, then two bursts of 8 B messages for
 throughput, the second with the operator printing one line per message (a
@@ -53,6 +57,7 @@ if __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
+import startup
 from common import KIB, MIB, percentile, size_label
 from engine_dora import dora_cli, dora_env, kill_leftovers
 from kernel_session import KernelSession
@@ -895,12 +900,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         + bridge_table(runs)
     )
     print(f"\nRuns\n{runs_table(runs)}")
+    print("\n4. Start-up: the first message at the sink, from the start command (s)", flush=True)
+    startups = startup.measure(1 if args.quick else 5, progress=lambda _: None)
+    print(startup.table(startups))
     for extra in (report_kinds(runs), losses(runs), undrained(runs)):
         if extra:
             print(extra)
     for run in runs:
         if run.error:
             print(f"\n{run.engine} FAILED:\n  {run.error}")
+    for error in startups.errors:
+        print(f"\nstart-up FAILED: {error}")
+    left += startups.left_running
     if left:
         print(f"\nWARNING: processes still running: {left}")
     print(f"\nload after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; total {elapsed:.0f} s")
@@ -912,10 +923,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "elapsed_s": elapsed,
             "left_running": left,
             "runs": [asdict(run) for run in runs],
+            "startup": asdict(startups),
         }
         args.out.write_text(json.dumps(data, indent=1), encoding="utf-8")
         print(f"raw numbers: {args.out}")
-    return 1 if left or any(run.error for run in runs) else 0
+    return 1 if left or startups.errors or any(run.error for run in runs) else 0
 
 
 if __name__ == "__main__":

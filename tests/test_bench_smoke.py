@@ -68,6 +68,11 @@ def test_engines_notebook_benchmark_quick_run_has_sane_tables(tmp_path: Path) ->
     engines = ["embedded", "dora engine", "dora run"] if _dora_cli_installed() else ["embedded"]
     runs = {run["engine"]: run for run in data["runs"]}
     assert list(runs) == engines
+    startup = data["startup"]
+    assert startup["errors"] == [] and startup["left_running"] == []
+    kinds = ["embedded", "dora_cold", "dora_warm", "dora_run"] if _dora_cli_installed() else []
+    for kind in kinds or ["embedded"]:
+        assert len(startup[kind]) == 1 and 0 < startup[kind][0] < 30, (kind, startup[kind])
     log_phase = next(p["name"] for p in data["plan"]["phases"] if p["log"])
     for engine, run in runs.items():
         assert run["error"] is None, (engine, run["error"])
