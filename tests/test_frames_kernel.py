@@ -47,9 +47,16 @@ def image_models(kernel: Kernel, panel_id: str) -> list[str]:
     ]
 
 
-def floats(data: bytes) -> list[float]:
-    """A chart's binary buffer of float64 as a list."""
-    return list(memoryview(data).cast("d"))
+def unpack(packed: dict) -> dict[str, dict]:
+    """A chart's ``series`` or ``chunk`` as ``{name: {"x", "y", "window"}}``."""
+    xs, ys = (list(memoryview(packed.get(k, b"")).cast("d")) for k in ("x", "y"))
+    out, at = {}, 0
+    for name, window, n in zip(
+        packed.get("names", []), packed.get("windows", []), packed.get("counts", []), strict=True
+    ):
+        out[name] = {"x": xs[at : at + n], "y": ys[at : at + n], "window": window}
+        at += n
+    return out
 
 
 def texts(state: object) -> list[str]:
@@ -160,21 +167,21 @@ def test_plot_points_are_batched_per_redraw_and_all_arrive(kernel: Kernel) -> No
     # A message per redraw (at most preview_hz a second), never one per point.
     assert len(updates) <= 10 * elapsed + 3 < 200
     assert sum(1 for s in updates if s.get("chunk")) >= 2  # points went as chunks while running
-    full = kernel.model(chart_id)["series"]  # the final state: every kept point
-    sin = floats(full["sin"]["y"])
+    full = unpack(kernel.model(chart_id)["series"])  # the final state: every kept point
+    sin = full["sin"]["y"]
     assert len(sin) == 200 and sin[-1] == pytest.approx(math.sin(19.9))
-    assert floats(full["cos"]["x"]) == [float(i) for i in range(200)]
+    assert full["cos"]["x"] == [float(i) for i in range(200)]
     assert (full["cos"]["window"], full["sin"]["window"]) == (300, 500)
     # What the browser does with the messages (replace on series, append on chunk)
     # gives every point once, in order, at every step: none lost, none twice.
     shown: dict[str, list[float]] = {}
     for state in updates:
         if "series" in state:
-            shown = {name: floats(data["y"]) for name, data in state["series"].items()}
-        for name, data in state.get("chunk", {}).get("series", {}).items():
-            shown.setdefault(name, []).extend(floats(data["y"]))
+            shown = {name: data["y"] for name, data in unpack(state["series"]).items()}
+        for name, data in unpack(state.get("chunk", {})).items():
+            shown.setdefault(name, []).extend(data["y"])
         assert shown.get("sin", []) == sin[: len(shown.get("sin", []))]
-    assert shown == {"sin": sin, "cos": floats(full["cos"]["y"])}
+    assert shown == {"sin": sin, "cos": full["cos"]["y"]}
     assert not [t for s in updates for t in texts(s) if t.startswith(BASE64_IMAGES)]
 
 
@@ -193,7 +200,7 @@ def test_plot_keeps_its_window(kernel: Kernel) -> None:
     (panel_id,) = plotter.widget_ids()
     _, _, previews, _ = kernel.child_ids(panel_id)
     (chart_id,) = [c for c in kernel.child_ids(previews) if "_esm" in kernel.model(c)]
-    y = floats(kernel.model(chart_id)["series"]["v"]["y"])
+    y = unpack(kernel.model(chart_id)["series"])["v"]["y"]
     assert y == [float(v) for v in range(950, 1000)]
     log = kernel.model(kernel.log_id(panel_id))["value"]
     assert "plot &#x27;v&#x27;: y must be a number or a sequence of numbers" in log

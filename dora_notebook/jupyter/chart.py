@@ -19,8 +19,8 @@ JSON numbers nor base64 text):
 >>> chart = LiveChart()
 >>> chart.update({"a": ([0.0, 1.0], [2.0, 3.0], 2, 500)}, full={"a": ([0.0, 1.0], [2.0, 3.0])})
 32
->>> sorted(chart.series["a"]), len(chart.series["a"]["y"])
-(['window', 'x', 'y'], 16)
+>>> chart.series["names"], chart.series["counts"], len(chart.series["y"])
+(['a'], [2], 16)
 """
 
 from __future__ import annotations
@@ -67,26 +67,35 @@ function render({ model, el }) {
   root.append(canvas, legend);
   el.append(root);
 
+  // Both traits: {names, windows, counts, x, y}; x and y hold every series' points
+  // one after the other (counts[i] of series names[i]), as float64.
+  function each(packed, visit) {
+    if (!packed || !packed.names) return;
+    const xs = floats(packed.x), ys = floats(packed.y);
+    let at = 0;
+    packed.names.forEach((name, i) => {
+      const n = packed.counts[i];
+      visit(name, packed.windows[i], xs.subarray(at, at + n), ys.subarray(at, at + n));
+      at += n;
+    });
+  }
+
   function replace() {
     store.clear();
-    const all = model.get("series") || {};
-    for (const [name, s] of Object.entries(all)) {
-      store.set(name, { x: Array.from(floats(s.x)), y: Array.from(floats(s.y)),
-                        window: s.window || 500 });
-    }
+    each(model.get("series"), (name, window, xs, ys) => {
+      store.set(name, { x: Array.from(xs), y: Array.from(ys), window });
+    });
   }
 
   function append() {
-    const chunk = (model.get("chunk") || {}).series || {};
-    for (const [name, s] of Object.entries(chunk)) {
+    each(model.get("chunk"), (name, window, xs, ys) => {
       let kept = store.get(name);
-      if (!kept) { kept = { x: [], y: [], window: s.window }; store.set(name, kept); }
-      kept.window = s.window;
-      const xs = floats(s.x), ys = floats(s.y);
+      if (!kept) { kept = { x: [], y: [], window }; store.set(name, kept); }
+      kept.window = window;
       for (let i = 0; i < ys.length; i++) { kept.x.push(xs[i]); kept.y.push(ys[i]); }
       const extra = kept.y.length - kept.window;
       if (extra > 0) { kept.x.splice(0, extra); kept.y.splice(0, extra); }
-    }
+    });
   }
 
   let pending = false;
@@ -169,8 +178,24 @@ export default { render };
 """
 
 
-def _buffer(values: list[float]) -> bytes:
-    return np.asarray(values, dtype="<f8").tobytes()
+def _packed(
+    series: dict[str, tuple[list[float], list[float]]], windows: dict[str, int]
+) -> dict[str, Any]:
+    """``{names, windows, counts, x, y}``: every series' points in two float64 buffers.
+
+    One layout whatever the names: the buffers' paths in the message (and in a
+    saved notebook's widget state) are always ``x`` and ``y``.
+    """
+    names = list(series)
+    xs = [x for name in names for x in series[name][0]]
+    ys = [y for name in names for y in series[name][1]]
+    return {
+        "names": names,
+        "windows": [windows.get(name, 500) for name in names],
+        "counts": [len(series[name][1]) for name in names],
+        "x": np.asarray(xs, dtype="<f8").tobytes(),
+        "y": np.asarray(ys, dtype="<f8").tobytes(),
+    }
 
 
 class LiveChart(anywidget.AnyWidget):
@@ -179,9 +204,9 @@ class LiveChart(anywidget.AnyWidget):
     FULL_SYNC_S = FULL_SYNC_S
 
     _esm = traitlets.Unicode(_ESM).tag(sync=True)
-    #: Every kept point: ``{name: {"x": bytes, "y": bytes, "window": int}}``.
+    #: Every kept point (see :func:`_packed`).
     series = traitlets.Dict().tag(sync=True)
-    #: The points since the previous redraw: ``{"seq": n, "series": {name: {...}}}``.
+    #: The points since the previous redraw, and its number ``seq`` (see :func:`_packed`).
     chunk = traitlets.Dict().tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -191,7 +216,7 @@ class LiveChart(anywidget.AnyWidget):
         self.windows: dict[str, int] = {}
 
     def __repr__(self) -> str:
-        return f"<LiveChart of {', '.join(self.series) or 'no series'}>"
+        return f"<LiveChart of {', '.join(self.series.get('names', [])) or 'no series'}>"
 
     def update(
         self,
@@ -203,17 +228,9 @@ class LiveChart(anywidget.AnyWidget):
         for name, (_, _, _, window) in new.items():
             self.windows[name] = window
         if full is not None:
-            self.series = {
-                name: {"x": _buffer(x), "y": _buffer(y), "window": self.windows.get(name, 500)}
-                for name, (x, y) in full.items()
-            }
+            self.series = _packed(full, self.windows)
             return sum(16 * len(y) for _, y in full.values())
         self._seq += 1
-        self.chunk = {
-            "seq": self._seq,
-            "series": {
-                name: {"x": _buffer(x), "y": _buffer(y), "window": window}
-                for name, (x, y, _, window) in new.items()
-            },
-        }
-        return sum(16 * len(y) for _, y, _, _ in new.values())
+        points = {name: (x, y) for name, (x, y, _, _) in new.items()}
+        self.chunk = {"seq": self._seq, **_packed(points, self.windows)}
+        return sum(16 * len(y) for _, y in points.values())

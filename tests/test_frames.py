@@ -1,0 +1,145 @@
+"""Image frames: what becomes a frame, kept by reference, and how it is encoded when shown."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from dora_notebook.api.context import BaseContext
+from dora_notebook.preview.frames import FrameEncoder, frame_from
+from dora_notebook.preview.normalize import normalize
+
+H, W = 6, 8
+
+
+def photo(channels: int) -> np.ndarray:
+    """Pixels whose colour says where they are (so that a swap of channels shows)."""
+    rng = np.random.default_rng(channels)
+    return rng.integers(0, 256, (H, W, channels), dtype=np.uint8)
+
+
+def shown(payload: dict) -> Image.Image:
+    """The picture a panel would show for ``payload``, decoded."""
+    mime, data = FrameEncoder().encode(payload["data"])
+    image = Image.open(io.BytesIO(data))
+    assert image.format.lower() == mime.removeprefix("image/")
+    return image
+
+
+def event(value: object, **metadata: object) -> dict:
+    return {"type": "INPUT", "id": "image", "value": value, "metadata": metadata}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "channels", "as_rgb"),
+    [
+        ("rgb8", 3, lambda p: p),
+        ("bgr8", 3, lambda p: p[:, :, ::-1]),
+        ("rgba8", 4, lambda p: p),
+        ("mono8", 1, lambda p: p[:, :, 0]),
+    ],
+)
+def test_each_raw_encoding_of_a_dora_event_shows_its_pixels(encoding, channels, as_rgb) -> None:
+    pixels = photo(channels)
+    value = pa.array(pixels.ravel())
+    payload = normalize(event(value, width=W, height=H, encoding=encoding))
+    frame = payload["data"]
+    assert (payload["type"], payload["width"], payload["height"]) == ("image", W, H)
+    assert payload["encoding"] == encoding
+    # Kept by reference: a view of the Arrow buffer, no copy, nothing encoded yet.
+    assert np.shares_memory(frame.pixels, value.to_numpy(zero_copy_only=True))
+    image = shown(payload)
+    assert image.size == (W, H)
+    assert image.format == "PNG"  # a small frame: PNG is smaller, and lossless
+    expected = as_rgb(pixels)
+    assert np.array_equal(np.asarray(image), expected)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_encoded_frames_pass_as_they_are(fmt: str) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(photo(3)).save(buffer, fmt.upper())
+    raw = buffer.getvalue()
+    payload = normalize(event(pa.array(np.frombuffer(raw, np.uint8)), encoding=fmt))
+    mime, data = FrameEncoder().encode(payload["data"])
+    assert (mime, data) == (f"image/{fmt}", raw)  # not decoded, not re-encoded
+
+
+def test_metadata_forms_numpy_and_pil() -> None:
+    pixels = photo(3)
+    metadata = {"width": W, "height": H, "encoding": "rgb8"}
+    for value in (pixels, pixels.tobytes(), pa.array(pixels.ravel())):
+        assert np.array_equal(np.asarray(shown(normalize(value, metadata))), pixels)
+    assert normalize(pixels)["encoding"] == "rgb8"  # HxWx3 uint8 as it is
+    assert normalize(pixels[:, :, 0])["encoding"] == "mono8"
+    assert normalize(pixels[:, :, :1])["encoding"] == "mono8"
+    assert normalize({"type": "image", "data": pixels})["width"] == W
+    image = Image.fromarray(pixels)
+    assert normalize(image)["data"].pixels is image
+    # Not images: other dtypes, shapes and channel counts stay data.
+    assert normalize(pixels.astype(np.float32))["type"] == "json"
+    assert normalize(np.zeros((2, 2, 2), np.uint8))["type"] == "json"
+    assert normalize(np.arange(4, dtype=np.uint8))["type"] == "json"
+    # A dora event without image metadata previews its value.
+    assert normalize(event(pa.array([1, 2])))["type"] == "table"
+
+
+def test_lossless_and_alpha_give_png_and_big_photos_jpeg() -> None:
+    big = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    encoder = FrameEncoder()
+    mime, data = encoder.encode(normalize(big)["data"])
+    assert mime == "image/jpeg" and len(data) < big.nbytes / 3
+    lossless = frame_from(big, {"width": 640, "height": 480, "encoding": "rgb8", "lossless": True})
+    assert encoder.encode(lossless)[0] == "image/png"
+    alpha = np.dstack([big, np.full((480, 640), 7, np.uint8)])
+    assert encoder.encode(normalize(alpha)["data"])[0] == "image/png"  # JPEG has no alpha
+    opaque = np.dstack([big, np.full((480, 640), 255, np.uint8)])
+    assert encoder.encode(normalize(opaque)["data"])[0] == "image/jpeg"
+
+
+def test_a_smooth_picture_goes_png_when_smaller_and_is_checked_again() -> None:
+    yy, xx = np.mgrid[0:480, 0:640]
+    gradient = np.stack([xx * 255 // 640, yy * 255 // 480, np.full_like(xx, 128)], -1)
+    frame = normalize(gradient.astype(np.uint8))["data"]
+    now = [0.0]
+    encoder = FrameEncoder(lambda: now[0])
+    mime, png = encoder.encode(frame)
+    assert mime == "image/png"
+    buffer = io.BytesIO()
+    Image.fromarray(gradient.astype(np.uint8)).save(buffer, "JPEG", quality=80)
+    assert len(png) < len(buffer.getvalue())  # it was the smaller
+    assert encoder.encode(frame)[0] == "image/png"  # kept without trying JPEG again
+    noise = normalize(np.random.default_rng(1).integers(0, 256, (480, 640, 3), np.uint8))
+    now[0] = 10.0  # later: the choice is made again
+    assert encoder.encode(noise["data"])[0] == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    ("value", "metadata", "message"),
+    [
+        (bytes(5), {"width": 4, "height": 4, "encoding": "rgb8"}, "needs 48 bytes"),
+        (bytes(4), {"width": 2, "height": 2, "encoding": "yuv420"}, "encoding 'yuv420' is not"),
+        (bytes(4), {"height": 2, "encoding": "mono8"}, "'width' must be a positive int"),
+        (bytes(4), {"width": 2, "height": 2, "encoding": "jpeg"}, "is not a jpeg file"),
+        (pa.array([1.5]), {"width": 1, "height": 1, "encoding": "mono8"}, "UInt8Array"),
+        ("text", {"width": 1, "height": 1, "encoding": "mono8"}, "must be a pyarrow UInt8Array"),
+    ],
+)
+def test_bad_images_warn_once_and_show_nothing(value, metadata, message) -> None:
+    reports = []
+
+    class Recording(BaseContext):
+        def _emit(self, kind, data):
+            reports.append((kind, data))
+
+    context = Recording("camera")
+    for _ in range(3):
+        context.preview(value, metadata=metadata)
+        context.preview(event(value, **metadata))
+    warnings = [data for kind, data in reports if kind == "warning"]
+    assert [kind for kind, _ in reports] == ["warning"]  # once, and no preview
+    assert message in warnings[0] and warnings[0].endswith("(nothing shown)")
