@@ -129,10 +129,13 @@ ZENOH_OVERLAY_ENV = "DORA_ZENOH_CONFIG_OVERLAY"
 _FINAL = ("finished", "failed")
 #: What dora-rs 1.1's daemon logs once the coordinator has it.
 _DAEMON_CONNECTED = "Connected to dora-coordinator"
+#: What dora-rs 1.1's coordinator prints once it takes connections.
+_COORDINATOR_LISTENING = "Listening on port"
 #: What an edge's counts mean on this engine (the graph view shows it).
 EDGE_NOTE = (
     "delivered = messages the source sent on this output (counted by the kernel's bridge) "
-    "less dora-rs's drop warnings for this input; still queued ones count as delivered"
+    "less dora-rs's drop warnings for this input; still queued ones count as delivered; "
+    "the inputs a hot swap of the target lost count as dropped"
 )
 NOT_COUNTED = "not counted: the source runs on another machine"
 #: Targets of the records dora-rs's daemon and coordinator log about a node.
@@ -451,6 +454,8 @@ class DoraEngine:
             "coordinator",
             ["coordinator", "--interface", "127.0.0.1", "--port", port, "--store", "memory"],
         )
+        # A daemon that finds no coordinator yet tries again only a second later.
+        self._await_log("coordinator.log", _COORDINATOR_LISTENING, time.monotonic() + 10.0)
         self._spawn(
             "daemon",
             [
@@ -487,15 +492,19 @@ class DoraEngine:
         Each ``dora start`` tried before that is a process spawned for
         nothing (the daemon registered 0.2-1 s after its spawn, measured).
         """
+        self._await_log("daemon.log", _DAEMON_CONNECTED, deadline)
+
+    def _await_log(self, name: str, text: str, deadline: float) -> None:
+        """Until the log ``name`` of a process started here has ``text`` (bounded)."""
         assert self._folder is not None
-        log = self._folder / "daemon.log"
+        log = self._folder / name
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                if _DAEMON_CONNECTED in log.read_text(encoding="utf-8", errors="replace"):
+                if text in log.read_text(encoding="utf-8", errors="replace"):
                     return
             if any(proc.poll() is not None for proc in self._children):
-                return  # it died: `dora start` says why
-            time.sleep(0.01)
+                return  # one died: what comes next says why
+            time.sleep(0.005)
 
     def _start_dataflow(self, descriptor: Path) -> str:
         """``dora start --detach``, retried while the daemon is still registering."""
@@ -644,7 +653,7 @@ class DoraEngine:
                             raise DataflowError(f"could not join the dataflow: {message['error']}")
                         elif not self._handle(message):
                             return
-                elif (not joined or not self._open) and self._started.is_set() and now > next_look:
+                elif self._ask_dora(joined) and self._started.is_set() and now > next_look:
                     # Before the bridge joined; or once every input of the bridge has
                     # closed (it may stay, as dora-rs gives it no end then): the nodes
                     # left, if any, have no outputs, and only dora-rs can say when they end.
@@ -664,6 +673,19 @@ class DoraEngine:
             with self._tap_lock, contextlib.suppress(OSError):
                 assert proc.stdin is not None
                 proc.stdin.close()
+
+    def _ask_dora(self, joined: bool) -> bool:
+        """Whether only dora-rs can tell the bridge's loop that the dataflow has ended.
+
+        Before the bridge joined; once every input of the bridge has closed;
+        or once every node has a final status: on a cluster, dora-rs 1.1 may
+        never close the bridge's input from a node on another machine
+        (measured: a custom node on the other daemon that finished, its
+        INPUT_CLOSED never came, and the run waited until a stop).
+        """
+        if not joined or not self._open:
+            return True
+        return all(counts.final for counts in self.counts.values())
 
     def _handle(self, message: dict[str, Any]) -> bool:
         """Act on one message of the bridge process; False once the dataflow's reports end."""
@@ -798,7 +820,8 @@ class DoraEngine:
                 continue  # not a record, the dataflow's or the bridge's own
             node_id, record = parsed
             counts = self.counts[node_id]
-            if record.target in _DORA_TARGETS:
+            # (a target may be a path: dora-rs 1.1's daemon on a cluster logs "daemon::spawner")
+            if set((record.target or "").split("::")) & set(_DORA_TARGETS):
                 # A shim node's reports say when it ends (and a hot swap ends a process).
                 ended = record.message.startswith(_NODE_ENDED) and node_id not in self._shimmed
                 if ended:
@@ -1109,14 +1132,18 @@ class DoraEngine:
         """One input's counters from what dora-rs tells the bridge (see :data:`EDGE_NOTE`).
 
         ``dropped``: dora's warnings for that input (one per message a full
-        queue drops). ``delivered``: what the source sent on that output (the
-        bridge receives every output too) less those drops; a message still
-        queued counts as delivered. Timer ticks are not counted.
+        queue drops), plus what hot swaps of the node lost without a warning
+        (counted exactly: see :mod:`.swap`). ``delivered``: what the source
+        sent on that output (the bridge receives every output too) less those
+        drops; a message still queued counts as delivered. Timer ticks are
+        not counted.
         """
         if node_id not in self.graph or input_id not in self.graph[node_id].inputs:
             return EdgeCounts()
         spec = self.graph[node_id]
+        # dora's warnings, and what hot swaps of the node lost without one (see .swap)
         dropped = self._drops.get((node_id, input_id), 0)
+        dropped += self.swaps.dropped.get((node_id, input_id), 0)
         source = spec.inputs[input_id].source
         found = [i for i, s in self._tap_sources.items() if "/".join(s) == source]
         if not found:

@@ -297,7 +297,8 @@ class Swaps:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.incarnations: dict[str, int] = {}
-        #: (node, input) -> inputs dora-rs dropped during hot swaps of the node.
+        #: (node, input) -> inputs dora-rs dropped during hot swaps of the node, less those
+        #: it warned about (a full queue while the replacement started): the engine counts those.
         self.dropped: dict[tuple[str, str], int] = {}
         #: Swap times measured (seconds from the request until dora-rs took the new version).
         self.times: list[float] = []
@@ -685,15 +686,17 @@ class Swaps:
         drops = swap_drops(old, new)
         counted = {k: v for k, v in drops.items() if v is not None}
         total = sum(counted.values())
-        for input_id, value in counted.items():
-            key = (node, input_id)
-            self.dropped[key] = self.dropped.get(key, 0) + value
         # The replacement's queue may overflow while it starts: dora-rs warns about
         # those drops too (and the engine counts its warnings), so they are not added twice.
         time.sleep(0.5)  # the warnings come through dora/logs, batched
         now = dict(getattr(engine, "_drops", {}))
-        overlap = sum(now.get((node, k), 0) - warned.get((node, k), 0) for k in counted)
-        overlap = max(0, min(total, overlap))
+        overlap = 0
+        for input_id, value in counted.items():
+            key = (node, input_id)
+            warnings = max(0, min(value, now.get(key, 0) - warned.get(key, 0)))
+            overlap += warnings
+            # What the edge adds to dora's warnings (DoraEngine.edge): the rest.
+            self.dropped[key] = self.dropped.get(key, 0) + value - warnings
         engine.counts[node].dropped += total - overlap
         detail = ", ".join(f"{k}: {v}" for k, v in counted.items())
         line = (
