@@ -71,6 +71,12 @@ RECHECK_S = 2.0
 _PNG_MAY_WIN = 8
 #: Frames of at most this many bytes always try PNG too (it is cheap for them).
 _SMALL = 64 * 1024
+#: A smaller PNG is kept for the next frames only if its encoding took at most
+#: this many times the JPEG's, or this many seconds: a 640x480 gradient is 2.3x
+#: smaller as PNG but 6.5x slower to encode (4.7 ms against 0.72 ms, measured),
+#: which at 30 frames a second is 14 % of a core instead of 2 %.
+_PNG_SLOWER = 2.0
+_PNG_CHEAP_S = 0.002
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,8 +233,9 @@ class FrameEncoder:
     smaller as JPEG, a synthetic gradient ~2x smaller as PNG), and trying
     both costs a PNG encoding (~50 ms for a 640x480 photo): so PNG is tried
     only for small frames and when the JPEG is small for its pixels (where PNG
-    may win), at most
-    every :data:`RECHECK_S` seconds, and the winner is used in between.
+    may win), at most every :data:`RECHECK_S` seconds; the smaller is shown,
+    and used in between if it is JPEG, or a PNG that was cheap to encode too
+    (``_PNG_SLOWER``): a video must not cost the kernel its CPU.
 
     >>> encoder = FrameEncoder()
     >>> encoder.encode(frame_or_none(np.zeros((8, 8), np.uint8)))[0]  # flat: PNG wins
@@ -250,16 +257,21 @@ class FrameEncoder:
         now = self._clock()
         if self._png and now - self._checked < RECHECK_S:
             return "image/png", _save(image, "PNG", compress_level=1)
+        began = time.perf_counter()
         jpeg = _save(image, "JPEG", quality=JPEG_QUALITY)
         if now - self._checked < RECHECK_S:
             return "image/jpeg", jpeg
         self._checked = now
+        jpeg_s = time.perf_counter() - began
         raw = frame.width * frame.height * len(image.getbands())
         self._png = False
         if raw <= _SMALL or len(jpeg) * _PNG_MAY_WIN < raw:
+            began = time.perf_counter()
             png = _save(image, "PNG", compress_level=1)
+            png_s = time.perf_counter() - began
             if len(png) < len(jpeg):
-                self._png = True
+                # Kept only if cheap too: a video must not cost the kernel its CPU.
+                self._png = png_s <= max(_PNG_SLOWER * jpeg_s, _PNG_CHEAP_S)
                 return "image/png", png
         return "image/jpeg", jpeg
 
