@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -160,3 +161,31 @@ def test_bad_images_warn_once_and_show_nothing(value, metadata, message) -> None
     warnings = [data for kind, data in reports if kind == "warning"]
     assert [kind for kind, _ in reports] == ["warning"]  # once, and no preview
     assert message in warnings[0] and warnings[0].endswith("(nothing shown)")
+
+
+def test_under_dora_rs_frames_and_points_leave_at_most_hz_times_a_second() -> None:
+    # Exported nodes report as JSON, so a frame is encoded in the node: at most
+    # preview_hz times a second, the newest of each slot, and the points batched.
+    from dora_notebook.dora_rs.shim import DoraContext
+
+    reports, later = [], []
+    context = DoraContext("camera", [], report=lambda *args: reports.append(args[1:]))
+    context._call_at = lambda when, function: later.append(function)  # type: ignore[method-assign]
+    context._media._call_at = context._call_at
+    for i in range(30):
+        context.preview(np.full((H, W, 3), i, np.uint8), id="cam")
+        context.plot("level", float(i))
+    kinds = [kind for kind, _ in reports]
+    assert kinds == ["preview"]  # the first at once, the rest held
+    assert len(later) == 1  # one send scheduled, not one per call
+    later.pop()()
+    previews = [data for kind, data in reports if kind == "preview"]
+    points = [data for kind, data in reports if kind == "plot"]
+    assert len(previews) == 2 and len(points) == 1  # all 30 points in one report
+    last = previews[-1]["payload"]
+    assert (last["width"], last["height"], last["encoding"]) == (W, H, "rgb8")
+    head, _, body = last["data"].partition(",")
+    assert head in ("data:image/png;base64", "data:image/jpeg;base64")
+    pixel = Image.open(io.BytesIO(base64.b64decode(body))).convert("RGB").getpixel((0, 0))
+    assert pixel == (29, 29, 29)  # the newest frame
+    assert points[0]["y"] == points[0]["x"] == [float(i) for i in range(30)]

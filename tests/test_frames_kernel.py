@@ -204,3 +204,47 @@ def test_plot_keeps_its_window(kernel: Kernel) -> None:
     assert y == [float(v) for v in range(950, 1000)]
     log = kernel.model(kernel.log_id(panel_id))["value"]
     assert "plot &#x27;v&#x27;: y must be a number or a sequence of numbers" in log
+
+
+@pytest.mark.dora
+def test_on_the_dora_engine_frames_and_points_reach_the_panel_as_binary(kernel: Kernel) -> None:
+    # Under dora-rs the node encodes (at most preview_hz times a second) and the
+    # report travels as JSON; the kernel's panel turns the frame back into bytes.
+    define(kernel, "%%dora_node camera --outputs image", CAMERA.format(frames=30, encoding="rgb8"))
+    viewer = define(
+        kernel,
+        "%%dora_operator viewer --inputs image=camera/image",
+        """
+        class Operator:
+            def __init__(self):
+                self.n = 0
+            def on_event(self, dora_event, context):
+                if dora_event["type"] == "INPUT":
+                    context.preview(dora_event)
+                    context.plot("n", self.n)
+                    self.n += 1
+        """,
+    )
+    done = kernel.execute("%dora_start --engine dora --wait --timeout 60", timeout=120)
+    assert "viewer: finished, 30 received, 0 sent" in done.text
+    (panel_id,) = viewer.widget_ids()
+    kernel.until(
+        lambda: bool(image_models(kernel, panel_id)) and chart_points(kernel, panel_id) == 30,
+        10,
+        "the last frame and every point on the panel",
+    )
+    (image_id,) = image_models(kernel, panel_id)
+    updates = [s for _, comm, s in kernel.comm_log if comm == image_id and "value" in s]
+    assert all(isinstance(s["value"], bytes) for s in updates)
+    assert not [t for s in updates for t in texts(s) if t.startswith(BASE64_IMAGES)]
+    last = Image.open(io.BytesIO(kernel.model(image_id)["value"]))
+    red = last.convert("RGB").getpixel((0, 240))[0]
+    assert last.size == (640, 480) and abs(red - (8 * 29) % 256) <= 8  # the newest frame
+
+
+def chart_points(kernel: Kernel, panel_id: str) -> int:
+    """How many points of series ``n`` the panel's chart has (0 without a chart)."""
+    _, _, previews, _ = kernel.child_ids(panel_id)
+    charts = [c for c in kernel.child_ids(previews) if "_esm" in kernel.model(c)]
+    series = unpack(kernel.model(charts[0]).get("series", {})) if charts else {}
+    return len(series.get("n", {}).get("y", []))

@@ -69,6 +69,7 @@ from typing import Any
 
 from ..api.context import BaseContext, as_arrow
 from ..core.events import DoraStatus
+from .media import MediaReports
 
 __all__ = [
     "REPORTS_ENV",
@@ -343,6 +344,9 @@ class DoraContext(BaseContext):
             except OSError:
                 pass  # no counts of the inputs: a hot swap then says it cannot count its drops
         self._reporter = report or (self._bridge_report if self._bridge else print_report)
+        self._media = MediaReports(
+            lambda kind, data: self._reporter(self.node_id, kind, data), self._call_at
+        )
         self._block_path = block_path
         self._job_id = _dataflow_id()
         self._failed = False
@@ -444,6 +448,7 @@ class DoraContext(BaseContext):
         if error is not None:
             self._report_error(error)
         self._run_due(everything=True)
+        self._media.flush()
         self.flush_progress()
         if not self._final_sent:
             self._finish()
@@ -463,6 +468,9 @@ class DoraContext(BaseContext):
         self(handle, array, self._metadata())
 
     def _emit(self, kind: str, data: Any) -> None:
+        # Frames and plot points leave at most preview_hz times a second (see media.py).
+        if kind in ("preview", "plot") and self._media.take(kind, data):
+            return
         self._reporter(self.node_id, kind, data)
 
     def _report_error(self, error: str) -> None:
