@@ -248,3 +248,16 @@ def chart_points(kernel: Kernel, panel_id: str) -> int:
     charts = [c for c in kernel.child_ids(previews) if "_esm" in kernel.model(c)]
     series = unpack(kernel.model(charts[0]).get("series", {})) if charts else {}
     return len(series.get("n", {}).get("y", []))
+
+
+def test_a_tap_of_an_image_edge_shows_thumbnails(kernel: Kernel) -> None:
+    define(kernel, "%%dora_node camera --outputs image", CAMERA.format(frames=300, encoding="rgb8"))
+    kernel.execute("%dora_start")
+    tap = kernel.execute("%dora_tap camera/image -n 3")  # waits for 3 messages
+    kernel.execute("%dora_stop")
+    (box_id,) = tap.widget_ids()
+    thumbnails = [kernel.model(c) for c in kernel.child_ids(box_id)]
+    sizes = [Image.open(io.BytesIO(t["value"])).size for t in thumbnails]
+    assert sizes == [(160, 120)] * 3  # 640x480 scaled down, as binary buffers
+    assert tap.text.startswith("<3 thumbnails of image 640x480 rgb8>\n")
+    assert "metadata" in tap.text and "value" in tap.text  # and the table, as before

@@ -22,6 +22,7 @@ from ..core.params import param_text
 from ..dataflow import check_start
 from ..errors import DataflowError, ReloadError, StopInterrupted
 from . import arguments, session
+from .widgets import tap_thumbnails
 
 __all__ = ["DoraMagics"]
 
@@ -291,14 +292,20 @@ class DoraMagics(Magics):
     def dora_tap(self, line: str) -> Any:
         """The last N messages of an edge as a DataFrame (time, metadata, value).
 
-        The first tap of an output starts recording it (untapped outputs cost
-        nothing); while the graph runs it waits up to a second for N messages.
+        Images (metadata with dora's ``width``/``height``/``encoding``) are
+        also shown as thumbnails, above the table. The first tap of an output
+        starts recording it (untapped outputs cost nothing); while the graph
+        runs it waits up to a second for N messages.
         """
         args = _parse(self.dora_tap, line)
         try:
-            return session.current().tap(args.source, args.n)
+            frame = session.current().tap(args.source, args.n)
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
+        thumbnails = tap_thumbnails(frame)  # an image edge: its frames, scaled down
+        if thumbnails is not None:
+            display(thumbnails)
+        return frame
 
     @magic_arguments()
     @argument("node_id", metavar="NODE", help="the node")

@@ -28,12 +28,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+import numpy as np
 
 from ..core.logs import passes
 from ..core.params import param_text
-from ..preview.frames import Frame, FrameEncoder
+from ..preview.frames import ENCODINGS, Frame, FrameEncoder, frame_from, thumbnail
 from ..preview.mime import mimebundle
-from .graphview import STATUS_COLOURS, render_dataflow_svg, render_text
+from .graphview import STATUS_COLOURS, Meter, render_dataflow_svg, render_text
 
 if TYPE_CHECKING:
     from ..core.observe import NodeState
@@ -47,7 +48,9 @@ __all__ = [
     "ByteBudget",
     "GraphView",
     "NodePanel",
+    "TapThumbnails",
     "UIPump",
+    "tap_thumbnails",
 ]
 
 #: How many of a node's latest log lines its panel shows (more are kept in its state).
@@ -436,6 +439,42 @@ class NodePanel(_FullText, widgets.VBox):
         return 1
 
 
+class TapThumbnails(_FullText, widgets.HBox):
+    """A row of thumbnails; its text repr says what they show."""
+
+    def __init__(self, images: list[widgets.Image], what: str) -> None:
+        super().__init__(images, layout={"flex_flow": "row wrap", "gap": "4px"})
+        self._what = what
+
+    def __repr__(self) -> str:
+        return f"<{len(self.children)} thumbnails of {self._what}>"
+
+
+def tap_thumbnails(frame: Any) -> TapThumbnails | None:
+    """Thumbnails of the images among a tap's messages (``%dora_tap`` of an image edge).
+
+    A row is an image when its metadata follows dora's convention (``width``,
+    ``height``, ``encoding``); its value is shown scaled down, as a binary
+    ``Image``. None when no row is an image.
+    """
+    images = []
+    what = ""
+    for metadata, value in zip(frame["metadata"], frame["value"], strict=True):
+        if not isinstance(metadata, dict) or metadata.get("encoding") not in ENCODINGS:
+            continue
+        try:
+            pixels = np.asarray(value, dtype=np.uint8)  # the tap holds the values as lists
+            image_frame = frame_from(pixels, metadata)
+            mime, data = thumbnail(image_frame)
+        except Exception:
+            continue  # not the image its metadata says: the table shows what it is
+        image = widgets.Image(value=data, format=mime.removeprefix("image/"))
+        image.add_class("dora-tap-thumbnail")
+        images.append(image)
+        what = image_frame.describe()
+    return TapThumbnails(images, what) if images else None
+
+
 class GraphView(_FullText, widgets.HTML):
     """The graph of a dataflow as SVG, with live status and counts.
 
@@ -451,6 +490,7 @@ class GraphView(_FullText, widgets.HTML):
         self._engine: weakref.ref[Engine] | None = None
         self._period = 1.0 / max_hz
         self._last = float("-inf")
+        self._meter = Meter()  # edge rates and busy shares, from the counters it samples
         self.redraw(force=True)
 
     def __repr__(self) -> str:
@@ -469,7 +509,7 @@ class GraphView(_FullText, widgets.HTML):
             return 0
         self._last = now
         # Scaled down to the output area's width, never up.
-        svg = render_dataflow_svg(self._flow).replace(
+        svg = render_dataflow_svg(self._flow, self._meter).replace(
             "<svg ", '<svg style="max-width:100%;height:auto" ', 1
         )
         if svg == self.value:

@@ -56,6 +56,7 @@ __all__ = [
     "frame_from_event",
     "frame_or_none",
     "is_image_event",
+    "thumbnail",
 ]
 
 #: dora's image encodings a preview shows (the ``encoding`` metadata key).
@@ -274,6 +275,26 @@ class FrameEncoder:
                 self._png = png_s <= max(_PNG_SLOWER * jpeg_s, _PNG_CHEAP_S)
                 return "image/png", png
         return "image/jpeg", jpeg
+
+
+def thumbnail(frame: Frame, size: tuple[int, int] = (160, 120)) -> tuple[str, bytes]:
+    """``(mime, data)``: ``frame`` scaled down to fit ``size``, as a JPEG (PNG with alpha).
+
+    >>> mime, data = thumbnail(frame_or_none(np.zeros((480, 640, 3), np.uint8)))
+    >>> mime, data[:3]
+    ('image/jpeg', b'\xff\xd8\xff')
+    """
+    if frame.encoding in ("jpeg", "png"):
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(_as_bytes(frame.pixels)))
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    else:
+        image = _pil_image(frame).copy()  # thumbnail() works in place
+    image.thumbnail(size)
+    if image.mode == "RGBA":
+        return "image/png", _save(image, "PNG", compress_level=1)
+    return "image/jpeg", _save(image, "JPEG", quality=JPEG_QUALITY)
 
 
 def _as_bytes(pixels: Any) -> bytes:
