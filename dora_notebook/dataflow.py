@@ -526,7 +526,8 @@ class Dataflow:
         return tap.frame(n)
 
     def edges(self) -> list[dict[str, Any]]:
-        """Every edge with its counters: source, target, input, delivered, dropped, queued, note.
+        """Every edge with its counters: source, target, input, delivered, dropped, queued,
+        note, latency (p50 of send-to-receive in seconds, or None).
 
         ``note`` says what the counts mean when the engine counts otherwise
         than the embedded one (empty there); see :class:`~dora_notebook.core.protocol.EdgeCounts`.
@@ -545,6 +546,7 @@ class Dataflow:
                         "dropped": counts.dropped,
                         "queued": counts.queued,
                         "note": counts.note,
+                        "latency": counts.latency,
                     }
                 )
         return rows

@@ -54,6 +54,7 @@ from .observe import Report
 from .protocol import EdgeCounts
 from .rewire import rewire
 from .runner import (
+    LATENCY_RING,
     Control,
     InputQueue,
     Lent,
@@ -63,6 +64,7 @@ from .runner import (
     StopRequested,
     bind_runner,
     closed_marker,
+    latency_p50,
 )
 from .tap import Tap
 
@@ -207,7 +209,9 @@ class EmbeddedEngine:
         queue = runner.queues.get(input_id) if runner is not None else None
         if queue is None:
             return EdgeCounts()
-        return EdgeCounts(queue.received, queue.dropped, len(queue.items))
+        return EdgeCounts(
+            queue.received, queue.dropped, len(queue.items), latency=latency_p50(queue.latency)
+        )
 
     def request_stop(self) -> None:
         """Ask every node to stop (``STOP`` with id ``MANUAL``) without waiting."""
@@ -525,14 +529,14 @@ class EmbeddedEngine:
                 if tap is not None:
                     tap.record(value, meta)
             if routes:
-                seq = next(self._seq)
+                seq, sent = next(self._seq), time.monotonic_ns()  # sent: for the edge's latency
                 if len(routes) == 1:
                     target, queue = routes[0]
-                    target.push(queue, Message(value, meta, seq))
+                    target.push(queue, Message(value, meta, seq, sent))
                 else:
                     # Receivers share the value but each gets its own metadata dict.
                     for target, queue in routes:
-                        target.push(queue, Message(value, dict(meta), seq))
+                        target.push(queue, Message(value, dict(meta), seq, sent))
 
     # -- the runtime thread --------------------------------------------------
 
@@ -655,7 +659,13 @@ class EmbeddedEngine:
             if runner.sink is not sink:
                 sink = local.sink = runner.sink
             runner.context._set_event(event)
+            # One clock read dates the receipt (the edge's latency) and starts the busy time.
+            runner.busy_since = now = time.monotonic_ns()
+            if message and item.sent:  # type: ignore[union-attr]
+                queue.latency[queue.received & (LATENCY_RING - 1)] = now - item.sent  # type: ignore[union-attr]
             status = self._dispatch(runner, event)
+            runner.busy_ns += time.monotonic_ns() - now
+            runner.busy_since = 0
             if status != 0 or not message:
                 with self.lock:
                     # STOP ends an operator, and so does its last INPUT_CLOSED.
@@ -843,6 +853,9 @@ class EmbeddedEngine:
             capture.current.sink = None
             bind_runner(None)
         with self.lock:
+            if runner.busy_since:  # its code ended: so did its handling of the last event
+                runner.busy_ns += time.monotonic_ns() - runner.busy_since
+                runner.busy_since = 0
             if runner.reloading:
                 return  # the new version takes over this node's queues
             self._mark_ready(runner)
@@ -861,9 +874,13 @@ class EmbeddedEngine:
         """``Node.next``: the next event, an ERROR event on timeout, None at the end."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
+            if runner.busy_since:  # the node handled its last event until now
+                runner.busy_ns += time.monotonic_ns() - runner.busy_since
+                runner.busy_since = 0
             while True:
                 event = runner.take()
                 if event is not None:
+                    runner.busy_since = time.monotonic_ns()
                     return event
                 if runner.stop_delivered or runner.finished:
                     return None
@@ -907,9 +924,9 @@ class EmbeddedEngine:
             if self._stopping.is_set():
                 return
             with self.lock:
-                now, seq = utcnow(), next(self._seq)
+                now, seq, sent = utcnow(), next(self._seq), time.monotonic_ns()
                 for target, queue in targets:
-                    target.push(queue, Message(_EMPTY, {"timestamp": now}, seq))
+                    target.push(queue, Message(_EMPTY, {"timestamp": now}, seq, sent))
             nxt = _next_due(due, interval)
             self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
 

@@ -216,6 +216,12 @@ class NodeState:
         """How many threads the node's code started are still running."""
         return self._runner.threads_left if self._runner is not None else 0
 
+    @property
+    def busy(self) -> float | None:
+        """Seconds the node's code has spent handling events in this run (see
+        :class:`~dora_notebook.core.protocol.Counters`); None where the engine does not say."""
+        return getattr(self._runner, "busy", None) if self._runner is not None else None
+
     def attach(self, runner: Counters | None, run: int | None = None) -> None:
         """Start observing a new run (or, with None, a redefined node): all begins anew.
 

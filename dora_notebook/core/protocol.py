@@ -7,7 +7,7 @@ talks to it through :class:`Engine`; the magics and widgets see the
 :class:`~dora_notebook.Dataflow` alone.
 
 >>> EdgeCounts(delivered=3, dropped=1)
-EdgeCounts(delivered=3, dropped=1, queued=0, note='')
+EdgeCounts(delivered=3, dropped=1, queued=0, note='', latency=None)
 """
 
 from __future__ import annotations
@@ -44,19 +44,29 @@ class Counters(Protocol):
     @property
     def threads_left(self) -> int: ...
 
+    @property
+    def busy(self) -> float | None:
+        """Seconds the node's code has spent handling events so far, or None where the
+        engine does not measure it; a view's busy share is its growth over wall time."""
+
 
 @dataclass(frozen=True)
 class EdgeCounts:
     """One input's counters: what reached it, what its queue dropped, what waits.
 
     ``note`` says what the numbers mean where an engine counts otherwise than
-    the embedded one (which counts each input's queue itself), or why one is 0.
+    the embedded one (which counts each input's queue itself), or why one is 0;
+    ``queued`` is None where the engine cannot see the queue.
+    ``latency`` is the median, in seconds, of the send-to-receive times of the
+    input's latest messages (the embedded engine keeps 64), None where the
+    engine does not report it (``note`` then says so) or nothing came yet.
     """
 
     delivered: int = 0
     dropped: int = 0
-    queued: int = 0
+    queued: int | None = 0
     note: str = ""
+    latency: float | None = None
 
 
 @runtime_checkable

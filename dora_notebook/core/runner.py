@@ -10,6 +10,7 @@ everything that was sent.
 from __future__ import annotations
 
 import threading
+import time
 import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .tap import Tap
 
 __all__ = [
+    "LATENCY_RING",
     "Control",
     "Host",
     "InputQueue",
@@ -39,6 +41,7 @@ __all__ = [
     "bind_runner",
     "bound_runner",
     "closed_marker",
+    "latency_p50",
 ]
 
 
@@ -133,12 +136,29 @@ class Closed:
 
 
 class Message:
-    __slots__ = ("metadata", "seq", "value")
+    """A queued message; ``sent`` is its ``time.monotonic_ns()`` at send (0: unknown)."""
 
-    def __init__(self, value: pa.Array, metadata: dict[str, Any], seq: int) -> None:
+    __slots__ = ("metadata", "sent", "seq", "value")
+
+    def __init__(self, value: pa.Array, metadata: dict[str, Any], seq: int, sent: int = 0) -> None:
         self.value = value
         self.metadata = metadata
         self.seq = seq
+        self.sent = sent
+
+
+#: How many of an input's latest send-to-receive times it keeps (a power of two, for ``&``).
+LATENCY_RING = 64
+
+
+def latency_p50(ring: list[int]) -> float | None:
+    """The median, in seconds, of the times kept in an input's ring (-1: a free slot).
+
+    >>> latency_p50([2_000_000, 1_000_000, 3_000_000, -1]), latency_p50([-1, -1])
+    (0.002, None)
+    """
+    times = sorted(t for t in list(ring) if t >= 0)  # a copy: the ring changes as we read
+    return times[len(times) // 2] / 1e9 if times else None
 
 
 class Control:
@@ -169,6 +189,7 @@ class InputQueue:
         "dropped",
         "input_id",
         "items",
+        "latency",
         "lent",
         "received",
         "source",
@@ -186,6 +207,9 @@ class InputQueue:
         self.received = 0
         self.dropped = 0
         self.closed = False
+        # The latest send-to-receive times in ns, slot ``received % LATENCY_RING``: one
+        # store per message; the UI takes the median when it draws (latency_p50).
+        self.latency = [-1] * LATENCY_RING
 
 
 def closed_marker(engine: Host) -> Closed:
@@ -214,6 +238,9 @@ class Runner:
         self.received = 0
         self.sent = 0
         self.dropped = 0
+        # Handling time in ns (see busy): what is closed, and when the open stretch began.
+        self.busy_ns = 0
+        self.busy_since = 0
         self.ready = False
         self.finished = False
         self.stop_reason: str | None = None
@@ -239,6 +266,17 @@ class Runner:
     def blocked(self) -> str | None:
         """Where the node's code is still blocked after a stop gave up on it, or None."""
         return self.engine.blocked(self)
+
+    @property
+    def busy(self) -> float:
+        """Seconds the node's code has spent handling events so far (read without a lock).
+
+        An operator's: the time in ``on_event``. A custom node's: the time from
+        each event ``next()`` returned to the next call of ``next()`` (its wait
+        for an event is not counted; nor is code before its first ``next()``).
+        """
+        since = self.busy_since
+        return (self.busy_ns + (time.monotonic_ns() - since if since else 0)) / 1e9
 
     @property
     def threads_left(self) -> int:
@@ -281,6 +319,8 @@ class Runner:
         else:
             best.received += 1
             self.received += 1
+            if item.sent:
+                best.latency[best.received & (LATENCY_RING - 1)] = time.monotonic_ns() - item.sent
             event = input_event(best.input_id, item.value, item.metadata)
         self.context._set_event(event)
         return event

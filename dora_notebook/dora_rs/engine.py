@@ -173,6 +173,8 @@ class NodeCounts:
         #: Never blocked, no threads left: dora-rs kills a node's process that does not stop.
         self.blocked: str | None = None
         self.threads_left = 0
+        #: Seconds spent handling events, from the node's stats file where the shim keeps one.
+        self.busy: float | None = None
 
 
 def private_descriptor(

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUS_COLOURS",
+    "Meter",
     "NodeInfo",
+    "live_numbers",
     "render_dataflow_svg",
     "render_svg",
     "render_text",
@@ -113,6 +117,7 @@ class _Edge:
     name: str = ""  # "src/out -> dst/in"
     info: tuple[Any, Any] | None = None  # delivered, dropped
     note: str = ""  # what the counts mean, when the engine says (Dataflow.edges())
+    live: str = ""  # rate, queue and latency: "12/s · 3 queued · p50 1.2 ms"
     back: bool = False  # closes a cycle
     ports: list[float] = field(default_factory=lambda: [0.0, 0.0])  # exit y, entry y
     segs: list[_Edge] = field(default_factory=list)  # one per column gap crossed
@@ -151,7 +156,8 @@ def _model(graph: Graph, rows: Sequence[Mapping[str, Any]] | None) -> tuple[list
             row = info.get((spec.id, inp.input_id))
             counts = None if row is None else (row.get("delivered", 0), row.get("dropped", 0))
             note = str(row.get("note") or "") if row is not None else ""
-            edges.append(_Edge(src, verts[spec.id], label, name, counts, note).link())
+            live = _edge_live(row) if row is not None else ""
+            edges.append(_Edge(src, verts[spec.id], label, name, counts, note, live).link())
     return list(verts.values()), edges
 
 
@@ -210,16 +216,60 @@ def _order(cols: list[list[_Vertex]]) -> None:
             pos.update({v: i - (len(col) - 1) / 2 for i, v in enumerate(col)})
 
 
-# status, received, sent, dropped, where a stopped node is blocked: read once per render
-_State = tuple[str, Any, Any, Any, str | None]
+# status, received, sent, dropped, where a stopped node is blocked, busy share (None: not
+# shown): read once per render
+_State = tuple[str, Any, Any, Any, str | None, float | None]
+
+
+def _busy(share: float | None) -> str:
+    return "" if share is None else f" · busy {min(1.0, max(0.0, share)) * 100:.0f} %"
 
 
 def _node_counts(state: _State | None) -> str:
-    return "" if state is None else f"{state[1]} in / {state[2]} out / {state[3]} dropped"
+    if state is None:
+        return ""
+    return f"{state[1]} in / {state[2]} out / {state[3]} dropped{_busy(state[5])}"
 
 
 def _edge_counts(counts: tuple[Any, Any] | None) -> str:
     return "" if counts is None else f"{counts[0]} delivered, {counts[1]} dropped"
+
+
+def _duration(seconds: float) -> str:
+    """A short duration: ``850 us``, ``1.2 ms``, ``35 ms``, ``2.5 s``."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 0.1:
+        return f"{seconds * 1e3:.2g} ms" if seconds < 0.01 else f"{seconds * 1e3:.0f} ms"
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def _rate(per_second: float) -> str:
+    return f"{per_second:.3g}/s" if per_second < 1000 else f"{per_second / 1000:.3g}k/s"
+
+
+def _edge_live(row: Mapping[str, Any]) -> str:
+    """The third line of an edge's label: rate, queue depth, latency, each when known.
+
+    ``rate`` (messages/s) comes from a :class:`Meter` (present while the run goes on);
+    the queue depth shows then, or when not 0 (None: the engine cannot see the queue);
+    ``latency`` None is not shown (the edge's note says why).
+
+    >>> _edge_live({"rate": 30.04, "queued": 0, "latency": 0.0012})
+    '30/s · 0 queued · p50 1.2 ms'
+    >>> _edge_live({"queued": 0, "latency": None}), _edge_live({"rate": 1, "queued": None})
+    ('', '1/s · queue not seen')
+    """
+    live = row.get("rate") is not None
+    parts = [_rate(row["rate"])] if live else []
+    queued = row.get("queued")
+    if queued is None and live:
+        parts.append("queue not seen")
+    elif queued is not None and (live or queued):
+        parts.append(f"{queued} queued")
+    if row.get("latency") is not None:
+        parts.append(f"p50 {_duration(row['latency'])}")
+    return " · ".join(parts)
 
 
 def _red(count: Any, text: object) -> str:
@@ -230,8 +280,8 @@ def _red(count: Any, text: object) -> str:
 
 
 def _label_size(e: _Edge) -> _Point:
-    width = max(_tw(e.label, 11), _tw(_edge_counts(e.info), 10)) + 8
-    return width, 16.0 if e.info is None else 28.0
+    width = max(_tw(e.label, 11), _tw(_edge_counts(e.info), 10), _tw(e.live, 10)) + 8
+    return width, 16.0 + 12.0 * ((e.info is not None) + bool(e.live))
 
 
 def _geometry(cols: list[list[_Vertex]], edges: list[_Edge], info: Mapping[str, _State]) -> None:
@@ -317,6 +367,7 @@ def _draw_edge(cv: _Canvas, e: _Edge, loop_y: float) -> _Point:
             d += f"{' L' if d else 'M'}{_pt((ax, ay))} C{_pt((ax + dx, ay))} "
             d += f"{_pt((bx - dx, by))} {_pt((bx, by))}"
     title = e.name + (": " + _edge_counts(e.info) if e.info is not None else "")
+    title += f"; {e.live}" if e.live else ""
     title = xml_escape(title + (f" ({e.note})" if e.note else ""))
     cv.add(f'<g class="dn-edge"><title>{title}</title>', *pts)
     dash = ' stroke-dasharray="5 3"' if e.back else ""
@@ -336,6 +387,9 @@ def _draw_label(cv: _Canvas, e: _Edge, mx: float, top: float) -> None:
     if e.info is not None:
         body = f"{xml_escape(e.info[0])} delivered, {_red(e.info[1], f'{e.info[1]} dropped')}"
         cv.text((mx, top + 24), body, 10, fill=_MUTED, text_anchor="middle")
+    if e.live:
+        y = top + (36 if e.info is not None else 24)
+        cv.text((mx, y), xml_escape(e.live), 10, fill=_MUTED, text_anchor="middle")
 
 
 def _draw_vertex(cv: _Canvas, v: _Vertex, state: _State | None) -> None:
@@ -372,7 +426,7 @@ def _draw_vertex(cv: _Canvas, v: _Vertex, state: _State | None) -> None:
     if state is not None:
         received, sent = xml_escape(state[1]), xml_escape(state[2])
         body = f"{received} in / {sent} out / {_red(state[3], state[3])} dropped"
-        cv.text((x + 10, y + 51), body, fill=_MUTED)
+        cv.text((x + 10, y + 51), body + xml_escape(_busy(state[5])), fill=_MUTED)
     cv.add("</g>")
 
 
@@ -380,11 +434,14 @@ def render_svg(
     graph: Graph,
     node_info: Mapping[str, NodeInfo] | None = None,
     edge_info: Sequence[Mapping[str, Any]] | None = None,
+    busy: Mapping[str, float] | None = None,
 ) -> str:
     """The graph as an SVG document, laid out in columns from left to right.
 
     ``node_info`` maps node ids to objects with ``status``, ``received``, ``sent``
-    and ``dropped``; ``edge_info`` holds rows like ``Dataflow.edges()``.
+    and ``dropped``; ``edge_info`` holds rows like ``Dataflow.edges()``, with a
+    ``rate`` (messages/s) where :func:`live_numbers` added one; ``busy`` maps node
+    ids to the share of wall time their code spent handling events (0 to 1).
 
     >>> from dora_notebook.core.graph import Graph
     >>> "no nodes" in render_svg(Graph())
@@ -392,7 +449,14 @@ def render_svg(
     """
     cv = _Canvas()
     info = {
-        k: (str(n.status), n.received, n.sent, n.dropped, getattr(n, "blocked", None))
+        k: (
+            str(n.status),
+            n.received,
+            n.sent,
+            n.dropped,
+            getattr(n, "blocked", None),
+            (busy or {}).get(k),
+        )
         for k, n in (node_info or {}).items()
     }
     verts, edges = _model(graph, edge_info)
@@ -425,6 +489,7 @@ def render_text(
     graph: Graph,
     node_info: Mapping[str, NodeInfo] | None = None,
     edge_info: Sequence[Mapping[str, Any]] | None = None,
+    busy: Mapping[str, float] | None = None,
 ) -> str:
     """A plain-text summary: a line per node, then a line per edge (the text/plain fallback).
 
@@ -440,20 +505,92 @@ def render_text(
         line = f"{spec.id:<{width}}  {spec.kind:<8}  {getattr(state, 'status', 'defined'):<8}"
         if state is not None:
             line += f"  received {state.received} / sent {state.sent} / dropped {state.dropped}"
+            line += _busy((busy or {}).get(spec.id))
             blocked = getattr(state, "blocked", None)
             line += f"; {blocked}" if blocked else ""
         lines.append(line.rstrip())
     for e in edges:
         counts = "" if e.info is None else f"  delivered {e.info[0]}, dropped {e.info[1]}"
+        counts += f"; {e.live}" if e.live else ""
         lines.append(e.name + counts + (f" ({e.note})" if e.note else ""))
     return "\n".join(lines) or "no nodes"
 
 
-def render_dataflow_svg(flow: Any) -> str:
+class Meter:
+    """Rates of growing counters, from samples the UI takes as it draws: no cost per message.
+
+    :meth:`rates` takes the counters' current values and gives, per key, their
+    growth per second since the oldest sample of the last ``window`` seconds
+    (at least ``window / 4`` old, so that two close draws do not give noise).
+
+    >>> now = [0.0]
+    >>> meter = Meter(window=2.0, clock=lambda: now[0])
+    >>> meter.rates({"a": 0})
+    {}
+    >>> now[0] = 1.0
+    >>> meter.rates({"a": 30})
+    {'a': 30.0}
+    """
+
+    def __init__(self, window: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._samples: deque[tuple[float, dict[Hashable, float]]] = deque()
+
+    def rates(self, values: Mapping[Hashable, float | None]) -> dict[Hashable, float]:
+        """Record ``values`` (None: not known, skipped) and return the rates known so far."""
+        now = self._clock()
+        current = {k: float(v) for k, v in values.items() if v is not None}
+        samples = self._samples
+        # Keep one sample older than the window: the base of the rates.
+        while len(samples) > 1 and samples[1][0] <= now - self.window:
+            samples.popleft()
+        found: dict[Hashable, float] = {}
+        if samples and now - samples[0][0] >= self.window / 4:
+            then, old = samples[0]
+            for key, value in current.items():
+                if key in old:
+                    found[key] = max(0.0, value - old[key]) / (now - then)
+        samples.append((now, current))
+        return found
+
+    def reset(self) -> None:
+        """Forget the samples (a new run's counters start from 0)."""
+        self._samples.clear()
+
+
+def live_numbers(flow: Any, meter: Meter | None) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """``flow.edges()`` with each edge's ``rate``, and each node's busy share, from ``meter``.
+
+    Rates and shares are only given while the flow runs (they describe now); what
+    an engine does not measure (a node's ``busy`` of None) is left out.
+    """
+    rows = flow.edges()
+    if meter is None or not getattr(flow, "running", False):
+        return rows, {}
+    values: dict[Hashable, float | None] = {
+        ("edge", r["target"], r["input"]): r.get("delivered") for r in rows
+    }
+    for spec in flow.graph:
+        values["busy", spec.id] = getattr(flow.node(spec.id), "busy", None)
+    rates = meter.rates(values)
+    for r in rows:
+        r["rate"] = rates.get(("edge", r["target"], r["input"]))
+    shares = {
+        spec.id: rates[("busy", spec.id)] for spec in flow.graph if ("busy", spec.id) in rates
+    }
+    return rows, shares
+
+
+def render_dataflow_svg(flow: Any, meter: Meter | None = None) -> str:
     """:func:`render_svg` of a ``Dataflow``-like object (``.graph``, ``.node(id)``, ``.edges()``).
+
+    With a :class:`Meter` (a view keeps one), a running flow's edges show their
+    rates and its nodes their busy share.
 
     >>> from dora_notebook import Dataflow
     >>> render_dataflow_svg(Dataflow(echo=False)).count("no nodes")
     1
     """
-    return render_svg(flow.graph, {s.id: flow.node(s.id) for s in flow.graph}, flow.edges())
+    rows, busy = live_numbers(flow, meter)
+    return render_svg(flow.graph, {s.id: flow.node(s.id) for s in flow.graph}, rows, busy)
