@@ -480,6 +480,11 @@ class Swaps:
                 f"node {spec.id!r}: the new version's module name differs ({path.name}), which "
                 "dora-rs's hot reload cannot follow; stop and start the graph"
             )
+        if not self._await_first_event(spec.id, self._deadline - 3.0):
+            return (
+                "dora-rs has not started the operator yet (it has had no event), and dora-rs "
+                "1.1 drops a reload asked for before; re-run the cell once it runs"
+            )
         previous = path.read_bytes()
         wanted = code_digest(data)
         with self._cond:
@@ -536,6 +541,33 @@ class Swaps:
         trial.write_bytes(data)
         reason = trial_error(trial, path.parent)
         return reason or "dora-rs could not reload it (its log says 'Failed to reload operator')"
+
+    def had_event(self, node_id: str) -> bool:
+        """Whether cell node ``node_id``'s process runs its code: an operator's had its
+        first event, a custom node's ``Node()`` returned (dora-rs had started it)."""
+        return self._await_first_event(node_id, 0.0)
+
+    def _await_first_event(self, node_id: str, deadline: float) -> bool:
+        """Until ``node_id``'s process has had its first event (dora-rs runs it); False: not yet.
+
+        dora-rs 1.1 drops the coordinator's ``Reload`` for an operator whose
+        runtime is still starting (measured: asked 0.3-1.2 s after a
+        ``%dora_start`` that returned while dora-rs was still starting the
+        nodes, the RELOAD never came). A cell node's context makes its stats
+        file at its first event (:class:`~dora_notebook.dora_rs.shim.InputStats`).
+        """
+        engine = self.engine
+        if engine.folder is None:
+            return True
+        path = Path(stats_path(engine.folder / "stats", node_id, self.incarnations.get(node_id, 0)))
+        while not path.exists():
+            counts = engine.counts.get(node_id)
+            if counts is not None and (counts.received or counts.sent):
+                return True  # (a node without inputs has no stats file)
+            if time.monotonic() > deadline or engine.done.is_set():
+                return False
+            time.sleep(0.02)
+        return True
 
     def _operator_file(self, node_id: str) -> Path | None:
         from .export import DESCRIPTOR
