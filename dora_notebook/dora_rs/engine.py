@@ -110,6 +110,9 @@ __all__ = [
 
 #: The extra output every cell node sends its reports on.
 REPORTS_OUTPUT = "dora_notebook_reports"
+#: An output of the bridge that never sends: a hot swap that changes every data input
+#: of a node keeps it open through the rewiring (see .swap).
+IDLE_OUTPUT = "dora_notebook_idle"
 #: The dynamic-node port of a daemon when dora-notebook did not start it.
 DEFAULT_DAEMON_PORT = 53291
 #: The queue of each of the bridge's inputs from the nodes' outputs: large, since
@@ -135,7 +138,8 @@ _COORDINATOR_LISTENING = "Listening on port"
 EDGE_NOTE = (
     "delivered = messages the source sent on this output (counted by the kernel's bridge) "
     "less dora-rs's drop warnings for this input; still queued ones count as delivered; "
-    "the inputs a hot swap of the target lost count as dropped"
+    "the inputs a hot swap of the target lost count as dropped; queue depth, latency and "
+    "busy share are not reported on this engine yet"
 )
 NOT_COUNTED = "not counted: the source runs on another machine"
 #: Targets of the records dora-rs's daemon and coordinator log about a node.
@@ -221,7 +225,12 @@ def private_descriptor(
         sources[spec.id] = {"source": f"{spec.id}/{REPORTS_OUTPUT}", "queue_size": 100000}
     sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
     if sources:
-        bridge: dict[str, Any] = {"id": BRIDGE_ID, "path": "dynamic", "inputs": sources}
+        bridge: dict[str, Any] = {
+            "id": BRIDGE_ID,
+            "path": "dynamic",
+            "inputs": sources,
+            "outputs": [IDLE_OUTPUT],  # never sent: what a hot swap's rewiring holds on to
+        }
         if placed and machine is not None:
             bridge["deploy"] = {"machine": machine}
         descriptor["nodes"].append(bridge)
@@ -1162,9 +1171,9 @@ class DoraEngine:
         found = [i for i, s in self._tap_sources.items() if "/".join(s) == source]
         if not found:
             note = "timer ticks are not counted" if source.startswith("dora/") else NOT_COUNTED
-            return EdgeCounts(0, dropped, note=note)
+            return EdgeCounts(0, dropped, None, note=note)
         sent = self._seen.get(found[0], 0)
-        return EdgeCounts(max(0, sent - dropped), dropped, note=EDGE_NOTE)
+        return EdgeCounts(max(0, sent - dropped), dropped, None, note=EDGE_NOTE)
 
     def _at_exit(self) -> None:
         self.stop(timeout=1.0)

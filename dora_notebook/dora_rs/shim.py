@@ -221,6 +221,19 @@ def incarnation() -> int:
         return 0
 
 
+def declared_inputs() -> frozenset[str] | None:
+    """The inputs the node's definition declares (:data:`INPUTS_ENV`); None if not set.
+
+    >>> os.environ[INPUTS_ENV] = "n,tick"
+    >>> sorted(declared_inputs())
+    ['n', 'tick']
+    >>> del os.environ[INPUTS_ENV]
+    """
+    if INPUTS_ENV not in os.environ:
+        return None
+    return frozenset(name for name in os.environ[INPUTS_ENV].split(",") if name)
+
+
 def stats_path(folder: str | os.PathLike[str], node_id: str, number: int) -> str:
     """The file of one incarnation's :class:`InputStats`."""
     return os.path.join(os.fspath(folder), f"{node_id}.{number}.stats")
@@ -655,6 +668,7 @@ class ContextNode:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         warm_up()
         self._fresh = bool(report_output()) and incarnation() > 0
+        self._declared = declared_inputs() if report_output() else None
         self._node = self._real(*args, **kwargs)
         wait_for_bridge()  # connected to dora by now: wait for the kernel's bridge, if any
         if report_output():
@@ -703,6 +717,22 @@ class ContextNode:
         self._fresh = False
         return bool(event.get("type") == "STOP")
 
+    def _foreign(self, event: Any) -> bool:
+        """Whether ``event`` is about an input this version of the node does not declare.
+
+        A hot swap that changes a node's inputs rewires them around ``dora node
+        replace`` (see :mod:`.swap`): the version being replaced may get a
+        message on an input added for its successor, and the successor is told
+        that the swap's temporary input closed. Neither is the version's own
+        input, as on the embedded engine, where a node gets only its inputs.
+        """
+        return (
+            self._declared is not None
+            and event is not None
+            and event.get("type") in ("INPUT", "INPUT_CLOSED")
+            and str(event.get("id")) not in self._declared
+        )
+
     def _seen(self, event: Any) -> Any:
         kind = None if event is None else event.get("type")
         if kind in (None, "STOP"):
@@ -717,7 +747,7 @@ class ContextNode:
         if self.context._done:
             return None
         event = self._node.next(*args, **kwargs)
-        if self._stale_stop(event):
+        while self._foreign(event) or self._stale_stop(event):
             event = self._node.next(*args, **kwargs)
         return self._seen(event)
 
@@ -725,7 +755,7 @@ class ContextNode:
         if self.context._done:
             return None
         event = self._node.try_recv()
-        if self._stale_stop(event):
+        while self._foreign(event) or self._stale_stop(event):
             event = self._node.try_recv()
         return self._seen(event)
 
@@ -733,6 +763,7 @@ class ContextNode:
         events = [] if self.context._done else self._node.drain()
         if events and self._stale_stop(events[0]):
             events = events[1:]
+        events = [event for event in events if not self._foreign(event)]
         for event in events:
             self._seen(event)
         return events
@@ -741,7 +772,7 @@ class ContextNode:
         if self.context._done:
             return None
         event = await self._node.recv_async(*args, **kwargs)
-        if self._stale_stop(event):
+        while self._foreign(event) or self._stale_stop(event):
             event = await self._node.recv_async(*args, **kwargs)
         return self._seen(event)
 

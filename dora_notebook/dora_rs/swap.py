@@ -21,6 +21,17 @@ uses the one dora offers for the node's kind:
   and every incarnation of a receiver keeps what it got in a file
   (:class:`~dora_notebook.dora_rs.shim.InputStats`), so :func:`swap_drops`
   counts exactly what the swap lost.
+
+A custom node whose re-run cell changed its inputs is **rewired** around the
+replace (:class:`Rewiring`): ``dora node replace`` takes only a definition
+whose inputs are the node's live edges, so ``dora node connect`` and
+``disconnect`` make those edges the new version's first. dora-rs 1.1 sends a
+node's outputs straight to the processes that subscribed when they started
+(measured: a mapping added for a running process mostly never delivers, and
+one removed goes on delivering), so only the replacement, which subscribes
+to its new inputs, gets them right. What that cannot do is refused in one
+line: an operator's inputs (its runtime process outlives a hot reload), and
+timer or ``dora/logs`` inputs (the CLI takes node outputs only).
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +62,16 @@ from .export import has_context
 from .procs import error_text
 from .shim import INCARNATION_ENV, SEQ_SPAN, code_digest, read_stats, stats_path
 
-__all__ = ["GRACE", "Swaps", "coordinator_request", "swap_drops", "trial_error"]
+__all__ = [
+    "GRACE",
+    "HOLD_INPUT",
+    "Rewiring",
+    "Swaps",
+    "coordinator_request",
+    "rewiring",
+    "swap_drops",
+    "trial_error",
+]
 
 #: The id dora-rs gives the operator of a node with one ``operator:`` (dora-core's default).
 SINGLE_OPERATOR_ID = "op"
@@ -179,6 +200,82 @@ def swap_drops(
     return drops
 
 
+#: The input a rewiring holds a node's inputs open with (from the bridge's idle output).
+HOLD_INPUT = "dora_notebook_hold"
+
+
+@dataclass
+class Rewiring:
+    """How a hot swap changes a custom node's inputs on dora-rs 1.1 (:func:`rewiring`).
+
+    ``added``: input -> its source; ``removed``: input -> its old source;
+    ``moved``: input -> (old source, new source); ``kept``: the inputs whose
+    source did not change (the only ones whose swap drops can be counted: a
+    new input has no "before"). ``hold``: every input the node has open would
+    close meanwhile, and dora-rs 1.1 then stops the running version
+    (``STOP ALL_INPUTS_CLOSED``, measured) before the replace: an input from
+    the bridge's idle output holds them open.
+
+    >>> old = {"n": "src/n", "t": "src/t"}
+    >>> plan = Rewiring.between(old, {"n": "other/n", "m": "src/m"})
+    >>> plan.steps("sink")
+    [('connect', 'src/m', 'sink/m'), ('disconnect', 'src/n', 'sink/n'), \
+('connect', 'other/n', 'sink/n'), ('disconnect', 'src/t', 'sink/t')]
+    >>> plan.describe()
+    'm from src/m added; n now from other/n (was src/n); t removed (was src/t)'
+    """
+
+    added: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    moved: dict[str, tuple[str, str]] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    hold: bool = False
+
+    @classmethod
+    def between(cls, before: Mapping[str, str], after: Mapping[str, str]) -> Rewiring:
+        """The rewiring from the inputs ``before`` to ``after`` (input -> source)."""
+        plan = cls(
+            added={k: v for k, v in after.items() if k not in before},
+            removed={k: v for k, v in before.items() if k not in after},
+            moved={k: (v, after[k]) for k, v in before.items() if k in after and after[k] != v},
+            kept=[k for k, v in after.items() if before.get(k) == v],
+        )
+        # Connected first, an added input keeps the node's inputs open; a moved one
+        # closes between its disconnect and connect.
+        plan.hold = bool(plan.removed or plan.moved) and not plan.kept and not plan.added
+        return plan
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.moved)
+
+    def steps(self, node: str) -> list[tuple[str, str, str]]:
+        """The ``dora node connect``/``disconnect`` calls, in order, before the replace.
+
+        Added inputs first (the node's inputs stay open); a moved input is
+        disconnected before its new source is connected (measured: the other
+        way round, the replacement is told at once that the input closed).
+        """
+        steps = [("connect", source, f"{node}/{k}") for k, source in self.added.items()]
+        for k, (old, new) in self.moved.items():
+            steps += [("disconnect", old, f"{node}/{k}"), ("connect", new, f"{node}/{k}")]
+        steps += [("disconnect", source, f"{node}/{k}") for k, source in self.removed.items()]
+        return steps
+
+    def describe(self) -> str:
+        """One phrase per changed input."""
+        said = [f"{k} from {source} added" for k, source in self.added.items()]
+        said += [f"{k} now from {new} (was {old})" for k, (old, new) in self.moved.items()]
+        said += [f"{k} removed (was {source})" for k, source in self.removed.items()]
+        return "; ".join(said)
+
+
+def rewiring(old: NodeSpec, new: NodeSpec) -> Rewiring:
+    """The :class:`Rewiring` of a node from its running definition ``old`` to ``new``."""
+    before = {k: v.source for k, v in old.inputs.items()}
+    after = {k: v.source for k, v in new.inputs.items()}
+    return Rewiring.between(before, after)
+
+
 _TRIAL = """
 import runpy, sys, traceback
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
@@ -305,6 +402,8 @@ class Swaps:
         self._parts: dict[str, dict[int, list[int]]] = {}
         self._superseded: dict[str, int] = {}  # node -> exits of replaced incarnations
         self._swapping: set[str] = set()
+        #: Nodes whose live edges hold HOLD_INPUT (a rewiring left them no other input).
+        self._held: set[str] = set()
         self._codes: dict[str, list[str]] = {}
         self._ended: set[tuple[str, int]] = set()  # replaced incarnations that reported their end
         self._cond = threading.Condition()
@@ -406,22 +505,41 @@ class Swaps:
                 f"node {node!r}: only a node defined in a cell can be hot-swapped on dora; "
                 "stop and start the graph to run the new definition"
             )
-        before = {k: v.source for k, v in old.inputs.items()}
-        after = {k: v.source for k, v in spec.inputs.items()}
-        if before != after:
-            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-            return (
-                f"node {node!r}: its inputs changed ({', '.join(changed)}), and a swap on dora-rs "
-                "1.1 keeps a node's inputs (dora node replace, an operator's hot reload); "
-                "%dora_stop, re-run the cell, %dora_start --engine dora"
+        plan = rewiring(old, spec)
+        if plan:
+            changed = ", ".join(sorted([*plan.added, *plan.removed, *plan.moved]))
+            if spec.kind == "operator":
+                return (
+                    f"node {node!r}: its inputs changed ({changed}), and dora-rs 1.1 cannot "
+                    "rewire an operator: its hot reload keeps the runtime process, which takes "
+                    "only the inputs it subscribed to when it started (an input added with dora "
+                    "node connect never reaches it: measured), and dora node replace takes custom "
+                    "nodes only; %dora_stop, re-run the cell, %dora_start --engine dora"
+                )
+            builtin = sorted(
+                k
+                for k in [*plan.added, *plan.removed, *plan.moved]
+                if (old.inputs[k].source if k in old.inputs else "").startswith("dora/")
+                or (spec.inputs[k].source if k in spec.inputs else "").startswith("dora/")
             )
+            if builtin:
+                return (
+                    f"node {node!r}: its inputs changed ({', '.join(builtin)} from dora/), and "
+                    "dora-rs 1.1 cannot rewire a timer or dora/logs input of a running node "
+                    "(dora node connect/disconnect take node outputs only); %dora_stop, re-run "
+                    "the cell, %dora_start --engine dora"
+                )
         if spec.kind == "operator" and list(spec.outputs) != list(old.outputs):
             return (
                 f"node {node!r}: its outputs changed, and dora-rs 1.1's hot reload keeps an "
                 "operator's outputs; %dora_stop, re-run the cell, %dora_start --engine dora"
             )
         if spec.machine != old.machine:
-            return f"node {node!r}: --machine changed; stop and start the graph to move it"
+            return (
+                f"node {node!r}: --machine changed, and dora-rs 1.1 cannot move a running node "
+                "(dora node replace runs the new version on the daemon that runs the node); "
+                "%dora_stop, re-run the cell, %dora_start --engine dora"
+            )
         if node in self._swapping:
             return f"node {node!r} is being swapped already; re-run the cell once it runs"
         return None
@@ -579,11 +697,49 @@ class Swaps:
                 return Path(node["operator"]["python"])
         return None
 
+    def _rewire(self, steps: list[tuple[str, str, str]]) -> tuple[int, str | None]:
+        """Run ``dora node connect``/``disconnect`` steps; how many went through, and why not."""
+        engine = self.engine
+        for done, (verb, source, target) in enumerate(steps):
+            result = engine._cli(
+                "node", verb, source, target, "--dataflow", str(engine.dataflow_id), timeout=30.0
+            )
+            if result.returncode != 0:
+                output = result.stdout + result.stderr
+                return done, f"dora node {verb} {source} {target} refused: {error_text(output)}"
+        return len(steps), None
+
+    def _unwire(self, steps: list[tuple[str, str, str]]) -> str:
+        """Undo rewiring ``steps`` (best effort, in reverse); what could not be undone."""
+        back = [
+            ("disconnect" if verb == "connect" else "connect", source, target)
+            for verb, source, target in reversed(steps)
+        ]
+        left: list[str] = []
+        for step in back:
+            if self._rewire([step])[1] is not None:
+                left.append(" ".join(step))
+        return "; not undone: " + ", ".join(left) if left else ""
+
     def _replace_node(self, spec: NodeSpec) -> str | None:
-        """``dora node replace``: a new process under the same id; its drops counted after."""
+        """``dora node replace``: a new process under the same id; its drops counted after.
+
+        A change of the node's inputs is rewired first (:class:`Rewiring`):
+        dora-rs 1.1 replaces a node only with a definition whose inputs are
+        its live edges.
+        """
+        from .bridge import BRIDGE_ID
+        from .engine import IDLE_OUTPUT
+
         engine = self.engine
         node = spec.id
+        old_spec = engine.graph[node]
+        plan = rewiring(old_spec, spec)
+        hold = f"{BRIDGE_ID}/{IDLE_OUTPUT}"
+        held = node in self._held or plan.hold
         entry, path, data = self._rendered(spec)
+        if held:  # a live edge: the replacement's definition must name it too
+            entry.setdefault("inputs", {})[HOLD_INPUT] = hold
         number = self.incarnations.get(node, 0) + 1
         entry["env"][INCARNATION_ENV] = str(number)
         definition = engine.folder / f"replace-{node}-{number}.yml"
@@ -594,6 +750,14 @@ class Swaps:
         reason = trial_node_error(trial, path.parent, timeout=_TRIAL_S)
         if reason is not None:
             return reason
+        steps = plan.steps(node)
+        if plan.hold and node not in self._held:
+            steps.insert(0, ("connect", hold, f"{node}/{HOLD_INPUT}"))
+        rewired = time.monotonic()
+        done, refused = self._rewire(steps)
+        if refused is not None:
+            return refused + self._unwire(steps[:done])
+        rewired = time.monotonic() - rewired
         previous = path.read_bytes() if path.is_file() else None
         before = self._exit_count(node)
         warned = dict(getattr(engine, "_drops", {}))  # dora-rs's drop warnings before the swap
@@ -632,9 +796,30 @@ class Swaps:
             self._swapping.discard(node)
             if previous is not None:
                 path.write_bytes(previous)
-            return f"dora node replace refused it: {error_text(output)}"
+            undone = self._unwire(steps) if steps else ""
+            return f"dora node replace refused it: {error_text(output)}{undone}"
         self.times.append(took)
+        if held:
+            unhold = [("disconnect", hold, f"{node}/{HOLD_INPUT}")]
+            if spec.inputs and self._rewire(unhold)[1] is None:
+                self._held.discard(node)
+            else:
+                # Without an input of its own, the replacement would be told that all its
+                # inputs closed, and stop: the hold stays (it never sends anything).
+                self._held.add(node)
         engine._emit(node, "status", "running")
+        if plan:
+            engine._emit(
+                node,
+                "log",
+                {
+                    "stdio": "info",
+                    "line": (
+                        f"hot swap: inputs rewired in {rewired:.2f} s (dora node connect/"
+                        f"disconnect): {plan.describe()}"
+                    ),
+                },
+            )
         engine._emit(
             node,
             "log",
@@ -648,7 +833,7 @@ class Swaps:
         )
         threading.Thread(
             target=self._count_drops,
-            args=(spec, number, before, started, warned),
+            args=(spec, old_spec, number, before, started, warned),
             name=f"dora-swap-drops-{node}",
             daemon=True,
         ).start()
@@ -667,6 +852,7 @@ class Swaps:
     def _count_drops(
         self,
         spec: NodeSpec,
+        old_spec: NodeSpec,
         number: int,
         exits_before: int,
         started: float,
@@ -689,19 +875,39 @@ class Swaps:
             time.sleep(0.1)
         self._superseded[node] = exits_before + (1 if ended else 0)
         self._swapping.discard(node)
-        inputs = list(spec.inputs)
         folder = engine.folder / "stats" if engine.folder is not None else None
-        if folder is None or not inputs:
+        if folder is None or not old_spec.inputs:
             return
-        old = read_stats(stats_path(folder, node, number - 1), inputs)
+        # Each incarnation's file holds its own definition's inputs, in their order.
+        everything = read_stats(stats_path(folder, node, number - 1), list(old_spec.inputs))
         with self._cond:
             part = self._parts.setdefault(node, {}).setdefault(number - 1, [0, 0])
-            part[0] = max(part[0], sum(v[0] for v in old.values()))
+            part[0] = max(part[0], sum(v[0] for v in everything.values()))
             engine.counts[node].received = self._totals(node)[0]
+        # Only an input whose source did not change has a "before" to compare with
+        # (and timer ticks carry no sender's numbers: they are not counted).
+        data = [k for k, v in spec.inputs.items() if not v.source.startswith("dora/")]
+        inputs = [k for k in rewiring(old_spec, spec).kept if k in data]
+        if not inputs:
+            if data:
+                engine._emit(
+                    node,
+                    "log",
+                    {
+                        "stdio": "info",
+                        "line": (
+                            f"hot swap {number}: no input kept its source, so none has messages "
+                            "from before the swap to count drops against"
+                        ),
+                    },
+                )
+            return
+        old = {k: v for k, v in everything.items() if k in inputs}
         # The replacement's first messages say where the sender's numbers went on.
         deadline = time.monotonic() + 30.0
         while True:
-            new = read_stats(stats_path(folder, node, number), inputs)
+            new = read_stats(stats_path(folder, node, number), list(spec.inputs))
+            new = {k: v for k, v in new.items() if k in inputs}
             waiting = not new or any(v[1] < 0 for v in new.values())
             counts = engine.counts[node]
             if not waiting or counts.final or time.monotonic() > deadline:
