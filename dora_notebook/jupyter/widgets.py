@@ -152,7 +152,9 @@ _IMAGE_FORMATS = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 def _slot_widget(kind: type) -> Any:
     if kind is widgets.Image:
-        image = widgets.Image(layout={"max_width": "100%", "height": "auto"})
+        # Its own size (not stretched across the panel), scaled down to fit.
+        layout = {"max_width": "100%", "height": "auto", "align_self": "flex-start"}
+        image = widgets.Image(layout=layout)
         image.add_class("dora-preview-image")
         return image
     return widgets.Output()

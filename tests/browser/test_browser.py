@@ -765,3 +765,140 @@ def test_lab_saved_widget_state(lab: JupyterServer, tab: Tab) -> None:
     _expect_progress(view.node_panel("worker"), 100)
     _expect_log(view.node_panel("chatty"), "print() writes to the node's log")
     _expect_clean(tab)
+
+
+# ---------------------------------------------------------------------------------------
+# Images and live charts
+
+#: A camera (moving stripes, 640x480 rgb8 at 30 Hz for 4 s), a viewer previewing each
+#: frame as it is (dora's event) and plotting two series, started without --wait.
+MEDIA_CELLS = (
+    "%load_ext dora_notebook",
+    """%%dora_node camera --outputs image
+import time
+import numpy as np
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+h, w = 480, 640
+xx = np.arange(w)
+for i in range(120):
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, :, 0] = ((xx + 16 * i) // 40 % 2 * 255)[None, :]  # red stripes moving right
+    frame[:, :, 2] = 90
+    node.send_output("image", pa.array(frame.ravel()),
+                     {"width": w, "height": h, "encoding": "rgb8", "i": i})
+    time.sleep(1 / 30)
+""",
+    """%%dora_operator viewer --inputs image=camera/image
+import math
+
+
+class Operator:
+    def on_event(self, dora_event, context):
+        if dora_event["type"] == "INPUT":
+            i = dora_event["metadata"]["i"]
+            context.preview(dora_event)
+            context.plot("frame", i)
+            context.plot("wave", 60 + 50 * math.sin(i / 8))
+""",
+    "%dora_start",
+)
+
+#: Distinct values of ``key(element)`` seen over time; true once ``count`` were seen.
+_CHANGES_JS = """([element, count, key]) => {
+  const seen = (element.__doraSeen = element.__doraSeen || new Set());
+  seen.add(key === 'src' ? element.src : element.dataset.points);
+  return seen.size >= count;
+}"""
+
+
+def _write_notebook(path: Path, cells: Sequence[str]) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
+    path.write_text(nbformat.writes(nb), encoding="utf-8")
+
+
+def _run_media(view: NotebookView, shots: Sequence[Path], prefix: str) -> None:
+    """The camera plays (its image changes while the graph runs), the chart moves, and
+    the final frame and every point are shown."""
+    view.tab.errors.clear()
+    view.tab.console_errors.clear()
+    view.run("Run All Cells", last=view.cell("%dora_start"))
+    viewer = view.node_panel("viewer")
+    image = viewer.locator("img.dora-preview-image")
+    chart = viewer.locator(".dora-chart")
+    expect(image).to_have_count(1, timeout=SLOW_MS)
+    expect(chart).to_have_count(1, timeout=SLOW_MS)
+    # While it runs: 5 different frames, and the chart with more and more points.
+    for target, key in ((image, "src"), (chart, "points")):
+        view.page.wait_for_function(
+            _CHANGES_JS, arg=[target.element_handle(), 5, key], timeout=SLOW_MS
+        )
+    _expect_header(viewer, "finished", 120)
+    # Binary frames: the img shows a blob of the bytes the kernel sent, not a data URL.
+    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    view.page.wait_for_function(
+        "img => img.complete && img.naturalWidth", arg=image.element_handle()
+    )
+    size = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [640, 480], size
+    expect(chart).to_have_attribute("data-points", "240", timeout=SLOW_MS)  # 2 x 120 points
+    legend = chart.locator(".dora-chart-legend")
+    expect(legend).to_contain_text("frame 119")
+    expect(legend).to_contain_text("wave")
+    box = chart.locator("canvas").bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 100, box
+    view.shoot(viewer, f"{prefix}-video.png", shots, whole_page=False)
+    _expect_clean(view.tab)
+
+
+def test_lab_video_and_live_chart(lab: JupyterServer, tab: Tab, screenshots: list[Path]) -> None:
+    """A camera's frames play as video and a live chart draws itself, in JupyterLab."""
+    _write_notebook(lab.root / "media.ipynb", MEDIA_CELLS)
+    _run_media(NotebookView(tab, lab, "media.ipynb"), screenshots, "lab")
+
+
+def test_notebook7_video_and_live_chart(
+    notebook7: JupyterServer, tab: Tab, screenshots: list[Path]
+) -> None:
+    """The same in Notebook 7."""
+    _write_notebook(notebook7.root / "media.ipynb", MEDIA_CELLS)
+    _run_media(NotebookView(tab, notebook7, "media.ipynb"), screenshots, "notebook7")
+
+
+def test_lab_saved_video_and_chart(lab: JupyterServer, tab: Tab, screenshots: list[Path]) -> None:
+    """A notebook executed elsewhere (nbclient, widget state saved), reopened trusted:
+    the last frame and the whole chart show without running anything."""
+    path = lab.root / "media-saved.ipynb"
+    cells = (*MEDIA_CELLS[:-1], "%dora_start --wait --timeout 60")
+    _write_notebook(path, cells)
+    # In a process of its own: here Playwright's event loop runs in the main thread,
+    # and nbclient would leave a loop-runner thread behind.
+    execute = (
+        "import sys, nbformat\n"
+        "from nbclient import NotebookClient\n"
+        "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+        "NotebookClient(nb, kernel_name='python3', store_widget_state=True, timeout=120)"
+        ".execute()\n"
+        "nbformat.write(nb, sys.argv[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", execute, str(path)], check=True, timeout=180)
+    _trust(path, lab.root.parent / "data")
+    view = NotebookView(tab, lab, "media-saved.ipynb")
+    viewer = view.node_panel("viewer")
+    _expect_header(viewer, "finished", 120)
+    image = viewer.locator("img.dora-preview-image")
+    view.page.wait_for_function(
+        "img => img.complete && img.naturalWidth", arg=image.element_handle(), timeout=SLOW_MS
+    )
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [640, 480]
+    chart = viewer.locator(".dora-chart")
+    expect(chart).to_have_attribute("data-points", "240", timeout=SLOW_MS)
+    expect(chart.locator(".dora-chart-legend")).to_contain_text("frame 119")
+    view.shoot(viewer, "lab-video-saved.png", screenshots, whole_page=False)
+    _expect_clean(tab)
