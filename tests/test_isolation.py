@@ -43,14 +43,15 @@ from dora_notebook import Dataflow
 from dora_notebook.core.observe import Report
 from dora_notebook.dora_rs.bridge import BRIDGE_ID, accept_reports, relay_event
 from dora_notebook.dora_rs.engine import REPORTS_OUTPUT, DoraEngine
-from dora_notebook.dora_rs.shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, TOKEN_ENV
+from dora_notebook.dora_rs.shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, STATS_ENV, TOKEN_ENV
 
 from .dora_processes import engine_of
 from .waiting import wait_for
 
 pytestmark = pytest.mark.dora
 
-ENGINE_ENV = {REPORTS_ENV, READY_ENV, INPUTS_ENV, TOKEN_ENV}
+# The stats folder: each incarnation's per-input counts, for a hot swap's drops.
+ENGINE_ENV = {REPORTS_ENV, READY_ENV, INPUTS_ENV, TOKEN_ENV, STATS_ENV}
 
 TICKER = """
 from dora import DoraStatus

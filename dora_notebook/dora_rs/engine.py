@@ -71,8 +71,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..core import yaml12
 from ..core.events import Event
 from ..core.graph import Graph, NodeSpec
@@ -93,8 +91,9 @@ from .bridge import (
 from .exits import Exit, describe_exit, traceback_in_log
 from .export import has_context
 from .logrecords import dropped_input, panel_log, parse_record
+from .private import REPORTS_OUTPUT, private_descriptor
 from .procs import child_env, dora_cli, end_session, error_text, free_port
-from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, SEQ_KEY, STATS_ENV, TOKEN_ENV
+from .shim import SEQ_KEY
 from .swap import Swaps
 
 __all__ = [
@@ -108,16 +107,8 @@ __all__ = [
     "private_descriptor",
 ]
 
-#: The extra output every cell node sends its reports on.
-REPORTS_OUTPUT = "dora_notebook_reports"
-#: An output of the bridge that never sends: a hot swap that changes every data input
-#: of a node keeps it open through the rewiring (see .swap).
-IDLE_OUTPUT = "dora_notebook_idle"
 #: The dynamic-node port of a daemon when dora-notebook did not start it.
 DEFAULT_DAEMON_PORT = 53291
-#: The queue of each of the bridge's inputs from the nodes' outputs: large, since
-#: it counts what it gets (it drains them at once; see bridge.Relay).
-TAP_QUEUE = 10000
 #: Default of ``daemon_port``: the port of the kernel machine's daemon in a cluster.
 DAEMON_PORT_ENV = "DORA_NOTEBOOK_DAEMON_PORT"
 #: Default of ``machine``: the machine id of the kernel machine's daemon in a cluster.
@@ -179,103 +170,6 @@ class NodeCounts:
         self.threads_left = 0
         #: Seconds spent handling events, from the node's stats file where the shim keeps one.
         self.busy: float | None = None
-
-
-def private_descriptor(
-    text: str,
-    graph: Graph,
-    ready: Path,
-    folder: Path,
-    machine: str | None = None,
-    placed: bool = True,
-    token: str = "",
-) -> dict[str, Any]:
-    """The exported descriptor plus the bridge node and the reports outputs.
-
-    Relative node files become absolute under ``folder``. With ``placed``
-    false (one local daemon) every ``deploy`` is dropped; otherwise nodes
-    placed nowhere, and the bridge, go to ``machine`` when it is given. Each
-    cell node's ``env`` gets the engine's own variables, ``token`` (the
-    run's secret) among them, on top of what the graph declares.
-    """
-    descriptor = yaml.safe_load(text)
-    sources = {}
-    for node in descriptor["nodes"]:
-        _absolute_files(node, folder)
-        if not placed:
-            node.pop("deploy", None)
-        elif machine is not None and "deploy" not in node:
-            node["deploy"] = {"machine": machine}
-        spec = graph[node["id"]]
-        if not has_context(spec):
-            continue  # a plain dora file has no context shim: it reports nothing
-        target = node.get("operator", node)
-        target["outputs"] = [*(target.get("outputs") or []), REPORTS_OUTPUT]
-        env = dict(node.get("env") or {})
-        env.update(
-            {
-                REPORTS_ENV: REPORTS_OUTPUT,
-                READY_ENV: str(ready),
-                INPUTS_ENV: ",".join(spec.inputs),
-                TOKEN_ENV: token,
-                STATS_ENV: str(ready.parent / "stats"),
-            }
-        )
-        node["env"] = env
-        sources[spec.id] = {"source": f"{spec.id}/{REPORTS_OUTPUT}", "queue_size": 100000}
-    sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
-    if sources:
-        bridge: dict[str, Any] = {
-            "id": BRIDGE_ID,
-            "path": "dynamic",
-            "inputs": sources,
-            "outputs": [IDLE_OUTPUT],  # never sent: what a hot swap's rewiring holds on to
-        }
-        if placed and machine is not None:
-            bridge["deploy"] = {"machine": machine}
-        descriptor["nodes"].append(bridge)
-    return descriptor
-
-
-def _tap_inputs(
-    nodes: list[dict[str, Any]], graph: Graph, placed: bool, machine: str | None
-) -> dict[str, dict[str, Any]]:
-    """The bridge's input from every output of every node on the kernel's machine.
-
-    dora-rs 1.1 cannot add an input to a running node (``dora node connect``
-    adds the mapping, but nothing reaches the new input: measured), so the
-    bridge subscribes to every output from the start; it passes values on
-    only for tapped outputs, and counts the others. On a cluster, outputs of
-    nodes placed on another machine (``machine`` names the kernel's) are left
-    out: subscribing would ship every message of theirs to this machine.
-    """
-    inputs = {}
-    for node in nodes:
-        if placed and (node.get("deploy") or {}).get("machine") != machine:
-            continue
-        outputs = graph[node["id"]].outputs if node["id"] in graph else ()
-        for output in outputs:
-            inputs[f"{TAP_PREFIX}{len(inputs)}"] = {
-                "source": f"{node['id']}/{output}",
-                "queue_size": TAP_QUEUE,
-            }
-    return inputs
-
-
-def _absolute_files(node: dict[str, Any], folder: Path) -> None:
-    """Name the node's files (``path``, operators' ``python``...) by absolute path.
-
-    Only names of files that exist under ``folder`` change: ``path`` may also
-    be a command on PATH (``dora-echo``) or ``dynamic``.
-    """
-    operators = [node.get("operator"), *(node.get("operators") or [])]
-    keys = ("python", "shared-library")
-    owners = [(node, "path")]
-    owners += [(op, key) for op in operators if isinstance(op, dict) for key in keys]
-    for owner, key in owners:
-        value = owner.get(key)
-        if isinstance(value, str) and (folder / value).is_file():
-            owner[key] = str((folder / value).resolve())
 
 
 class DoraEngine:
@@ -1129,7 +1023,7 @@ class DoraEngine:
         """Fill ``tap`` with what ``node_id`` sends on ``output_id`` from now on.
 
         The bridge subscribes to every output from the start (see
-        :func:`_tap_inputs`); from now on it passes this one's values on too.
+        :func:`.private._tap_inputs`); from now on it passes this one's values on too.
         """
         found = [i for i, source in self._tap_sources.items() if source == (node_id, output_id)]
         if not found and self._folder is not None:

@@ -59,6 +59,7 @@ from ..core.graph import NodeSpec
 from ..errors import ReloadError
 from .exits import Exit, exits_in_order
 from .export import has_context
+from .private import IDLE_OUTPUT, private_descriptor
 from .procs import error_text
 from .shim import INCARNATION_ENV, SEQ_SPAN, code_digest, read_stats, stats_path
 
@@ -565,7 +566,6 @@ class Swaps:
 
     def _rendered(self, spec: NodeSpec) -> tuple[dict[str, Any], Path, bytes]:
         """The new version's entry of the private descriptor, its file and the file's bytes."""
-        from .engine import private_descriptor
         from .export import DESCRIPTOR, render
 
         engine = self.engine
@@ -729,7 +729,6 @@ class Swaps:
         its live edges.
         """
         from .bridge import BRIDGE_ID
-        from .engine import IDLE_OUTPUT
 
         engine = self.engine
         node = spec.id
