@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import time
@@ -261,3 +262,31 @@ def test_a_tap_of_an_image_edge_shows_thumbnails(kernel: Kernel) -> None:
     assert sizes == [(160, 120)] * 3  # 640x480 scaled down, as binary buffers
     assert tap.text.startswith("<3 thumbnails of image 640x480 rgb8>\n")
     assert "metadata" in tap.text and "value" in tap.text  # and the table, as before
+
+
+def test_a_final_chart_adds_a_static_picture_to_its_panels_output(kernel: Kernel) -> None:
+    plotter = define(kernel, "%%dora_node pictured", PLOTTER.format(n=50))
+    (display,) = [o for o in plotter.outputs if o["msg_type"] == "display_data"]
+    display_id = display["content"]["transient"]["display_id"]
+    kernel.execute("%dora_start --wait --timeout 30")
+    kernel.until(
+        lambda: any(
+            m["msg_type"] == "update_display_data"
+            and m["content"]["transient"]["display_id"] == display_id
+            for m in kernel.other
+        ),
+        10,
+        "the panel's output to be updated",
+    )
+    (update,) = [
+        m["content"]["data"]
+        for m in kernel.other
+        if m["msg_type"] == "update_display_data"
+        and m["content"]["transient"]["display_id"] == display_id
+    ]
+    # The widget stays, with the final summary, and a PNG for frontends without widgets.
+    widget = update["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert widget == plotter.widget_ids()[0]
+    assert update["text/plain"] == "pictured: finished, 0 received, 0 sent"
+    picture = Image.open(io.BytesIO(base64.b64decode(update["image/png"])))
+    assert picture.format == "PNG" and picture.size[0] > 300

@@ -96,3 +96,9 @@ def test_saved_widget_state_holds_the_last_frame_and_the_whole_chart() -> None:
     assert series["names"] == ["level", "half"] and series["counts"] == [40, 10]
     assert series["windows"] == [500, 10]
     assert ys == [i * 5.0 for i in range(40)] + [i * 2.5 for i in range(30, 40)]
+    # The panel's output keeps the widget and gains a static picture of the final chart,
+    # which a frontend without widgets (untrusted, nbviewer) shows instead.
+    output = nb.cells[1].outputs[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in output
+    assert Image.open(io.BytesIO(base64.b64decode(output["image/png"]))).format == "PNG"
+    assert output["text/plain"] == "camera: finished, 0 received, 0 sent"

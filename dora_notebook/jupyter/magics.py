@@ -117,11 +117,11 @@ class DoraMagics(Magics):
             )
         except ReloadError as exc:
             # The previous version keeps running; its panel says why the new one did not.
-            display(session.panel(args.node_id))
+            _show(session.panel(args.node_id))
             raise UsageError(str(exc)) from None
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
-        display(session.panel(args.node_id))
+        _show(session.panel(args.node_id))
         if note:
             print(note)
 
@@ -143,7 +143,7 @@ class DoraMagics(Magics):
         except DataflowError as exc:
             raise UsageError(str(exc)) from None
         for node_id in ids:
-            display(session.panel(node_id))
+            _show(session.panel(node_id))
 
     # -- running ------------------------------------------------------------------
 
@@ -413,3 +413,8 @@ def _stuck_note(stuck: list[str]) -> str:
     blocked = flow.blocked()
     names = [f"{n} ({blocked[n]})" if n in blocked else n for n in stuck]
     return f"; did not stop within 2 s ({fate}): " + ", ".join(names)
+
+
+def _show(panel: Any) -> None:
+    """Display a node panel under its display id (its static picture updates that output)."""
+    display(panel, display_id=panel.display_id)

@@ -20,15 +20,18 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import io
 import json
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import numpy as np
+from IPython.display import update_display
 
 from ..core.logs import passes
 from ..core.params import param_text
@@ -150,6 +153,27 @@ def _bundle_size(bundle: dict[str, Any]) -> int:
 _IMAGE_FORMATS = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
+def chart_png(series: dict[str, tuple[list[float], list[float]]], windows: dict[str, int]) -> bytes:
+    """A static PNG of a live chart's series (drawn with matplotlib's Agg, no pyplot).
+
+    >>> chart_png({"v": ([0.0, 1.0], [2.0, 3.0])}, {})[:4]
+    b'\x89PNG'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.2, 2.4), dpi=72)
+    axes = figure.add_subplot()
+    for name, (x, y) in series.items():
+        axes.plot(x, y, linewidth=1.2, label=name)
+    axes.legend(loc="upper left", fontsize=8, frameon=False)
+    axes.tick_params(labelsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return buffer.getvalue()
+
+
 def _slot_widget(kind: type) -> Any:
     if kind is widgets.Image:
         # Its own size (not stretched across the panel), scaled down to fit.
@@ -168,6 +192,9 @@ class NodePanel(_FullText, widgets.VBox):
 
     def __init__(self, state: NodeState, clock: Callable[[], float] = time.monotonic) -> None:
         self._state: NodeState | None = state  # None once released
+        #: The display id the panel is shown under (``%%dora_*`` cells use it): when its
+        #: chart is final, that output also gets a static picture of it (see _picture).
+        self.display_id = uuid.uuid4().hex
         self._node_id = state.node_id
         self._final = ""  # the summary when released
         self._budget = ByteBudget(PANEL_BYTES_PER_SECOND, clock)
@@ -399,10 +426,27 @@ class NodePanel(_FullText, widgets.VBox):
             self._chart.update(new, full={n: (x, y) for n, (x, y, _) in points.items()})
             self._chart_synced = now
             self._stale_chart = False
+            if final:
+                self._picture({n: (x, y) for n, (x, y, _) in points.items()})
         else:
             self._chart.update(new)
             self._stale_chart = True
         return changes + 1
+
+    def _picture(self, series: dict[str, tuple[list[float], list[float]]]) -> None:
+        """Add a PNG of the final chart to the panel's output, beside the widget.
+
+        Where no widget can be drawn (an untrusted notebook, nbviewer, nbval's
+        comparison), the frontend shows the richest type it can instead: this
+        picture. The panel is displayed under :attr:`display_id`; updating that
+        display keeps the widget and gives the output its static fallback.
+        """
+        try:
+            png = chart_png(series, self._chart.windows if self._chart is not None else {})
+        except Exception:  # a picture is a fallback: the chart itself is drawn anyway
+            return
+        bundle = {**self._repr_mimebundle_(), "image/png": base64.b64encode(png).decode("ascii")}
+        update_display(bundle, raw=True, display_id=self.display_id)
 
     def _log_update(self, s: NodeState) -> int:
         level = self._log_level.value
