@@ -312,69 +312,78 @@ def _values(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()] if path.exists() else []
 
 
+_STATE = """
+import json, dora_notebook
+flow = dora_notebook.current()
+tap = flow.tap("counter/n", 5)
+print(json.dumps({
+    "status": {n: flow.node(n).status for n in ("counter", "receiver", "talker")},
+    "receiver": [flow.node("receiver").received, flow.node("receiver").dropped],
+    "sent": flow.node("counter").sent,
+    "logs": [[line.stdio, line.text] for line in flow.node("receiver").logs],
+    "talker": flow.node("talker").log_text(),
+    "edges": flow.edges(),
+    "tap": [list(tap.columns), tap["metadata"].tolist(), [v[0] for v in tap["value"]]],
+}))
+"""
+
+
 def test_swap_tap_counts_and_logs_across_the_two_daemons(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A graph over alpha (the kernel's) and beta: what the notebook offers on one machine.
+    """In a kernel, a graph over alpha (the kernel's machine) and beta: the notebook of one machine.
 
-    A cell node on beta is hot-swapped under load (its panel's counters go on
-    and say what dora-rs dropped; delivered + dropped in the swap = sent); an
-    output on alpha is tapped, one on beta is refused in one line saying why;
-    the per-edge counts of alpha's output; the log of beta's nodes in their panels.
+    A cell node on beta is hot-swapped under load by re-running its cell (its
+    panel's counters go on and say what dora-rs dropped; delivered + dropped
+    in the swap = sent); ``%dora_tap`` of an output on alpha gives the frame,
+    one on beta is refused in one line saying why; ``%dora_status`` has the
+    per-edge counts of alpha's output; beta's nodes' log records reach their
+    panels (a plain dora file's prints, a cell's ``node.log`` with its level).
     """
     from dora_notebook.dora_rs.engine import EDGE_NOTE, WORKDIR_ENV
 
+    from .kernel import define
     from .waiting import wait_for
 
     shared = tmp_path / "shared"  # as a folder every machine mounts at the same path
     shared.mkdir()
-    monkeypatch.setenv(WORKDIR_ENV, str(shared))
+    monkeypatch.setenv(WORKDIR_ENV, str(shared))  # the kernel inherits it
     (tmp_path / "talker.py").write_text(TALKER)
     (tmp_path / "talker.yml").write_text(TALKER_YAML)
     first, second = tmp_path / "v1.txt", tmp_path / "v2.txt"
-    receiver = RECEIVER.replace("FILE", repr(str(first)))
-    flow = Dataflow.from_yaml(tmp_path / "talker.yml", echo=False)
-    flow.add_node("counter", COUNTER, outputs=["n"], machine="alpha")
-    flow.add_node(
-        "receiver",
-        receiver.replace("VERSION", "v1"),
-        inputs={"n": "counter/n"},
-        queue_size=FLOWING,
-        machine="beta",
-    )
-    flow.start(
-        engine="dora",
-        coordinator=cluster.address,
-        machine="alpha",
-        daemon_port=cluster.daemon_ports["alpha"],
-    )
-    try:
-        wait_for(lambda: len(_values(first)) > 100, 60, "the receiver's first messages")
-        tapped = flow.tap("counter/n", 5, timeout=30)
-        with pytest.raises(DataflowError) as refused:
-            flow.tap("talker/echo", 3)
-        flow.add_node(
-            "receiver",
-            RECEIVER.replace("FILE", repr(str(second))).replace("VERSION", "v2"),
-            inputs={"n": "counter/n"},
-            queue_size=FLOWING,
-            machine="beta",
-            replace=True,
+    receiver = f"%%dora_node receiver --inputs n=counter/n --queue-size {FLOWING} --machine beta"
+    with Kernel() as kernel:
+        kernel.execute("%load_ext dora_notebook")
+        kernel.execute(f"%dora_dataflow {tmp_path / 'talker.yml'}")
+        define(kernel, "%%dora_node counter --outputs n --machine alpha", COUNTER)
+        version = RECEIVER.replace("FILE", repr(str(first)))
+        define(kernel, receiver, version.replace("VERSION", "v1"))
+        kernel.execute(
+            f"%dora_start --engine dora --coordinator {cluster.address} --machine alpha"
+            f" --daemon-port {cluster.daemon_ports['alpha']}",
+            timeout=120,
         )
-        assert flow.wait(90), "the dataflow did not finish"
-    finally:
-        flow.stop()
-    # The tap of alpha's output: the embedded engine's frame (consecutive messages).
-    assert list(tapped.columns) == ["time", "metadata", "value"] and len(tapped) == 5
-    values = [row[0] for row in tapped["value"]]
-    assert values == list(range(values[0], values[0] + 5))
-    assert [m["i"] for m in tapped["metadata"]] == values
+        wait_for(lambda: len(_values(first)) > 100, 60, "the receiver's first messages")
+        tapped = kernel.execute("%dora_tap counter/n -n 5", timeout=60)
+        refused = kernel.execute("%dora_tap talker/echo -n 3")
+        version = RECEIVER.replace("FILE", repr(str(second)))
+        swapped = define(kernel, receiver, version.replace("VERSION", "v2"))
+        kernel.execute("%dora_wait --timeout 90", timeout=120)
+        state = json.loads(kernel.execute(_STATE).text)
+        shown = kernel.execute("%dora_status").text
+        kernel.execute("%dora_stop", timeout=60)
+    # The tap of alpha's output: consecutive messages, with their metadata.
+    columns, metadata, values = state["tap"]
+    assert columns == ["time", "metadata", "value"] and "[" in tapped.text, tapped.text
+    assert values == list(range(FLOWING - 5, FLOWING))  # the last five, once it ended
+    assert metadata == [{"i": i} for i in values]
     # The refusal: one line that says why.
-    said = str(refused.value)
-    assert "\n" not in said and "talker" in said and "another machine" in said, said
+    said = [o["content"]["text"] for o in refused.outputs if o["msg_type"] == "stream"]
+    assert len(said) == 1 and said[0].count("\n") == 1, refused.text
+    assert "talker" in said[0] and "another machine" in said[0], said
     # The hot swap of beta's node: every message accounted for.
-    receiver_state = flow.node("receiver")
-    log = receiver_state.log_text()
+    assert swapped.error is None, swapped.text
+    log = [text for _, text in state["logs"]]
     assert any("hot swap (dora node replace): incarnation 1 took over" in line for line in log)
     old, new = _values(first), _values(second)
     assert old and new and max(old) < min(new), (len(old), len(new))
@@ -385,27 +394,23 @@ def test_swap_tap_counts_and_logs_across_the_two_daemons(
     assert elsewhere <= FLOWING // 200, elsewhere  # dora-rs's odd loss outside a swap
     assert max(new) == FLOWING - 1
     assert len(old) + len(new) + counted[0] + elsewhere == FLOWING
-    assert receiver_state.received == len(old) + len(new)  # the counters went on across it
-    assert receiver_state.dropped >= counted[0]
+    received, dropped = state["receiver"]
+    assert received == len(old) + len(new)  # the counters went on across the swap
+    assert dropped >= counted[0]
     # dora's log records of beta's nodes reach their panels, with their levels.
     assert not any(line.startswith("daemon") for line in log), log  # dora's own, not the node's
-    leveled = [(line.stdio, line.text) for line in receiver_state.logs]
-    assert ("info", "receiver v1 is up on beta") in leveled
-    assert ("info", "receiver v2 is up on beta") in leveled  # the replacement's too
-    talker = flow.node("talker").log_text()
-    assert [line for line in talker if line.startswith("talker said")] == [
-        f"talker said {i}" for i in range(1, 11)
-    ], talker
-    # Per-edge counts: alpha's output is counted (everything sent), beta's is not.
-    edges = {(row["target"], row["input"]): row for row in flow.edges()}
-    edge = edges["receiver", "n"]
-    assert edge["delivered"] + edge["dropped"] == FLOWING and edge["note"] == EDGE_NOTE
-    assert edge["dropped"] >= counted[0]  # the swap's drops are the edge's too
-    assert edge["delivered"] >= receiver_state.received  # (dora-rs may lose some silently)
-    assert flow.node("counter").sent == FLOWING
-    assert edges["talker", "tick"]["note"] == "timer ticks are not counted"
-    statuses = {n: flow.node(n).status for n in ("counter", "receiver", "talker")}
-    assert statuses == dict.fromkeys(statuses, "finished"), statuses
+    assert ["info", "receiver v1 is up on beta"] in state["logs"]
+    assert ["info", "receiver v2 is up on beta"] in state["logs"]  # the replacement's too
+    talker = [line for line in state["talker"] if line.startswith("talker said")]
+    assert talker == [f"talker said {i}" for i in range(1, 11)], state["talker"]
+    # Per-edge counts: alpha's output is counted (all it sent), the swap's drops as dropped.
+    edge = next(row for row in state["edges"] if (row["target"], row["input"]) == ("receiver", "n"))
+    assert edge["delivered"] + edge["dropped"] == FLOWING == state["sent"]
+    assert edge["dropped"] >= counted[0] and edge["note"] == EDGE_NOTE
+    assert edge["delivered"] >= received  # (what dora-rs loses silently counts as delivered)
+    line = f"counter/n -> receiver/n  delivered {edge['delivered']}, dropped {edge['dropped']}"
+    assert line in shown, shown
+    assert state["status"] == dict.fromkeys(state["status"], "finished"), state["status"]
     # The cluster is the user's: its daemons stay, and no node of the run is left on them.
     assert all(proc.poll() is None for proc in cluster.procs)
     daemons = [psutil.Process(proc.pid) for proc in cluster.daemons.values()]
