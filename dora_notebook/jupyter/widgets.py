@@ -134,13 +134,21 @@ class ByteBudget:
 
     def take(self, size: int) -> bool:
         """Whether ``size`` bytes may be sent now (then they are counted)."""
-        now = self._clock()
-        self._balance = min(self._rate, self._balance + (now - self._last) * self._rate)
-        self._last = now
-        if self._balance <= 0:
+        if not self.ready():
             return False
         self._balance -= size
         return True
+
+    def ready(self) -> bool:
+        """Whether something may be sent now, whatever its size (see :meth:`take`).
+
+        An image is encoded only then: encoding one the budget then refuses
+        would cost the CPU for nothing.
+        """
+        now = self._clock()
+        self._balance = min(self._rate, self._balance + (now - self._last) * self._rate)
+        self._last = now
+        return self._balance > 0
 
 
 def _bundle_size(bundle: dict[str, Any]) -> int:
@@ -328,6 +336,9 @@ class NodePanel(_FullText, widgets.VBox):
         for slot in order:
             payload = previews[slot]
             if self._drawn.get(slot) is payload:
+                continue
+            if isinstance(payload.get("data"), Frame) and not self._budget.ready():
+                self.waiting += 1  # not encoded: it would wait anyway
                 continue
             image = self._image_bytes(slot, payload)
             bundle = mimebundle(payload) if image is None else None

@@ -73,10 +73,10 @@ _PNG_MAY_WIN = 8
 #: Frames of at most this many bytes always try PNG too (it is cheap for them).
 _SMALL = 64 * 1024
 #: A smaller PNG is kept for the next frames only if its encoding took at most
-#: this many times the JPEG's, or this many seconds: a 640x480 gradient is 2.3x
-#: smaller as PNG but 6.5x slower to encode (4.7 ms against 0.72 ms, measured),
-#: which at 30 frames a second is 14 % of a core instead of 2 %.
-_PNG_SLOWER = 2.0
+#: this many seconds: a 640x480 gradient is 2.3x smaller as PNG but 6.5x slower
+#: to encode (4.7 ms against 0.72 ms, measured), which at 30 frames a second is
+#: 14 % of a core instead of 2 %. (Not a ratio to the JPEG's time: the first
+#: JPEG of a process takes several times longer, and made PNG win for 2 s.)
 _PNG_CHEAP_S = 0.002
 
 
@@ -236,7 +236,7 @@ class FrameEncoder:
     only for small frames and when the JPEG is small for its pixels (where PNG
     may win), at most every :data:`RECHECK_S` seconds; the smaller is shown,
     and used in between if it is JPEG, or a PNG that was cheap to encode too
-    (``_PNG_SLOWER``): a video must not cost the kernel its CPU.
+    (``_PNG_CHEAP_S``): a video must not cost the kernel its CPU.
 
     >>> encoder = FrameEncoder()
     >>> encoder.encode(frame_or_none(np.zeros((8, 8), np.uint8)))[0]  # flat: PNG wins
@@ -258,12 +258,10 @@ class FrameEncoder:
         now = self._clock()
         if self._png and now - self._checked < RECHECK_S:
             return "image/png", _save(image, "PNG", compress_level=1)
-        began = time.perf_counter()
         jpeg = _save(image, "JPEG", quality=JPEG_QUALITY)
         if now - self._checked < RECHECK_S:
             return "image/jpeg", jpeg
         self._checked = now
-        jpeg_s = time.perf_counter() - began
         raw = frame.width * frame.height * len(image.getbands())
         self._png = False
         if raw <= _SMALL or len(jpeg) * _PNG_MAY_WIN < raw:
@@ -272,7 +270,7 @@ class FrameEncoder:
             png_s = time.perf_counter() - began
             if len(png) < len(jpeg):
                 # Kept only if cheap too: a video must not cost the kernel its CPU.
-                self._png = png_s <= max(_PNG_SLOWER * jpeg_s, _PNG_CHEAP_S)
+                self._png = png_s <= _PNG_CHEAP_S
                 return "image/png", png
         return "image/jpeg", jpeg
 
