@@ -257,3 +257,38 @@ def test_progress_is_throttled_on_the_way_to_the_kernel_too() -> None:
     span = progress[-1][0] - progress[0][0]
     # One report per interval, plus the first and the final flush.
     assert len(progress) <= span / PROGRESS_INTERVAL + 3, (len(progress), span)
+
+
+STEADY = """
+import time
+import pyarrow as pa
+from dora import Node
+node = Node()
+for i in range(1000):
+    node.send_output("n", pa.array([i]))
+    time.sleep(0.01)
+"""
+
+
+def test_a_quiet_cell_node_counts_its_inputs_while_it_runs() -> None:
+    """A node that reports nothing (no print, no preview) still shows what it received.
+
+    Its reports carry its counts, and it sends none until it ends; the engine
+    reads the counts it keeps in its stats file (notebook 04's operator showed
+    "0 received, 110 sent" on dora while the embedded engine counted along).
+    """
+    flow = Dataflow(echo=False)
+    flow.add_node("src", STEADY, outputs=["n"])
+    quiet = "class Operator:\n    def on_event(self, dora_event, send_output):\n        pass\n"
+    flow.add_operator("quiet", quiet, inputs={"n": "src/n"})
+    flow.start(engine="dora")
+    try:
+        quiet_state = flow.node("quiet")
+        wait_for(
+            lambda: quiet_state.received >= 20 and quiet_state.status == "running",
+            30,
+            "the quiet operator's count while it runs",
+        )
+    finally:
+        flow.stop()
+    assert live_descendants() == []

@@ -93,7 +93,7 @@ from .export import has_context
 from .logrecords import dropped_input, panel_log, parse_record
 from .private import REPORTS_OUTPUT, private_descriptor
 from .procs import child_env, dora_cli, end_session, error_text, free_port
-from .shim import SEQ_KEY
+from .shim import SEQ_KEY, read_stats, stats_path
 from .swap import Swaps
 
 __all__ = [
@@ -760,6 +760,24 @@ class DoraEngine:
         for spec in self.graph:
             if spec.id not in self._shimmed:
                 self._count_received(spec.id)
+            else:
+                self._count_delivered(spec.id)
+
+    def _count_delivered(self, node_id: str) -> None:
+        """A cell node's inputs so far, from its stats file (:class:`~.shim.InputStats`).
+
+        Its reports carry its counts, but a node that prints and previews
+        nothing sends none until it ends (its panel said "0 received" while
+        the bridge counted what it sent). After a hot swap its counters are
+        the swap's (see :mod:`.swap`).
+        """
+        counts = self.counts[node_id]
+        swapped = self.swaps.incarnations.get(node_id, 0) or self.swaps.swapping(node_id)
+        if counts.final or swapped or self._folder is None:
+            return
+        inputs = list(self.graph[node_id].inputs)
+        stats = read_stats(stats_path(self._folder / "stats", node_id, 0), inputs)
+        counts.received = max(counts.received, sum(v[0] for v in stats.values()))
 
     def _sent_by(self, node_id: str) -> int:
         """What ``node_id`` sent on its outputs, as the bridge counted it."""
