@@ -162,6 +162,9 @@ class NodeState:
         self.progress: float | None = None
         self.previews: dict[str, dict[str, Any]] = {}
         self.previews_dropped = 0
+        #: Each slot's place on the panel: the order the node first previewed them in.
+        self.preview_rank: dict[str, int] = {}
+        self._ranked = 0
         #: The live chart's series by name (``context.plot``), in the order they came.
         self.series: dict[str, Series] = {}
         self.series_refused = 0
@@ -235,6 +238,7 @@ class NodeState:
             self.progress = None
             self.previews.clear()
             self.previews_dropped = 0
+            self.preview_rank.clear()
             self.series.clear()
             self.series_refused = 0
             self.logs.clear()
@@ -314,8 +318,13 @@ class NodeState:
         # Re-inserted at the end: the first slot is always the least recently updated.
         self.previews.pop(slot, None)
         self.previews[slot] = payload
+        if slot not in self.preview_rank:
+            self.preview_rank[slot] = self._ranked
+            self._ranked += 1
         if len(self.previews) > PREVIEW_LIMIT:
-            del self.previews[next(iter(self.previews))]
+            dropped = next(iter(self.previews))
+            del self.previews[dropped]
+            del self.preview_rank[dropped]
             self.previews_dropped += 1
 
     def _plot(self, data: Any) -> None:

@@ -365,7 +365,10 @@ class NodePanel(_FullText, widgets.VBox):
                     widget.format = image[0].removeprefix("image/")
                     widget.value = image[1]
             changes += 1
-        children = tuple(self._slots.values())
+        # In the order the node first previewed them, whatever order they were drawn in.
+        rank = dict(s.preview_rank)
+        slots = sorted(self._slots, key=lambda slot: rank.get(slot, len(rank)))
+        children = tuple(self._slots[slot] for slot in slots)
         if self._chart is not None:
             children += (self._chart,)
         if children != self._previews.children:
