@@ -39,7 +39,9 @@ LEFT_OUT = {
     "07-tuning.ipynb": (
         "its operator `scale` is tuned with runtime parameters, and dora-rs 1.1's operator "
         "runtime drops PARAM_UPDATE (it passes parameters to custom nodes only): on the dora "
-        "engine %dora_param and set_param refuse an operator's parameter in one line"
+        "engine set_param refuses an operator's parameter (measured: its cell `gain.value = "
+        "3.0` raised DataflowError: node 'scale' is an operator: dora-rs 1.1 passes runtime "
+        "parameters to custom nodes only), and the graph runs with gain 1.0"
     ),
 }
 RUN = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb") if p.name not in LEFT_OUT)
