@@ -24,6 +24,7 @@ import pytest
 
 from dora_notebook import Dataflow
 from dora_notebook.core.observe import Report
+from dora_notebook.dora_rs.engine import NOT_COUNTED
 from dora_notebook.dora_rs.procs import dora_cli, end_session, free_port
 from dora_notebook.errors import DataflowError
 from tests.kernel import Kernel
@@ -195,6 +196,10 @@ def test_nodes_run_on_their_machines_and_report_to_the_kernel(cluster: Cluster) 
     assert _parents(seen) == {"src": {alpha}, "double": {beta}, "sink": {alpha}}
     assert flow.node("double").progress == 100
     assert flow.node("sink").log_text() == [f"sink got {2 * i}" for i in range(1, 6)]
+    # Per-edge counts: the kernel's bridge sees the outputs of its own machine only.
+    edges = {(row["target"], row["input"]): row for row in flow.edges()}
+    assert (edges["double", "n"]["delivered"], edges["double", "n"]["dropped"]) == (5, 0)
+    assert edges["sink", "x"]["note"] == NOT_COUNTED  # double runs on beta
     # The cluster is the user's: the run ends its dataflow, never its daemons.
     assert all(proc.poll() is None for proc in cluster.procs)
 
