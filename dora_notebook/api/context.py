@@ -326,7 +326,9 @@ class BaseContext:
         An image (a dora INPUT event with ``width``/``height``/``encoding``
         metadata, a value with such ``metadata``, a numpy uint8 ``HxW[xC]``
         array, a PIL image) is kept as it is, by reference: it is encoded only
-        if and when the panel shows it, so the node pays no encoding.
+        if and when the panel shows it, so the node pays no encoding. A node
+        that writes into the same array for its next frame may see the newer
+        pixels shown: preview a copy then (dora's event values never change).
 
         .. code-block:: python
 
