@@ -290,3 +290,13 @@ def test_a_final_chart_adds_a_static_picture_to_its_panels_output(kernel: Kernel
     assert update["text/plain"] == "pictured: finished, 0 received, 0 sent"
     picture = Image.open(io.BytesIO(base64.b64decode(update["image/png"])))
     assert picture.format == "PNG" and picture.size[0] > 300
+
+
+def test_preview_hz_reaches_the_nodes_the_dora_engine_starts(kernel: Kernel) -> None:
+    # They inherit the kernel's environment: a dora node sends frames as often as panels draw.
+    kernel.execute("%config DoraMagics.preview_hz = 25")
+    try:
+        seen = kernel.execute("import os\nprint(os.environ['DORA_NOTEBOOK_PREVIEW_HZ'])")
+        assert seen.text.strip() == "25.0"
+    finally:
+        kernel.execute("%config DoraMagics.preview_hz = 10")

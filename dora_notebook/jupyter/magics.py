@@ -8,6 +8,7 @@ the Python API, and displays the result. The graph is the kernel's one
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from traitlets import Float
 from ..core.build import not_built_note
 from ..core.params import param_text
 from ..dataflow import check_start
+from ..dora_rs.media import HZ_ENV as MEDIA_HZ_ENV
 from ..errors import DataflowError, ReloadError, StopInterrupted
 from . import arguments, session
 from .widgets import tap_thumbnails
@@ -76,12 +78,19 @@ class DoraMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self.observe(self._hz_changed, names="preview_hz")
-        session.pump().hz = self.preview_hz
+        self._set_hz(self.preview_hz)
 
     def _hz_changed(self, change: dict[str, Any]) -> None:
         if not change["new"] > 0:
             raise UsageError("DoraMagics.preview_hz must be positive")
-        session.pump().hz = change["new"]
+        self._set_hz(change["new"])
+
+    @staticmethod
+    def _set_hz(hz: float) -> None:
+        session.pump().hz = hz
+        # Nodes the dora engine starts from now on send frames and points as often
+        # (they inherit the kernel's environment; see dora_rs.media).
+        os.environ[MEDIA_HZ_ENV] = repr(float(hz))
 
     # -- definitions ----------------------------------------------------------
 
