@@ -674,9 +674,9 @@ class ContextNode:
         if report_output():
             # dora-rs 1.1 drops what a node sends in its first milliseconds after
             # Node() returns (2 to 6 of 8 messages sent at once were lost in 7 runs
-            # of 75; none in 75 runs after a pause of 20 to 100 ms). Data too, not only
-            # reports: holding back only the first report lost 2 to 7 of 40 messages
-            # in 3 of 6 runs of tests/test_dora_observed.py (so every start pays it).
+            # of 75; none in 75 runs after a pause of 20 to 100 ms). That measurement
+            # did not tell reports from data, so the whole node pauses (0.1 s of every
+            # start's first message).
             time.sleep(_SETTLE_S)
         self.context = DoraContext(
             self._node_id,
