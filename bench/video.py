@@ -1,0 +1,695 @@
+"""Camera frames and a live chart in a real browser: shown fps, page latency, CPU, traffic.
+
+Issue 15 item 4's method. A Jupyter server (``jupyter lab``, or ``jupyter
+notebook`` for Notebook 7) serves a temporary folder on 127.0.0.1; Playwright
+drives Debian's ``chromium`` (headless, never a downloaded browser). For each
+case a fresh notebook is opened, a MutationObserver is installed in the page,
+and the notebook's cells are run from the Run menu, as a user would:
+
+* ``gradient``: a custom node sends a 640x480 ``rgb8`` camera at 30 Hz (a
+  moving gradient) and an operator previews each frame as it is,
+  ``context.preview(dora_event)``, with ``preview_hz`` 30;
+* ``noise``: the same with photo-like frames (every pixel random): a gradient
+  compresses unusually well, noise about as badly as it gets;
+* ``reference``: no dora at all: a thread in the kernel encodes the gradient
+  frames to JPEG (Pillow, quality 80) and sets a stock ``ipywidgets.Image``'s
+  bytes at 30 Hz, the issue's "widget with binary JPEG buffers";
+* ``chart``: a custom node plots a 100 Hz signal with ``context.plot`` (its
+  window holds the whole run, so every point must reach the page).
+
+What is measured, over the steady part of each run (from 1 s after the
+first frame or point to the last):
+
+* shown fps: ``src`` changes of the page's image (the observer counts them);
+* page latency: each frame carries its send time (``time.time()`` in ms,
+  mod 2**32) as 32 black or white 16x16 blocks in its top rows; the page
+  decodes the image, reads the blocks, and subtracts them from its own clock
+  (``performance.timeOrigin + performance.now()``, the same wall clock on one
+  machine). "set" is when the new ``src`` was set, "decoded" when the image was
+  decoded and could be painted;
+* CPU: psutil, the kernel process and every Chromium process, in % of one core;
+* websocket: frames and bytes the page received (Playwright's ``websocket``
+  events);
+* chart: points plotted against points the chart finally draws (lost), and how
+  often the chart redrew (its ``data-points`` attribute is set on each draw).
+
+    python bench/video.py                        # both apps, every case, 20 s each: ~7 min
+    python bench/video.py --quick                # JupyterLab, gradient and chart, 4 s each
+    python bench/video.py --apps lab --cases noise,chart --seconds 10 --out raw.json
+
+Needs ``playwright``, ``jupyterlab`` 4, ``notebook`` 7 (pip) and ``chromium`` (apt).
+The exit status is 1 when a case failed to run, 0 otherwise (a missed target does
+not change it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+TOKEN = "dora-notebook-video-bench"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+CASES = ("gradient", "noise", "reference", "chart")
+APPS = ("lab", "notebook")
+#: Frames a second of the camera, samples a second of the signal.
+CAMERA_HZ = 30
+SIGNAL_HZ = 100
+PREVIEW_HZ = 30
+#: The issue's targets (item 4).
+TARGET_FPS = 29.0
+TARGET_LATENCY_MS = 12.0
+TARGET_KERNEL_CPU = 10.0
+#: Skipped at the start of a run: the first frames pay for imports and first paints.
+WARMUP_S = 1.0
+
+# ---------------------------------------------------------------------------------------
+# The notebooks' cells
+
+#: Frames and the send-time stamp, shared by the camera node and the reference cell.
+FRAMES = """
+import time
+import numpy as np
+
+W, H = 640, 480
+KIND = {kind!r}
+SECONDS = {seconds!r}
+HZ = {hz!r}
+if KIND == "noise":
+    # Photo-like: every pixel its own value, which JPEG cannot compress much.
+    rng = np.random.default_rng(0)
+    FRAMES = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(8)]
+else:
+    yy, xx = np.mgrid[0:H, 0:W]
+    FRAMES = [
+        np.stack([(xx + 8 * i) % 256, yy * 255 // H, np.full_like(xx, 128)], -1).astype(np.uint8)
+        for i in range(32)
+    ]
+
+
+def stamped(i):
+    \"\"\"Frame i, with the send time (ms, mod 2**32) as 32 black/white 16x16 blocks.\"\"\"
+    frame = FRAMES[i % len(FRAMES)].copy()
+    ms = int(time.time() * 1000) & 0xFFFFFFFF
+    for bit in range(32):
+        frame[0:16, 16 * bit : 16 * bit + 16] = 255 if ms >> (31 - bit) & 1 else 0
+    return frame
+"""
+
+CAMERA = (
+    "%%dora_node camera --outputs image\n"
+    + FRAMES
+    + """
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+start = time.monotonic()
+for i in range(int(HZ * SECONDS)):
+    time.sleep(max(0.0, start + i / HZ - time.monotonic()))  # paced, no drift
+    node.send_output("image", pa.array(stamped(i).ravel()),
+                     {{"width": W, "height": H, "encoding": "rgb8", "i": i}})
+"""
+)
+
+VIEWER = """%%dora_operator viewer --inputs image=camera/image
+class Operator:
+    def on_event(self, dora_event, context):
+        if dora_event["type"] == "INPUT":
+            context.preview(dora_event)
+"""
+
+REFERENCE = (
+    FRAMES
+    + """
+import io
+import threading
+
+import ipywidgets as widgets
+from IPython.display import display
+from PIL import Image
+
+image = widgets.Image(format="jpeg", layout={{"max_width": "100%"}})
+image.add_class("dora-preview-image")  # found by the same observer as a panel's image
+display(image)
+
+
+def run():
+    start = time.monotonic()
+    for i in range(int(HZ * SECONDS)):
+        time.sleep(max(0.0, start + i / HZ - time.monotonic()))
+        buffer = io.BytesIO()
+        Image.fromarray(stamped(i)).save(buffer, "JPEG", quality=80)
+        image.value = buffer.getvalue()
+
+
+camera = threading.Thread(target=run)
+camera.start()
+"""
+)
+
+SIGNAL = """%%dora_node signal
+import math
+import time
+from dora import Node
+
+HZ = {hz!r}
+N = int(HZ * {seconds!r})
+node = Node()
+start = time.monotonic()
+for i in range(N):
+    time.sleep(max(0.0, start + i / HZ - time.monotonic()))
+    # The window holds the whole run: every point must reach the page.
+    node.context.plot("signal", math.sin(i / 15) + 0.2 * math.sin(i / 2.3), x=i, window=N)
+"""
+
+DONE = "BENCH-DONE"
+
+
+def cells(case: str, seconds: float) -> list[str]:
+    """The cells of one case's notebook; the last prints :data:`DONE` when the run ended."""
+    head = ["%load_ext dora_notebook", f"%config DoraMagics.preview_hz = {PREVIEW_HZ}"]
+    wait = f"%dora_start --wait --timeout {seconds + 60:.0f}\nprint({DONE!r})"
+    if case in ("gradient", "noise"):
+        camera = CAMERA.format(kind=case, seconds=seconds, hz=CAMERA_HZ)
+        return [*head, camera, VIEWER, wait]
+    if case == "reference":
+        frames = REFERENCE.format(kind="gradient", seconds=seconds, hz=CAMERA_HZ)
+        return [frames, f"camera.join()\nprint({DONE!r})"]
+    if case == "chart":
+        return [*head, SIGNAL.format(hz=SIGNAL_HZ, seconds=seconds), wait]
+    raise ValueError(f"unknown case {case!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# The page's side
+
+#: Installed in the page before the cells run: a MutationObserver that notes each image
+#: src change (and the latency read from the frame's stamp) and each chart draw.
+OBSERVER_JS = """() => {
+  const rec = window.__bench = {sets: [], latency: [], draws: [], errors: 0};
+  const canvas = document.createElement('canvas');
+  canvas.width = 512; canvas.height = 16;
+  const g = canvas.getContext('2d', {willReadFrequently: true});
+  const clock = () => performance.timeOrigin + performance.now();
+  // Milliseconds from the stamp's send time to `at`, both mod 2**32.
+  const since = (stamp, at) => {
+    let d = (Math.floor(at) % 4294967296) - stamp;
+    if (d < -2147483648) d += 4294967296;
+    return d + (at - Math.floor(at));
+  };
+  const read = () => {
+    const px = g.getImageData(0, 0, 512, 16).data;
+    let stamp = 0;
+    for (let b = 0; b < 32; b++) stamp = stamp * 2 + (px[(8 * 512 + 16 * b + 8) * 4] > 127 ? 1 : 0);
+    return stamp;
+  };
+  new MutationObserver(records => {
+    for (const r of records) {
+      const el = r.target, at = clock();
+      if (r.attributeName === 'src' && el.classList.contains('dora-preview-image')) {
+        rec.sets.push(at);
+        const src = el.src;
+        el.decode().then(() => {
+          if (el.src !== src) return;  // a newer frame came meanwhile
+          const decoded = clock();
+          g.drawImage(el, 0, 0, 512, 16, 0, 0, 512, 16);
+          const stamp = read();
+          rec.latency.push([at, since(stamp, at), since(stamp, decoded)]);
+        }).catch(() => { rec.errors++; });
+      } else if (r.attributeName === 'data-points') {
+        rec.draws.push([at, Number(el.dataset.points)]);
+      }
+    }
+  }).observe(document.body, {subtree: true, attributes: true,
+                             attributeFilter: ['src', 'data-points']});
+}"""
+
+DONE_JS = """(done) => [...document.querySelectorAll('.jp-OutputArea-output')]
+  .some(e => e.textContent.includes(done))"""
+
+
+# ---------------------------------------------------------------------------------------
+# Server, processes, CPU
+
+
+@dataclass
+class Server:
+    """A Jupyter server this benchmark started: ``app`` is "lab" or "notebook"."""
+
+    app: str
+    url: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def notebook_url(self, name: str) -> str:
+        quoted = urllib.parse.quote(name)
+        if self.app == "lab":
+            return f"{self.url}/lab/tree/{quoted}?reset&token={TOKEN}"
+        return f"{self.url}/notebooks/{quoted}?token={TOKEN}"
+
+    def api(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(
+            self.url + path, method=method, headers={"Authorization": f"token {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def kernel(self, notebook: str, timeout: float = 30.0) -> psutil.Process:
+        """The kernel process of the session of ``notebook`` (found by its connection file)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ids = [
+                session["kernel"]["id"]
+                for session in self.api("GET", "/api/sessions")
+                if session.get("path") == notebook and session.get("kernel")
+            ]
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if ids and any(f"kernel-{ids[0]}.json" in part for part in child.cmdline()):
+                        return child
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no kernel process for {notebook} (sessions: {ids})")
+            time.sleep(0.2)
+
+    def shutdown_kernels(self) -> None:
+        """Shut every session and kernel down; wait until no kernel process is left."""
+        for kind in ("sessions", "kernels"):
+            with contextlib.suppress(OSError):  # one already gone (HTTP 404/500): go on
+                for item in self.api("GET", f"/api/{kind}"):
+                    with contextlib.suppress(OSError):
+                        self.api("DELETE", f"/api/{kind}/{item['id']}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            kernels = []
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if any("ipykernel" in part for part in child.cmdline()):
+                        kernels.append(child)
+            if not kernels:
+                return
+            time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def jupyter(app: str, base: Path) -> Iterator[Server]:
+    """``jupyter {app}`` serving ``base/notebooks``, with config/data/runtime dirs of its
+    own; stopped (with its kernels) afterwards."""
+    root = base / "notebooks"
+    root.mkdir(parents=True)
+    dirs = {name: base / name for name in ("config", "data", "runtime", "ipython")}
+    for path in dirs.values():
+        path.mkdir()
+    settings = dirs["config"] / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "IPYTHONDIR": str(dirs["ipython"]),
+    }
+    env.pop("JUPYTER_TOKEN", None)
+    port = _free_port()
+    module = {"lab": "jupyterlab", "notebook": "notebook"}[app]
+    command = [
+        sys.executable,
+        "-m",
+        module,
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+    ]
+    with (base / f"jupyter-{app}.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    server = Server(app, f"http://127.0.0.1:{port}", root, process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"jupyter {app} exited, see {base}/jupyter-{app}.log")
+            with contextlib.suppress(OSError):
+                if server.api("GET", "/api/status") is not None:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jupyter {app} does not answer")
+            time.sleep(0.2)
+        yield server
+    finally:
+        server.shutdown_kernels()
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(children, timeout=10)
+
+
+def _chromium_processes() -> list[psutil.Process]:
+    """Every Chromium process this benchmark started (children of Playwright's driver)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "chrom" in child.name().lower():
+                found.append(child)
+    return found
+
+
+class CpuSampler:
+    """Samples the CPU time of the kernel and of Chromium every ``every`` seconds.
+
+    A sample is ``(time.time(), kernel seconds, chromium seconds)``; Chromium's is
+    the sum over its processes alive at that moment.
+    """
+
+    def __init__(self, kernel: psutil.Process, every: float = 0.25) -> None:
+        self.kernel = kernel
+        self.every = every
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _seconds(process: psutil.Process) -> float:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            return times.user + times.system
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            chromium = sum(self._seconds(p) for p in _chromium_processes())
+            self.samples.append((time.time(), self._seconds(self.kernel), chromium))
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def percent(self, start: float, end: float) -> tuple[float, float]:
+        """Kernel and Chromium CPU in % of one core between two ``time.time()`` instants."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return float("nan"), float("nan")
+        (t0, k0, c0), (t1, k1, c1) = inside[0], inside[-1]
+        return 100 * (k1 - k0) / (t1 - t0), 100 * (c1 - c0) / (t1 - t0)
+
+
+# ---------------------------------------------------------------------------------------
+# One case
+
+
+@dataclass
+class Result:
+    app: str
+    case: str
+    seconds: float
+    sent: int
+    shown_fps: float = float("nan")
+    latency_set_p50: float = float("nan")
+    latency_decoded_p50: float = float("nan")
+    latency_set_p95: float = float("nan")
+    kernel_cpu: float = float("nan")
+    chromium_cpu: float = float("nan")
+    ws_frames_s: float = float("nan")
+    ws_bytes_s: float = float("nan")
+    frame_bytes: float = float("nan")
+    draws_s: float = float("nan")
+    points_shown: int = 0
+    lost: int = 0
+    decode_errors: int = 0
+    summary: list[str] = field(default_factory=list)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return float("nan")
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def run_case(browser: Any, server: Server, case: str, seconds: float) -> Result:
+    """Open a fresh notebook of ``case``, run it, and measure (see the module's doc)."""
+    import nbformat
+
+    name = f"{case}.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells(case, seconds)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
+    (server.root / name).write_text(nbformat.writes(nb), encoding="utf-8")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    frames: list[tuple[float, int]] = []  # (time.time(), bytes) of each websocket frame in
+
+    def on_websocket(ws: Any) -> None:
+        ws.on("framereceived", lambda payload: frames.append((time.time(), len(payload))))
+
+    page.on("websocket", on_websocket)
+    try:
+        page.goto(server.notebook_url(name))
+        _wait_for_kernel(page)
+        kernel = server.kernel(name)
+        page.evaluate(OBSERVER_JS)
+        sampler = CpuSampler(kernel)
+        try:
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            page.wait_for_function(DONE_JS, arg=DONE, polling=500, timeout=(seconds + 120) * 1000)
+            # The last frame's decode and the chart's final draw.
+            page.wait_for_timeout(500)
+        finally:
+            sampler.stop()
+        record = page.evaluate("() => window.__bench")
+        outputs = page.locator(".jp-OutputArea-output").all_text_contents()
+    finally:
+        context.close()
+        server.shutdown_kernels()
+    return _measure(server.app, case, seconds, record, frames, sampler, outputs)
+
+
+def _wait_for_kernel(page: Any) -> None:
+    """Accept a kernel-selection dialog if one shows; wait for an idle kernel."""
+    root = page.locator(".jp-NotebookPanel").filter(visible=True)
+    idle = root.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    button = page.locator(".jp-Dialog .jp-mod-accept")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        button.or_(idle).first.wait_for(timeout=60_000)
+        if not button.is_visible():
+            break
+        button.click()
+    idle.wait_for(timeout=60_000)
+
+
+def _measure(
+    app: str,
+    case: str,
+    seconds: float,
+    record: dict[str, Any],
+    frames: list[tuple[float, int]],
+    sampler: CpuSampler,
+    outputs: list[str],
+) -> Result:
+    hz = SIGNAL_HZ if case == "chart" else CAMERA_HZ
+    result = Result(app, case, seconds, sent=int(hz * seconds))
+    result.summary = [
+        line for text in outputs for line in text.splitlines() if ": finished" in line
+    ]
+    result.decode_errors = int(record["errors"])
+    if case == "chart":
+        times = [at for at, _ in record["draws"]]
+        result.points_shown = int(record["draws"][-1][1]) if record["draws"] else 0
+        result.lost = result.sent - result.points_shown
+    else:
+        times = list(record["sets"])
+    if len(times) < 2:
+        return result
+    start, end = times[0] + WARMUP_S * 1000, times[-1]
+    if end <= start:
+        start = times[0]
+    span = (end - start) / 1000
+    changes = [t for t in times if start <= t <= end]
+    rate = (len(changes) - 1) / span if span > 0 else float("nan")
+    if case == "chart":
+        result.draws_s = rate
+    else:
+        result.shown_fps = rate
+        steady = [(s, d) for at, s, d in record["latency"] if start <= at <= end]
+        result.latency_set_p50 = _median([s for s, _ in steady])
+        result.latency_set_p95 = _p95([s for s, _ in steady])
+        result.latency_decoded_p50 = _median([d for _, d in steady])
+    result.kernel_cpu, result.chromium_cpu = sampler.percent(start / 1000, end / 1000)
+    inside = [size for at, size in frames if start / 1000 <= at <= end / 1000 + 0.5]
+    result.ws_frames_s = len(inside) / span
+    result.ws_bytes_s = sum(inside) / span
+    if case != "chart" and changes:
+        result.frame_bytes = sum(inside) / len(changes)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Report
+
+
+def _f(value: float, digits: int = 1) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def table(results: list[Result]) -> str:
+    """A Markdown table of the results, one row per app and case."""
+    head = (
+        "| app | case | shown fps | p50 set / decoded (ms) | p95 set (ms) | kernel CPU | "
+        "Chromium CPU | ws frames/s | KB/s | KB/frame | chart draws/s | points lost |"
+    )
+    rows = [head, "|" + "---|" * 12]
+    for r in results:
+        chart = r.case == "chart"
+        rows.append(
+            f"| {r.app} | {r.case} | {'-' if chart else _f(r.shown_fps)} | "
+            f"{_f(r.latency_set_p50)} / {_f(r.latency_decoded_p50)} | {_f(r.latency_set_p95)} | "
+            f"{_f(r.kernel_cpu, 0)} % | {_f(r.chromium_cpu, 0)} % | {_f(r.ws_frames_s, 0)} | "
+            f"{_f(r.ws_bytes_s / 1024, 0)} | {_f(r.frame_bytes / 1024)} | "
+            f"{_f(r.draws_s) if chart else '-'} | "
+            f"{f'{r.lost} of {r.sent}' if chart else '-'} |"
+        )
+    return "\n".join(rows)
+
+
+def targets(results: list[Result]) -> list[str]:
+    """The issue's targets, one line each, met or missed."""
+    lines = []
+    reference = {r.app: r.chromium_cpu for r in results if r.case == "reference"}
+
+    def say(ok: bool, text: str) -> None:
+        lines.append(f"{'met   ' if ok else 'MISSED'} {text}")
+
+    for r in results:
+        where = f"{r.app} {r.case}:"
+        if r.case == "gradient":
+            say(r.shown_fps >= TARGET_FPS, f"{where} shown fps {_f(r.shown_fps)} >= {TARGET_FPS}")
+            say(
+                r.latency_set_p50 <= TARGET_LATENCY_MS,
+                f"{where} latency p50 {_f(r.latency_set_p50)} ms <= {TARGET_LATENCY_MS}",
+            )
+            if r.app in reference:
+                say(
+                    r.chromium_cpu <= reference[r.app],
+                    f"{where} Chromium CPU {_f(r.chromium_cpu, 0)} % <= the reference's "
+                    f"{_f(reference[r.app], 0)} %",
+                )
+        if r.case in ("gradient", "chart"):
+            say(
+                r.kernel_cpu <= TARGET_KERNEL_CPU,
+                f"{where} kernel CPU {_f(r.kernel_cpu, 0)} % <= {TARGET_KERNEL_CPU:.0f} %",
+            )
+        if r.case == "chart":
+            say(r.lost == 0, f"{where} {r.lost} of {r.sent} points lost")
+            say(
+                r.draws_s >= 0.9 * PREVIEW_HZ,
+                f"{where} {_f(r.draws_s)} redraws/s at preview_hz {PREVIEW_HZ}",
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="JupyterLab, gradient and chart, 4 s")
+    parser.add_argument("--apps", default=",".join(APPS), help="lab,notebook")
+    parser.add_argument("--cases", default=",".join(CASES), help=",".join(CASES))
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    apps, cases, seconds = args.apps.split(","), args.cases.split(","), args.seconds
+    if args.quick:
+        apps, cases, seconds = ["lab"], ["gradient", "chart"], 4.0
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("needs Debian's chromium (apt-get install chromium)", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    results: list[Result] = []
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="video-bench-") as scratch, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for app in apps:
+                with jupyter(app, Path(scratch) / app) as server:
+                    for case in cases:
+                        print(f"{app} {case}: {seconds:g} s ...", file=sys.stderr, flush=True)
+                        try:
+                            results.append(run_case(browser, server, case, seconds))
+                        except Exception as exc:  # one case failing must not hide the others
+                            failed += 1
+                            print(f"{app} {case} failed: {exc!r}", file=sys.stderr)
+        finally:
+            browser.close()
+    load = os.getloadavg()
+    print(
+        f"{CAMERA_HZ} Hz 640x480 rgb8 camera, {SIGNAL_HZ} Hz signal, preview_hz {PREVIEW_HZ}, "
+        f"{seconds:g} s a run, {os.cpu_count()} cores, load {load[0]:.1f}"
+    )
+    print(table(results))
+    for result in results:
+        if result.summary:
+            print(f"{result.app} {result.case}: " + "; ".join(result.summary))
+    for line in targets(results):
+        print(line)
+    if args.out:
+        args.out.write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
