@@ -117,9 +117,6 @@ MACHINE_ENV = "DORA_NOTEBOOK_MACHINE"
 #: machine sees at the same path (dora-rs 1.1 does not ship node files).
 WORKDIR_ENV = "DORA_NOTEBOOK_WORKDIR"
 
-#: dora-rs 1.1's zenoh settings layered on its own, inherited by a daemon's nodes.
-ZENOH_OVERLAY_ENV = "DORA_ZENOH_CONFIG_OVERLAY"
-
 _FINAL = ("finished", "failed")
 #: What dora-rs 1.1's daemon logs once the coordinator has it.
 _DAEMON_CONNECTED = "Connected to dora-coordinator"
@@ -346,15 +343,6 @@ class DoraEngine:
         self._zenoh_port = free_port()  # named, so the bridge process can be told it
         port = str(self._port)
         assert self._folder is not None
-        if not {ZENOH_OVERLAY_ENV, "ZENOH_CONFIG"} & set(self._env):
-            # Every zenoh session of this run (the daemon's, its nodes', the
-            # bridge's) has its peers named: zenoh's scouting delay (500 ms by
-            # default) only held back the operator runtime's start, and with it
-            # dora-rs's start barrier for every node (measured: Node() returned
-            # 0.33-0.58 s after spawn instead of 0.72-0.84 s).
-            overlay = self._folder / "zenoh-overlay.json5"
-            overlay.write_text("{ scouting: { delay: 0 } }\n")
-            self._env[ZENOH_OVERLAY_ENV] = str(overlay)
         self._spawn(
             "coordinator",
             ["coordinator", "--interface", "127.0.0.1", "--port", port, "--store", "memory"],
