@@ -663,8 +663,8 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path, runnable: bool = Tr
     if "ros2" in raw and raw_path is None:
         if runnable:
             raise GraphError(
-                f"{where}: ros2: a ROS 2 bridge node needs dora-rs's bridge "
-                "(use %dora_start --engine dora)"
+                f"{where}: ros2: dora-rs's declarative ROS 2 bridge is not in a notebook's "
+                "graph (dora run runs this file)"
             )
         raw_path = "<ros2>"  # dora's declarative bridge: no program of its own
     if not isinstance(raw_path, str) or not raw_path:
