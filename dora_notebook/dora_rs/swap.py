@@ -326,22 +326,11 @@ def trial_node_error(path: Path, search: Path, timeout: float = 10.0) -> str | N
     busy after ``timeout`` seconds (its set-up then runs twice: here, and in
     the replacement).
     """
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _NODE_TRIAL, str(path), str(path.parent), str(search)],
-            cwd=search,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except (subprocess.TimeoutExpired, OSError):
-        return None
-    if done.returncode == 0:
-        return None
-    text = done.stderr.strip()
-    start = text.rfind("Traceback (most recent call last):")
-    return text[start:] if start >= 0 else text or None
+    return _traceback_of(
+        [sys.executable, "-c", _NODE_TRIAL, str(path), str(path.parent), str(search)],
+        search,
+        timeout,
+    )
 
 
 def trial_error(path: Path, search: Path, timeout: float = 20.0) -> str | None:
@@ -353,10 +342,19 @@ def trial_error(path: Path, search: Path, timeout: float = 20.0) -> str | None:
     when a hot reload fails; this repeats the import in a process of its own
     (outside the dataflow) to say why. None if it works there.
     """
+    return _traceback_of(
+        [sys.executable, "-c", _TRIAL, str(path), str(path.parent), str(search), path.stem],
+        path.parent,
+        timeout,
+    )
+
+
+def _traceback_of(command: list[str], cwd: Path, timeout: float) -> str | None:
+    """The last traceback a trial process wrote, or None if it ended well (or in time out)."""
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _TRIAL, str(path), str(path.parent), str(search), path.stem],
-            cwd=path.parent,
+            command,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
