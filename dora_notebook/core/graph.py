@@ -669,44 +669,33 @@ def _node_from_yaml(raw: object, index: int, base_dir: Path, runnable: bool = Tr
         raw_path = "<ros2>"  # dora's declarative bridge: no program of its own
     if not isinstance(raw_path, str) or not raw_path:
         raise GraphError(f"{where}: needs 'path' (a Python script) or 'operator'")
-    if not runnable:  # any executable dora can start, built or not, or a dynamic node
-        return NodeSpec(
-            node_id,
-            "node",
-            _inputs(node_id, raw.get("inputs"), runnable),
-            _outputs(node_id, raw.get("outputs")),
-            script=raw_path,
-            args=_args_from_yaml(raw.get("args"), where),
-            env=env,
-            machine=machine,
-            extra=extra,
-            build_dir=base_dir,
-        )
-    if raw_path == "dynamic":
-        raise GraphError(
-            f"{where}: path: dynamic nodes need the dora engine; the embedded engine runs "
-            "Python scripts and operators"
-        )
-    script = raw_path if _is_command(raw_path, base_dir) else None
-    path = None
-    if script is None and Path(raw_path).suffix == ".py":
-        path = _resolve(raw_path, base_dir, where, "path")
-    elif script is None:
-        # A program (a Rust or C node...): dora runs it, the embedded engine
-        # refuses it at start (:mod:`.fields`). Its build: may make it later.
-        program = Path(raw_path).expanduser()
-        program = program if program.is_absolute() else base_dir / program
-        if program.is_dir():
-            raise GraphError(f"{where}: path: {raw_path!r} is a folder, not a file")
-        if not program.is_file() and raw.get("build") is None:
+    path: Path | None = None
+    script: str | None = raw_path  # with runnable False: any program dora may start, built or not
+    if runnable:
+        if raw_path == "dynamic":
             raise GraphError(
-                f"{where}: path: file {raw_path!r} does not exist (looked in {base_dir})"
+                f"{where}: path: dynamic nodes need the dora engine; the embedded engine runs "
+                "Python scripts and operators"
             )
-        script = str(program.resolve())
+        script = raw_path if _is_command(raw_path, base_dir) else None
+        if script is None and Path(raw_path).suffix == ".py":
+            path = _resolve(raw_path, base_dir, where, "path")
+        elif script is None:
+            # A program (a Rust or C node...): dora runs it, the embedded engine
+            # refuses it at start (:mod:`.fields`). Its build: may make it later.
+            program = Path(raw_path).expanduser()
+            program = program if program.is_absolute() else base_dir / program
+            if program.is_dir():
+                raise GraphError(f"{where}: path: {raw_path!r} is a folder, not a file")
+            if not program.is_file() and raw.get("build") is None:
+                raise GraphError(
+                    f"{where}: path: file {raw_path!r} does not exist (looked in {base_dir})"
+                )
+            script = str(program.resolve())
     return NodeSpec(
         node_id,
         "node",
-        _inputs(node_id, raw.get("inputs")),
+        _inputs(node_id, raw.get("inputs"), runnable),
         _outputs(node_id, raw.get("outputs")),
         path=path,
         script=script,
