@@ -31,10 +31,12 @@ class Operator:
             print("cell got", dora_event["value"][0].as_py())
 """
 SENT = 40  # counter.py sends this many messages on n
-#: KNOWN DEFECT (issue 14, open): on dora-rs 1.1 the kernel's bridge, and sometimes the
-#: cell, miss some of a plain node's first messages (1 to 9 of these 40 in about one run
-#: in three on this machine; cause not found). Bounded here, not hidden: see the note.
-LOST_EARLY = 10
+#: dora-rs 1.1.0 itself loses a few messages early in a run on an edge of the default
+#: queue policy, without a warning: under plain ``dora run`` (this counter, three sinks
+#: with ``queue_size: 10000``) 12 of 30 sinks missed 1 to 9 of the 40. The bridge's own
+#: inputs avoid it (``private.BRIDGE_INPUT``), so the tap and the counts are exact;
+#: the user's edge counter -> cell keeps dora's policy, and this bounds its loss.
+DORA_LOSS = 10
 #: counter.py's Python logging record, in its panel. dora-rs 1.1 itself loses it now
 #: and then: its own log of the node (out/ID/log_counter.jsonl) lacked it in 2 of 9 runs
 #: (the node.log record before it and the prints after it were there), so it is not
@@ -76,12 +78,12 @@ def test_a_plain_dora_file_shows_every_line_in_its_panels(runs) -> None:
         f"count {i}" for i in range(SENT)
     ]
     assert ("stdout", f"slow got {SENT - 1}") in lines(flow, "slow")  # the last waits in the queue
-    # The cell reports its own lines: each once, not also from dora's log. (dora-rs 1.1
-    # may lose the first message to a node that has just started: not counted here.)
+    # The cell reports its own lines: each once, not also from dora's log, none lost on
+    # the way to the kernel. (What dora-rs lost on the way to the cell: see DORA_LOSS.)
     cell = [text for _, text in lines(flow, "cell")]
     got = [int(text.split()[-1]) for text in cell]
     assert cell == [f"cell got {i}" for i in got] and got == sorted(set(got))
-    assert len(got) == flow.node("cell").received >= SENT - LOST_EARLY
+    assert len(got) == flow.node("cell").received >= SENT - DORA_LOSS
     assert {flow.node(n).status for n in ("counter", "slow", "cell")} == {"finished"}
 
 
@@ -120,10 +122,7 @@ def test_a_tap_asked_for_while_the_graph_runs(tmp_path: Path) -> None:
         flow.stop()
     assert len(frame) == 3
     values = [row[0] for row in frame["value"]]
-    # KNOWN DEFECT (issue 14, open): the bridge sometimes misses a plain node's messages
-    # early in a run on dora-rs 1.1 (a tap of [0, 1, 11] in one run): the rows are in
-    # order and each its own message, but not always consecutive.
-    assert values == sorted(set(values)) and values[-1] - values[0] <= 3 + LOST_EARLY
+    assert values == list(range(values[0], values[0] + 3))  # consecutive: none lost
     assert [m["i"] for m in frame["metadata"]] == values
 
 
@@ -133,16 +132,14 @@ def test_edge_counts_say_what_dora_delivered_and_dropped(runs) -> None:
     warned = sum("Discarding event for input `n`" in text for _, text in lines(flow, "slow"))
     slow = edges["slow", "n"]
     assert slow["dropped"] == warned > 0  # one warning per drop, as dora-rs logs it
-    # KNOWN DEFECT (issue 14, open): what the bridge misses early in a run (see
-    # LOST_EARLY) is missing from both; exact when it misses nothing (most runs).
-    assert SENT - LOST_EARLY <= slow["delivered"] + slow["dropped"] <= SENT
+    assert slow["delivered"] + slow["dropped"] == SENT
     # Sent less dora's drop warnings: a message dora-rs loses without one counts as delivered.
     cell = edges["cell", "n"]
-    assert SENT - LOST_EARLY <= cell["delivered"] <= SENT and cell["dropped"] == 0
+    assert cell["delivered"] == SENT and cell["dropped"] == 0
     assert flow.node("cell").received <= SENT  # what the cell itself counted
     assert slow["note"] == EDGE_NOTE
     assert "not counted" in edges["counter", "tick"]["note"]
-    assert SENT - LOST_EARLY <= flow.node("counter").sent <= SENT  # counted by the bridge
+    assert flow.node("counter").sent == SENT  # counted by the bridge
     assert flow.node("slow").received == slow["delivered"]
     assert flow.node("slow").dropped == warned
     # The graph view says what the numbers mean.

@@ -107,8 +107,6 @@ WAIT_ENV = "DORA_NOTEBOOK_BRIDGE_WAIT"
 #: With :data:`REPORTS_ENV`: an operator's input ids, comma-separated (once
 #: all are closed the operator reports its final status).
 INPUTS_ENV = "DORA_NOTEBOOK_INPUTS"
-#: With :data:`REPORTS_ENV`: how long a custom node pauses once connected (see ContextNode).
-_SETTLE_S = 0.1
 #: With :data:`REPORTS_ENV`: the run's secret, which every report carries; the
 #: kernel's bridge drops reports without it (set in the private descriptor of
 #: ``Dataflow.start(engine="dora")`` only, never in ``%dora_export``).
@@ -670,14 +668,12 @@ class ContextNode:
         self._fresh = bool(report_output()) and incarnation() > 0
         self._declared = declared_inputs() if report_output() else None
         self._node = self._real(*args, **kwargs)
-        wait_for_bridge()  # connected to dora by now: wait for the kernel's bridge, if any
-        if report_output():
-            # dora-rs 1.1 drops what a node sends in its first milliseconds after
-            # Node() returns (2 to 6 of 8 messages sent at once were lost in 7 runs
-            # of 75; none in 75 runs after a pause of 20 to 100 ms). That measurement
-            # did not tell reports from data, so the whole node pauses (0.1 s of every
-            # start's first message).
-            time.sleep(_SETTLE_S)
+        # Connected to dora by now: wait for the kernel's bridge, if any. (No pause
+        # after it: what dora-rs 1.1.0 lost of a node's first messages was lost on
+        # the bridge's inputs, which now use dora's backpressure policy; see
+        # private.BRIDGE_INPUT. 8 messages sent at once right after Node(): none
+        # lost in 20 runs, to the tap, the panel and a sink.)
+        wait_for_bridge()
         self.context = DoraContext(
             self._node_id,
             self._outputs,
