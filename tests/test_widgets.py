@@ -10,6 +10,7 @@ thousands of reports a second is exact and takes no real time.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import threading
 import uuid
@@ -25,6 +26,7 @@ from ipywidgets.widgets import widget as widget_module
 
 from dora_notebook.core.observe import PREVIEW_LIMIT, NodeState, Report
 from dora_notebook.jupyter.widgets import (
+    COUNTERS_HZ,
     LOG_LINE_CHARS,
     PANEL_BYTES_PER_SECOND,
     NodePanel,
@@ -243,7 +245,13 @@ def test_a_new_rate_applies_to_a_running_pump() -> None:
     """`%config DoraMagics.preview_hz = 50` sets ``hz`` while the pump waits out 2 s."""
     time = FakeTime()
     pump = RoundCounter(time, hz=0.5, until_ms=1000)
-    time.between = lambda ms: setattr(pump, "hz", 50.0) if ms == 100 else None
+
+    def between(ms: int) -> None:
+        pump.poke()  # a node reports every millisecond
+        if ms == 100:
+            pump.hz = 50.0
+
+    time.between = between
     pump.start()
     try:
         wait_for(lambda: not pump.running(), 30, "the pump to end")
@@ -380,3 +388,49 @@ def test_a_huge_log_line_is_cut_on_the_panel_and_kept_whole_in_the_state(
     assert f"… {1_000_000 - LOG_LINE_CHARS:,} more characters</pre>" in log
     assert len(log) < LOG_LINE_CHARS + 200
     assert state.log_text() == ["y" * 1_000_000]
+
+
+def test_a_report_is_drawn_when_it_comes_not_at_the_next_round(frontend: Frontend) -> None:
+    """A camera frame waits for no fixed period: drawn on arrival when the rate allows."""
+    state = NodeState("cam", "operator")
+    report(state, "status", "running", 0)
+
+    def frame(ms: int) -> None:
+        if ms in (380, 430, 700):  # 430: only 50 ms after 380, so it waits for 480
+            payload = {"type": "text", "data": f"{ms}"}
+            report(state, "preview", {"slot": "f", "payload": payload}, ms)
+
+    frontend.time.between = frame
+    parts = run_pump(frontend, state, until_ms=1000)
+    (preview,) = parts.previews.children
+    assert updates_of(frontend, preview) == [380, 430 + 50, 700]
+    assert frontend.state(preview)["outputs"][0]["data"] == {"text/plain": "700"}
+
+
+class Ticking:
+    """Counters of a busy node: one more message received every millisecond."""
+
+    status = "running"
+    sent = dropped = threads_left = 0
+    blocked = None
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+
+    @property
+    def received(self) -> int:
+        return self.time.ms
+
+
+def test_counters_are_redrawn_at_counters_hz_while_previews_stream(frontend: Frontend) -> None:
+    state = NodeState("busy", "operator")
+    state.attach(Ticking(frontend.time), run=None)
+    frontend.time.between = lambda ms: flood(state, ms) if ms < 2000 else None
+    parts = run_pump(frontend, state, until_ms=2000)
+    header = updates_of(frontend, parts.header)
+    *running, final = header  # the final state is drawn when the graph ends, at once
+    assert final == 2000
+    assert all(b - a >= 1000 / COUNTERS_HZ for a, b in itertools.pairwise(running)), header
+    assert len(running) >= 2 * COUNTERS_HZ - 2  # redrawn all along, not only at the end
+    assert "2000 received" in frontend.state(parts.header)["value"]  # the final count
+    assert len(updates_of(frontend, parts.bar)) >= 2 * HZ - 1  # the previews at hz

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .protocol import Counters
 
 __all__ = [
@@ -181,6 +183,9 @@ class NodeState:
         self._runner: Counters | None = None
         self._run: int | None = None  # the run whose reports apply (Dataflow.start numbers them)
         self._lock = threading.Lock()
+        #: Called (no arguments, on the reporting thread) after each report is folded
+        #: in: a panel's pump draws it as soon as its rate allows (see UIPump.poke).
+        self.on_report: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return self.summary()
@@ -313,6 +318,9 @@ class NodeState:
                     self.params[data["key"]] = data["value"]
                 else:
                     self.params.pop(data["key"], None)
+        notify = self.on_report
+        if notify is not None:
+            notify()
 
     def _preview(self, slot: str, payload: dict[str, Any]) -> None:
         # Re-inserted at the end: the first slot is always the least recently updated.

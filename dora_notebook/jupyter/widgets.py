@@ -3,9 +3,10 @@
 A :class:`NodePanel` shows one node: a header (id, kind, status, counts), a
 progress bar with its percentage, one slot per preview id, and the last
 lines of its log. Engine threads never touch widgets: they only mark a panel
-dirty. One :class:`UIPump` thread redraws dirty panels at most ``hz`` times
-a second (latest value wins) and once more when the graph finishes, so the
-final state is always shown. A redraw sends only what changed, and a panel
+dirty and poke the pump. One :class:`UIPump` thread redraws dirty panels as
+soon as a report comes, at most ``hz`` times a second (latest value wins),
+counters alone at :data:`IDLE_HZ`, and once more when the graph finishes, so
+the final state is always shown. A redraw sends only what changed, and a panel
 sends at most :data:`PANEL_BYTES_PER_SECOND` of previews and log (a
 :class:`ByteBudget`): what would exceed it waits for a later tick, and the
 pump keeps drawing after the graph ends until nothing waits. Widgets are
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from ..dataflow import Dataflow
 
 __all__ = [
+    "COUNTERS_HZ",
+    "IDLE_HZ",
     "LOG_LINES_SHOWN",
     "LOG_LINE_CHARS",
     "PANEL_BYTES_PER_SECOND",
@@ -69,6 +72,14 @@ PARAMS_CHARS = 300
 #: Jupyter Server's iopub budget (1 MB/s), so that a node previewing 10 MB at
 #: every message leaves the notebook usable and its output undropped.
 PANEL_BYTES_PER_SECOND = 500_000
+
+#: How often the pump draws when no node reported anything: only counters changed
+#: (they change with every message, without a report), and a reader needs no more.
+IDLE_HZ = 4.0
+#: A panel's header redraws its counters at most this often; a new status at once.
+#: A camera previewing at 30 Hz would otherwise re-render the header 30 times a
+#: second, one more widget message and page layout per frame.
+COUNTERS_HZ = 4.0
 
 _STDIO_COLOURS = {
     "stderr": "#b35900",
@@ -228,6 +239,8 @@ class NodePanel(_FullText, widgets.VBox):
         self._log_box = widgets.VBox([self._log_level, self._log], layout={"display": "none"})
         self._log_box.add_class("dora-node-log")
         self._shown: dict[str, Any] = {}
+        self._header_status = ""  # the status the header last showed, and when it may
+        self._header_due = float("-inf")  # show new counters (see COUNTERS_HZ)
         self._stale_chart = False  # points sent as chunks since the last full sync
         self._lock = threading.Lock()
         super().__init__([self._header, self._progress, self._previews, self._log_box])
@@ -253,7 +266,7 @@ class NodePanel(_FullText, widgets.VBox):
             if state is None:
                 return 0  # released: it stays as it was drawn
             self.waiting = 0
-            changes = self._header_update(state) + self._progress_update(state)
+            changes = self._header_update(state, final) + self._progress_update(state)
             changes += self._previews_update(state) + self._chart_update(state, final)
             changes += self._log_update(state)
             return changes
@@ -278,7 +291,10 @@ class NodePanel(_FullText, widgets.VBox):
         apply(value)
         return 1
 
-    def _header_update(self, s: NodeState) -> int:
+    def _header_update(self, s: NodeState, final: bool = False) -> int:
+        now = self._clock()
+        if not final and s.status == self._header_status and now < self._header_due:
+            return 0  # only counters can have changed: drawn at COUNTERS_HZ
         colour = STATUS_COLOURS.get(s.status, STATUS_COLOURS["defined"])
         counts = f"{s.received} received · {s.sent} sent · {s.dropped} dropped"
         if s.previews_dropped:
@@ -302,7 +318,10 @@ class NodePanel(_FullText, widgets.VBox):
             text = ", ".join(f"{k}={param_text(v)}" for k, v in sorted(params.items()))
             text = text if len(text) <= PARAMS_CHARS else f"{text[:PARAMS_CHARS]} …"
             value += f'<br><span style="color:#555">params: {html.escape(text)}</span>'
-        return self._set("header", value, lambda v: setattr(self._header, "value", v))
+        changed = self._set("header", value, lambda v: setattr(self._header, "value", v))
+        if changed:
+            self._header_status, self._header_due = s.status, now + 1.0 / COUNTERS_HZ
+        return changed
 
     def _progress_update(self, s: NodeState) -> int:
         progress = s.progress
@@ -612,7 +631,8 @@ class UIPump:
         self._views: list[GraphView] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._wake = threading.Event()  # set by stop() and by a new hz
+        self._wake = threading.Event()  # set by stop(), a new hz and poke()
+        self._poked = False  # a node reported something since the last round
         self._thread: threading.Thread | None = None
         self.redraws = 0
 
@@ -626,6 +646,16 @@ class UIPump:
         # A pump waiting out a period of the old rate starts the new one now.
         self._wake.set()
 
+    def poke(self) -> None:
+        """A node reported something: draw it as soon as the rate allows.
+
+        Called on the reporting thread (see ``NodeState.on_report``). A frame
+        is then drawn when it comes, not at the next round of a fixed period:
+        at 30 Hz that period alone made a frame wait 16 ms on average.
+        """
+        self._poked = True
+        self._wake.set()
+
     def panel(self, state: NodeState) -> NodePanel:
         """A new panel for ``state``'s node; it replaces the one shown before.
 
@@ -633,6 +663,7 @@ class UIPump:
         last redraw and then stays as it was.
         """
         panel = NodePanel(state, self._clock.monotonic)
+        state.on_report = self.poke
         with self._lock:
             previous = self._panels.get(state.node_id)
             self._panels[state.node_id] = panel
@@ -707,16 +738,21 @@ class UIPump:
         while True:
             began = self._clock.monotonic()
             active = self._active()
-            # Counters change without any report: redraw on a fixed period.
+            self._poked = False  # before the flush: what comes during it pokes again
             self.flush(force=not active)
             if not active and not self.waiting():
                 return
             # The period is read anew after each wake, so that
             # `%config DoraMagics.preview_hz = N` applies to a running graph.
             while True:
-                self._wake.clear()  # before the checks: a later stop or hz sets it again
+                self._wake.clear()  # before the checks: a later stop, hz or poke sets it again
                 if self._stopping.is_set():
                     return
-                rest = 1.0 / max(self._hz, 0.1) - (self._clock.monotonic() - began)
+                # A report is drawn one period after the last round at the earliest;
+                # counters change without any report, and are drawn at IDLE_HZ.
+                period = 1.0 / max(self._hz, 0.1)
+                if not self._poked:
+                    period = max(period, 1.0 / IDLE_HZ)
+                rest = period - (self._clock.monotonic() - began)
                 if rest <= 0 or not self._clock.wait(self._wake, rest):
                     break
