@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .api.node import Node
     from .core.events import DoraStatus
     from .core.observe import LogLine, NodeState, Report
+    from .core.record import Recording
     from .dataflow import Dataflow, current
     from .errors import DataflowError, GraphError, NodeError
 
@@ -35,6 +36,7 @@ _LAZY = {
     "Node": "api.node",
     "NodeError": "errors",
     "NodeState": "core.observe",
+    "Recording": "core.record",
     "Report": "core.observe",
     "current": "dataflow",
 }
@@ -49,6 +51,7 @@ __all__ = [
     "Node",
     "NodeError",
     "NodeState",
+    "Recording",
     "Report",
     "__version__",
     "current",

@@ -46,6 +46,7 @@ from .core.graph import (
     Graph,
     InputSpec,
     NodeSpec,
+    Timer,
     descriptor_path,
     load_yaml_text,
     parse_input,
@@ -61,6 +62,7 @@ from .core.params import (
     param_text,
 )
 from .core.protocol import EdgeCounts, Engine
+from .core.record import DEFAULT_MAX_MB, Recording, describe_graph, source_edge
 from .core.tap import Tap
 from .errors import DataflowError, GraphError, ReloadError
 
@@ -89,6 +91,7 @@ class Dataflow:
         # Each run gets a number; a node's state takes reports of its own run only.
         self._runs = itertools.count(1)
         self._taps: dict[tuple[str, str], Tap] = {}
+        self._recording: Recording | None = None
         self._sub_lock = threading.Lock()
         self._descriptor_extra: dict[str, Any] = {}
 
@@ -309,6 +312,9 @@ class Dataflow:
                     run.param(spec.id, param_event(key, param_text(value)))
                 except DataflowError as exc:  # the engine cannot: the node's panel says so
                     report(Report(spec.id, "warning", str(exc), time.time()))
+        recording = self._recording
+        if recording is not None and recording.active and recording.started is None:
+            self._begin(recording, run)  # armed before this start: from the first message
         self._engine = run
         run.start()
 
@@ -340,6 +346,8 @@ class Dataflow:
         stuck = self.stop()
         for state in self._states.values():
             state.release()  # its panel outlives the graph, and must not keep the run reachable
+        if self._recording is not None:
+            self._recording.stop()  # what it kept stays readable (and savable)
         self.graph.clear()
         self._states.clear()
         self._taps.clear()
@@ -499,17 +507,7 @@ class Dataflow:
         this waits up to ``timeout`` seconds for ``n`` messages to arrive.
         Columns: ``time`` (UTC), ``metadata``, ``value``.
         """
-        node_id, sep, output_id = source.partition("/")
-        if not sep or node_id not in self.graph:
-            known = ", ".join(s.id for s in self.graph) or "none"
-            raise GraphError(f"tap {source!r}: no node {node_id!r} (nodes: {known})")
-        outputs = self.graph[node_id].outputs
-        if output_id not in outputs:
-            declared = ", ".join(outputs) or "none"
-            raise GraphError(
-                f"tap {source!r}: node {node_id!r} has no output {output_id!r} "
-                f"(declared: {declared})"
-            )
+        node_id, output_id = self._output("tap", source)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise GraphError(f"tap {source!r}: n must be a whole number >= 1, not {n!r}")
         key = (node_id, output_id)
@@ -524,6 +522,95 @@ class Dataflow:
         if self.running:
             tap.wait(n, timeout)
         return tap.frame(n)
+
+    def _output(self, what: str, source: str) -> tuple[str, str]:
+        """``(node, output)`` of ``source`` (``node/output``), or a one-line GraphError."""
+        node_id, sep, output_id = source.partition("/")
+        if not sep or node_id not in self.graph:
+            known = ", ".join(s.id for s in self.graph) or "none"
+            raise GraphError(f"{what} {source!r}: no node {node_id!r} (nodes: {known})")
+        outputs = self.graph[node_id].outputs
+        if output_id not in outputs:
+            declared = ", ".join(outputs) or "none"
+            raise GraphError(
+                f"{what} {source!r}: node {node_id!r} has no output {output_id!r} "
+                f"(declared: {declared})"
+            )
+        return node_id, output_id
+
+    # -- recording -------------------------------------------------------------
+
+    def record(
+        self, edges: Iterable[str] | str | None = None, max_mb: float = DEFAULT_MAX_MB
+    ) -> Recording:
+        """Start recording the messages sent on ``edges`` (``node/output``); return the recording.
+
+        Without ``edges``: every output of every node, consumed or not, and
+        every timer the graph uses (``dora/timer/millis/20``, recorded as node
+        ``dora``). Messages are kept by reference, within ``max_mb`` megabytes:
+        past it the oldest go, counted per edge (:meth:`Recording.status`).
+        While the graph runs it records from now on; otherwise from the next
+        :meth:`start`'s first message. It records one run: it stops when the
+        run ends, or at :meth:`Recording.stop`. A new one stops the last.
+
+        >>> flow = Dataflow(echo=False)
+        >>> _ = flow.add_node("src", "pass", outputs=["n"])
+        >>> flow.record(["src/n"], max_mb=1).status()
+        'armed (records from the next %dora_start): 0 messages on 0 edges, 0 B of 1.0 MB, 0 dropped'
+        >>> flow.record(["src/m"])
+        Traceback (most recent call last):
+        dora_notebook.errors.GraphError: record 'src/m': node 'src' has no output 'm' (declared: n)
+        """
+        if not len(self.graph):
+            raise GraphError("nothing to record: the dataflow has no nodes (define them first)")
+        pairs = None if edges is None else self._recorded_edges(edges)
+        if isinstance(max_mb, bool) or not isinstance(max_mb, int | float) or not 0 < max_mb < 1e9:
+            raise DataflowError(f"max_mb must be a positive number of megabytes, not {max_mb!r}")
+        recording = Recording(pairs, max(1, int(max_mb * (1 << 20))))
+        if self._recording is not None:
+            self._recording.stop()
+        self._recording = recording
+        engine = self._engine
+        if self.running and engine is not None:
+            self._begin(recording, engine)
+        return recording
+
+    @property
+    def recording(self) -> Recording | None:
+        """The recording of :meth:`record`: the live one, or the last (None if none yet)."""
+        return self._recording
+
+    def _recorded_edges(self, edges: Iterable[str] | str) -> list[tuple[str, str]]:
+        """The ``(node, output)`` pairs of ``edges``, each checked against the graph."""
+        if isinstance(edges, str):
+            edges = [edges]
+        pairs = []
+        for edge in edges:
+            if not isinstance(edge, str):
+                raise GraphError(f"record {edge!r}: an edge is a 'node/output' string")
+            if not edge.startswith("dora/"):
+                pairs.append(self._output("record", edge))
+                continue
+            timers = {
+                "/".join(source_edge(inp.source))
+                for spec in self.graph
+                for inp in spec.inputs.values()
+                if inp.is_timer
+            }
+            try:
+                spec = Timer.parse(edge).spec
+            except ValueError as exc:
+                raise GraphError(f"record {edge!r}: {exc}") from None
+            if spec not in timers:
+                used = ", ".join(sorted(timers)) or "none"
+                raise GraphError(f"record {edge!r}: no node takes this timer (timers: {used})")
+            pairs.append(source_edge(spec))
+        return pairs
+
+    def _begin(self, recording: Recording, engine: Engine) -> None:
+        """Attach ``recording`` to the run of ``engine``, describing the graph as it starts."""
+        recording.begin(describe_graph(self.graph))
+        engine.record(recording)
 
     def edges(self) -> list[dict[str, Any]]:
         """Every edge with its counters: source, target, input, delivered, dropped, queued,

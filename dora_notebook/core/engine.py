@@ -52,6 +52,7 @@ from .hub import run as run_script
 from .loader import load_module, load_operator_class
 from .observe import Report
 from .protocol import EdgeCounts
+from .record import TIMER_NODE, EdgeRecorder, Recording
 from .rewire import rewire
 from .runner import (
     LATENCY_RING,
@@ -66,7 +67,7 @@ from .runner import (
     closed_marker,
     latency_p50,
 )
-from .tap import Tap
+from .tap import Sink, Tap, Tee
 
 __all__ = ["EmbeddedEngine"]
 
@@ -106,6 +107,10 @@ class EmbeddedEngine:
         self.runners = {spec.id: Runner(self, spec) for spec in graph}
         self._operators = [r for r in self.runners.values() if r.spec.kind == "operator"]
         self._timers: dict[str, list[tuple[Runner, InputQueue]]] = {}
+        # What watches the outputs: taps by (node, output), a recording, a timer's recorder.
+        self._user_taps: dict[tuple[str, str], Tap] = {}
+        self._recording: Recording | None = None
+        self._timer_recorders: dict[str, EdgeRecorder] = {}
         # dora/logs inputs by filter, and the log records still to deliver (see _route_log).
         self._log_routes: dict[logs.LogFilter, list[tuple[Runner, InputQueue]]] = {}
         self._log_out: deque[tuple[Runner, logs.LogRecord]] = deque()
@@ -202,7 +207,50 @@ class EmbeddedEngine:
         runner = self.runners.get(node_id)
         if runner is not None:
             with self.lock:
-                runner.taps[output_id] = tap
+                self._user_taps[node_id, output_id] = tap
+                self._watch(runner)
+
+    def record(self, recording: Recording) -> None:
+        """Hand ``recording`` every message sent on the outputs it wants, timers included.
+
+        It replaces any recording attached before; it stops when the run ends.
+        """
+        with self.lock:
+            if self.done.is_set():
+                recording.stop()  # the run ended as it was being attached: nothing comes
+                return
+            self._recording = recording
+            for runner in self.runners.values():
+                self._watch(runner)
+            self._timer_recorders = {}
+            for spec in self._timers:
+                self._record_timer(spec)
+
+    def _watch(self, runner: Runner) -> None:
+        """Set what takes the messages of each of ``runner``'s outputs (lock held).
+
+        Only outputs someone taps or records get an entry: the others cost the
+        sender one empty-dict check.
+        """
+        recording = self._recording
+        sinks: dict[str, Sink] = {}
+        for output in runner.routes:
+            found: list[Sink] = []
+            tap = self._user_taps.get((runner.id, output))
+            if tap is not None:
+                found.append(tap)
+            if recording is not None and recording.wants(runner.id, output):
+                found.append(recording.recorder(runner.id, output))
+            if found:
+                sinks[output] = found[0] if len(found) == 1 else Tee(*found)
+        runner.taps = sinks
+
+    def _record_timer(self, spec: str) -> None:
+        """Record timer ``spec``'s ticks if the recording wants them (lock held)."""
+        recording = self._recording
+        output = spec.partition("/")[2]
+        if recording is not None and recording.wants(TIMER_NODE, output):
+            self._timer_recorders[spec] = recording.recorder(TIMER_NODE, output)
 
     def edge(self, node_id: str, input_id: str) -> EdgeCounts:
         runner = self.runners.get(node_id)
@@ -399,9 +447,9 @@ class EmbeddedEngine:
             output = logs.node_settings(runner.spec.extra)[1]
             if output in runner.routes and not runner.finished:
                 runner.sent += 1
-                tap = runner.taps.get(output)
-                if tap is not None:
-                    tap.record(value, meta)
+                sink = runner.taps.get(output)
+                if sink is not None:
+                    sink.record(value, meta)
                 self._push_all(runner.routes[output], value, meta)
             # dora-rs 1.1 never hands a node its own records (measured with dora run:
             # a dora/logs subscriber that prints would otherwise feed itself forever).
@@ -483,6 +531,8 @@ class EmbeddedEngine:
         if not self.done.is_set():
             self._stopping.set()
             self.clock.cancel()
+            if self._recording is not None:
+                self._recording.stop()  # a recording is of one run
             self.done.set()
             self._runtime_cond.notify_all()
             capture.uninstall()
@@ -524,10 +574,10 @@ class EmbeddedEngine:
             if runner.finished:
                 return
             runner.sent += 1
-            if runner.taps:
-                tap = runner.taps.get(output_id)
-                if tap is not None:
-                    tap.record(value, meta)
+            if runner.taps:  # the one check an output nobody taps or records costs
+                sink = runner.taps.get(output_id)
+                if sink is not None:
+                    sink.record(value, meta)
             if routes:
                 seq, sent = next(self._seq), time.monotonic_ns()  # sent: for the edge's latency
                 if len(routes) == 1:
@@ -783,6 +833,7 @@ class EmbeddedEngine:
                 local.sink = None
                 return
             rewire(self, runner, spec)
+            self._watch(runner)  # its outputs may have changed
             runner.instance = new
         status = None
         try:
@@ -822,6 +873,7 @@ class EmbeddedEngine:
             runner.stop_reason = None
             runner.stop_delivered = False
             rewire(self, runner, spec)
+            self._watch(runner)  # its outputs may have changed
             runner.thread = threading.Thread(
                 target=self._run_node, args=(runner,), daemon=True, name=f"dora-node-{runner.id}"
             )
@@ -905,7 +957,7 @@ class EmbeddedEngine:
     def _schedule_timer(self, spec: str, targets: list[tuple[Runner, InputQueue]]) -> None:
         interval = Timer.parse(spec).interval
         due = time.monotonic() + interval
-        self.clock.call_at(due, self._ticker(targets, due, interval))
+        self.clock.call_at(due, self._ticker(spec, targets, due, interval))
 
     def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]:
         """The subscribers of timer ``spec``, made (and ticking) if new. Lock held."""
@@ -913,12 +965,13 @@ class EmbeddedEngine:
         targets = self._timers.get(spec)
         if targets is None:
             targets = self._timers[spec] = []
+            self._record_timer(spec)
             if self.all_ready.is_set():
                 self._schedule_timer(spec, targets)
         return targets
 
     def _ticker(
-        self, targets: list[tuple[Runner, InputQueue]], due: float, interval: float
+        self, spec: str, targets: list[tuple[Runner, InputQueue]], due: float, interval: float
     ) -> Callable[[], None]:
         def tick() -> None:
             if self._stopping.is_set():
@@ -927,8 +980,12 @@ class EmbeddedEngine:
                 now, seq, sent = utcnow(), next(self._seq), time.monotonic_ns()
                 for target, queue in targets:
                     target.push(queue, Message(_EMPTY, {"timestamp": now}, seq, sent))
+                if self._timer_recorders:
+                    recorder = self._timer_recorders.get(spec)
+                    if recorder is not None:
+                        recorder.record(_EMPTY, {"timestamp": now})
             nxt = _next_due(due, interval)
-            self.clock.call_at(nxt, self._ticker(targets, nxt, interval))
+            self.clock.call_at(nxt, self._ticker(spec, targets, nxt, interval))
 
         return tick
 

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from .events import Event
 from .graph import NodeSpec
+from .record import Recording
 from .tap import Tap
 
 __all__ = ["Counters", "EdgeCounts", "Engine"]
@@ -105,6 +106,13 @@ class Engine(Protocol):
 
     def tap(self, node_id: str, output_id: str, tap: Tap) -> None:
         """Record what ``node_id`` sends on ``output_id`` into ``tap`` from now on."""
+
+    def record(self, recording: Recording) -> None:
+        """Hand ``recording`` what is sent on the outputs it wants from now on.
+
+        Before :meth:`start`, from the first message. It replaces a recording
+        given before, and is stopped when the run ends.
+        """
 
     def edge(self, node_id: str, input_id: str) -> EdgeCounts:
         """The counters of one input of one node (zeros where the engine cannot tell)."""

@@ -1,11 +1,13 @@
 """Recordings: the messages of a run's edges, kept by reference within a memory budget.
 
 A :class:`Recording` is what ``%dora_record`` and :meth:`Dataflow.record
-<dora_notebook.Dataflow.record>` fill while a graph runs. The engine hands it
-each message it sends on a recorded output (:meth:`Recording.record`): the
-Arrow array itself, never a copy, with its metadata. Past the budget the
-oldest messages go, and are counted (:attr:`Recording.dropped`); a gap in an
-output's ``seq`` shows where.
+<dora_notebook.Dataflow.record>` fill while a graph runs. The engine holds
+one :class:`EdgeRecorder` per recorded output and hands it each message sent
+there: the Arrow array itself, never a copy, with its metadata. Past the
+budget the oldest messages go, and are counted (:attr:`Recording.dropped`);
+a gap in an output's ``seq`` shows where. Timer ticks are recorded as node
+``dora``, output ``timer/millis/20`` (the timer's spec as ``dora expand``
+spells it), so that a timer-driven node can be replayed.
 
 On disk (:meth:`Recording.save`, by suffix ``.arrow`` for Arrow IPC or
 ``.parquet``) a recording is one row per message, readable with plain
@@ -26,8 +28,8 @@ value          binary                      its value: Arrow IPC of one column ``
 
 The file's schema metadata (key ``dora_notebook.recording``) holds, as JSON,
 the graph's wiring and code when the recording started (``graph``: node id ->
-``{"kind", "inputs", "outputs", "code"}``), the edges asked for, and the drop
-counts.
+``{"kind", "inputs", "outputs", "code"}``, see :func:`describe_graph`), the
+edges asked for, and the drop counts.
 
 >>> import pyarrow as pa
 >>> rec = Recording(max_bytes=1 << 20)
@@ -41,18 +43,21 @@ counts.
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .events import utcnow
+from .graph import Graph, NodeSpec, Timer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,17 +66,24 @@ __all__ = [
     "DEFAULT_MAX_MB",
     "SCHEMA",
     "SCHEMA_KEY",
+    "TIMER_NODE",
+    "EdgeRecorder",
     "Recorded",
     "Recording",
     "RecordingError",
     "decode_value",
+    "describe_graph",
     "encode_value",
+    "size_text",
+    "source_edge",
 ]
 
 #: The memory budget of a recording when none is given (megabytes).
 DEFAULT_MAX_MB = 256
 #: The key of the file's schema metadata that holds the recording's description.
 SCHEMA_KEY = b"dora_notebook.recording"
+#: The node a timer's ticks are recorded under (its output: ``timer/millis/20``).
+TIMER_NODE = "dora"
 #: The columns of a saved recording (see the module's docstring).
 SCHEMA = pa.schema(
     [
@@ -86,6 +98,12 @@ SCHEMA = pa.schema(
     ]
 )
 _SUFFIXES = (".arrow", ".parquet")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Rows per batch of a saved file: at most this many value bytes (binary offsets are int32).
+_BATCH_BYTES = 64 << 20
+
+# One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes).
+_Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int]
 
 
 class RecordingError(ValueError):
@@ -111,12 +129,55 @@ class Recorded:
         return f"{self.node}/{self.output}"
 
 
+class EdgeRecorder:
+    """What an engine holds for one recorded output: :meth:`record` per message sent.
+
+    It numbers the output's messages and counts what the budget let go of
+    them. Made by :meth:`Recording.recorder`.
+    """
+
+    __slots__ = ("dropped", "node", "output", "recording", "seq")
+
+    def __init__(self, recording: Recording, node: str, output: str) -> None:
+        self.recording = recording
+        self.node = node
+        self.output = output
+        self.seq = 0  # messages seen on this output, kept or not
+        self.dropped = 0
+
+    def record(self, value: Any, metadata: dict[str, Any], received_ns: int = 0) -> None:
+        """Keep one message (a no-op once the recording stopped).
+
+        The engine calls it on its hot path: the value is kept by reference
+        (the engine never mutates a sent Arrow array), the metadata as a
+        shallow copy (a receiver may change the dict it was handed), and the
+        time as an integer; a :class:`Recorded` is built only when read.
+        """
+        try:  # every buffer the array keeps alive; nbytes costs 30 times more
+            size = value.get_total_buffer_size()
+        except AttributeError:
+            size = _nbytes(value)
+        meta = dict(metadata)
+        now = received_ns or time.time_ns()
+        rec = self.recording
+        with rec._lock:
+            if not rec._active:
+                return
+            seq = self.seq
+            self.seq = seq + 1
+            rec._items.append((self, seq, meta, value, now, size))
+            rec._bytes += size
+            if rec._bytes > rec.max_bytes:
+                rec._evict()
+
+
 class Recording:
     """The messages of some outputs of a run, oldest first, within ``max_bytes``.
 
-    ``edges``: the ``(node, output)`` pairs to keep, None for every one.
+    ``edges``: the ``(node, output)`` pairs to keep, None for every one
+    (timers included: ``("dora", "timer/millis/20")``).
     ``graph``: the wiring and code of the graph's nodes when it started (see
-    the module's docstring), which replay and :meth:`to_pytest` use.
+    :func:`describe_graph`), which replay and :meth:`to_pytest` use.
     Thread-safe: the engine records from its threads while the notebook reads.
     """
 
@@ -131,12 +192,15 @@ class Recording:
         self.edges = None if edges is None else frozenset(edges)
         self.max_bytes = max_bytes
         self.graph: dict[str, dict[str, Any]] = dict(graph or {})
-        self._items: deque[Recorded] = deque()
+        self._items: deque[_Item] = deque()
         self._lock = threading.Lock()
-        self._seq: dict[tuple[str, str], int] = {}
-        self._dropped: dict[tuple[str, str], int] = {}
+        self._recorders: dict[tuple[str, str], EdgeRecorder] = {}
         self._bytes = 0
         self._active = True
+        #: When a run began feeding it (:meth:`begin`); None while it waits for one.
+        self.started: datetime | None = None
+        #: What the engine could not record, in a few words (shown by :meth:`status`).
+        self.note = ""
         self.path: Path | None = None  # the file it was loaded from or last saved to
 
     # -- filling --------------------------------------------------------------------
@@ -144,6 +208,24 @@ class Recording:
     def wants(self, node: str, output: str) -> bool:
         """Whether messages of ``node/output`` are to be recorded now."""
         return self._active and (self.edges is None or (node, output) in self.edges)
+
+    def begin(self, graph: dict[str, dict[str, Any]]) -> None:
+        """A run starts feeding it: ``graph`` is its description (see :func:`describe_graph`).
+
+        The engine then hands it messages, and sets :attr:`note` if there is
+        something it cannot record.
+        """
+        self.graph = dict(graph)
+        self.started = datetime.now(timezone.utc)
+
+    def recorder(self, node: str, output: str) -> EdgeRecorder:
+        """The one :class:`EdgeRecorder` of ``node/output`` (made on first use)."""
+        key = (node, output)
+        with self._lock:
+            edge = self._recorders.get(key)
+            if edge is None:
+                edge = self._recorders[key] = EdgeRecorder(self, node, output)
+            return edge
 
     def record(
         self,
@@ -159,31 +241,21 @@ class Recording:
         kept as it is. The value is kept by reference: the engine never
         mutates a sent Arrow array.
         """
-        if not self.wants(node, output):
-            return
-        now = received or utcnow()
-        meta = dict(metadata)
-        sent = meta.pop("timestamp", None)
-        size = _nbytes(value)
-        key = (node, output)
-        with self._lock:
-            if not self._active:
-                return
-            seq = self._seq.get(key, 0)
-            self._seq[key] = seq + 1
-            item = Recorded(node, output, seq, _utc(sent) or now, now, meta, value, size)
-            self._items.append(item)
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._items:
-                old = self._items.popleft()
-                self._bytes -= old.nbytes
-                gone = (old.node, old.output)
-                self._dropped[gone] = self._dropped.get(gone, 0) + 1
+        if self.wants(node, output):
+            self.recorder(node, output).record(value, metadata, _ns(received) if received else 0)
 
     def stop(self) -> None:
         """Stop recording; what was kept stays."""
         with self._lock:
             self._active = False
+
+    def _evict(self) -> None:
+        """Let the oldest messages go until the rest fit the budget (lock held)."""
+        items = self._items
+        while self._bytes > self.max_bytes and items:
+            edge, _, _, _, _, size = items.popleft()
+            self._bytes -= size
+            edge.dropped += 1
 
     # -- reading --------------------------------------------------------------------
 
@@ -194,48 +266,63 @@ class Recording:
 
     @property
     def nbytes(self) -> int:
-        """The bytes of the values kept."""
+        """The bytes of the values kept (every buffer they keep alive)."""
         return self._bytes
 
     @property
     def dropped(self) -> int:
         """Messages the budget let go, all edges together."""
         with self._lock:
-            return sum(self._dropped.values())
+            return sum(e.dropped for e in self._recorders.values())
 
     def dropped_by_edge(self) -> dict[str, int]:
-        """Messages the budget let go, per ``node/output``."""
+        """Messages the budget let go, per ``node/output`` (edges that lost some)."""
         with self._lock:
-            return {f"{n}/{o}": count for (n, o), count in sorted(self._dropped.items())}
+            edges = sorted(self._recorders.items())
+        return {f"{n}/{o}": e.dropped for (n, o), e in edges if e.dropped}
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def _snapshot(self) -> list[_Item]:
+        with self._lock:
+            return list(self._items)
+
     def messages(self, node: str | None = None, output: str | None = None) -> list[Recorded]:
         """The kept messages, oldest first; only ``node``'s (and its ``output``'s) if given."""
-        with self._lock:
-            items = list(self._items)
-        return [
-            m
-            for m in items
-            if (node is None or m.node == node) and (output is None or m.output == output)
-        ]
+        items = self._snapshot()
+        if node is not None:
+            items = [item for item in items if item[0].node == node]
+        if output is not None:
+            items = [item for item in items if item[0].output == output]
+        return [_recorded(item) for item in items]
 
     def recorded_edges(self) -> list[str]:
         """The ``node/output`` pairs with at least one message seen, sorted."""
         with self._lock:
-            return [f"{n}/{o}" for n, o in sorted(self._seq)]
+            edges = sorted(k for k, e in self._recorders.items() if e.seq)
+        return [f"{n}/{o}" for n, o in edges]
 
     def status(self) -> str:
-        """One line: recording or stopped, messages, edges, memory against the budget, drops."""
+        """One line: recording or stopped, messages, edges, memory against the budget, drops.
+
+        A recording armed before the graph started says it waits for the start.
+        """
         with self._lock:
-            count, edges = len(self._items), len(self._seq)
-            dropped = sum(self._dropped.values())
-        state = "recording" if self._active else "stopped"
+            count = len(self._items)
+            edges = sum(1 for e in self._recorders.values() if e.seq)
+            dropped = sum(e.dropped for e in self._recorders.values())
+        if not self._active:
+            state = "stopped"
+        elif self.started is None and not count:
+            state = "armed (records from the next %dora_start)"
+        else:
+            state = "recording"
         plural = "" if edges == 1 else "s"
+        note = f" ({self.note})" if self.note else ""
         return (
             f"{state}: {count} messages on {edges} edge{plural}, "
-            f"{_size(self._bytes)} of {_size(self.max_bytes)}, {dropped} dropped"
+            f"{size_text(self._bytes)} of {size_text(self.max_bytes)}, {dropped} dropped{note}"
         )
 
     def __repr__(self) -> str:
@@ -245,22 +332,20 @@ class Recording:
 
     def to_arrow(self) -> pa.Table:
         """The kept messages as one table of :data:`SCHEMA` (values as Arrow IPC bytes)."""
-        items = self.messages()
-        columns = {
-            "node": [m.node for m in items],
-            "output": [m.output for m in items],
-            "seq": [m.seq for m in items],
-            "send_time": [m.send_time for m in items],
-            "receive_time": [m.receive_time for m in items],
-            "metadata": [json.dumps(m.metadata, default=str) for m in items],
-            "type": [str(_as_array(m.value).type) for m in items],
-            "value": [encode_value(m.value) for m in items],
-        }
-        table = pa.Table.from_pydict(columns, schema=SCHEMA)
-        return table.replace_schema_metadata({SCHEMA_KEY: json.dumps(self._description())})
+        batches = list(_batches(self._snapshot()))
+        schema = self._schema()
+        return pa.Table.from_batches(batches, schema) if batches else schema.empty_table()
+
+    def _schema(self) -> pa.Schema:
+        return SCHEMA.with_metadata({SCHEMA_KEY: json.dumps(self._description())})
 
     def save(self, path: str | Path) -> Path:
-        """Write it to ``path``: Arrow IPC (``.arrow``) or Parquet (``.parquet``), by suffix."""
+        """Write it to ``path``: Arrow IPC (``.arrow``) or Parquet (``.parquet``), by suffix.
+
+        Written batch by batch (the values are serialised once, into batches
+        of at most 64 MB), to a ``.part`` file renamed into place at the end:
+        a failed save leaves no half file under the name asked for.
+        """
         target = Path(path).expanduser()
         suffix = target.suffix.lower()
         if suffix not in _SUFFIXES:
@@ -268,21 +353,31 @@ class Recording:
                 f"cannot save a recording as {target.name!r}: the name must end in "
                 ".arrow (Arrow IPC) or .parquet"
             )
-        table = self.to_arrow()
+        items = self._snapshot()
+        schema = self._schema()
         target.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
+        part = target.with_name(target.name + ".part")
+        try:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
 
-            pq.write_table(table, target)
-        else:
-            with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-                w.write_table(table)
+                with pq.ParquetWriter(part, schema) as writer:
+                    for batch in _batches(items):
+                        writer.write_batch(batch)
+            else:
+                with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                    for batch in _batches(items):
+                        writer.write_batch(batch)
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         self.path = target
         return target
 
     @classmethod
     def load(cls, path: str | Path) -> Recording:
-        """A recording saved by :meth:`save` (stopped; values decoded lazily per message)."""
+        """A recording saved by :meth:`save` (stopped; its values read without a copy)."""
         source = Path(path).expanduser()
         if not source.is_file():
             raise RecordingError(f"no recording at {str(source)!r}")
@@ -307,28 +402,31 @@ class Recording:
             max(int(description.get("max_bytes", 0)), 1),
             description.get("graph"),
         )
-        columns = table.select(SCHEMA.names).to_pydict()
-        for i in range(table.num_rows):
-            value = decode_value(columns["value"][i])
-            size = _nbytes(value)
-            recording._items.append(
-                Recorded(
-                    columns["node"][i],
-                    columns["output"][i],
-                    columns["seq"][i],
-                    columns["send_time"][i],
-                    columns["receive_time"][i],
-                    json.loads(columns["metadata"][i] or "{}"),
-                    value,
-                    size,
-                )
-            )
-            recording._bytes += size
-            key = (columns["node"][i], columns["output"][i])
-            recording._seq[key] = max(recording._seq.get(key, 0), columns["seq"][i] + 1)
-        for edge, count in (description.get("dropped") or {}).items():
-            node, _, output = edge.partition("/")
-            recording._dropped[node, output] = int(count)
+        if description.get("started"):
+            recording.started = datetime.fromisoformat(description["started"])
+        recording.note = str(description.get("note") or "")
+        columns = table.select(["node", "output", "seq", "metadata"]).to_pydict()
+        times = {
+            name: table.column(name).cast(pa.int64()).to_pylist()
+            for name in ("send_time", "receive_time")
+        }
+        values = table.column("value")
+        row = 0
+        for chunk in values.chunks:
+            for cell in chunk:
+                value = decode_value(cell.as_buffer())
+                meta = json.loads(columns["metadata"][row] or "{}")
+                meta["timestamp"] = _from_ns(times["send_time"][row])
+                edge = recording.recorder(columns["node"][row], columns["output"][row])
+                seq = columns["seq"][row]
+                edge.seq = max(edge.seq, seq + 1)
+                size = _nbytes(value)
+                recording._items.append((edge, seq, meta, value, times["receive_time"][row], size))
+                recording._bytes += size
+                row += 1
+        for edge_name, count in (description.get("dropped") or {}).items():
+            node, _, output = edge_name.partition("/")
+            recording.recorder(node, output).dropped = int(count)
         recording._active = False
         recording.path = source
         return recording
@@ -352,27 +450,72 @@ class Recording:
         ]
         return pd.DataFrame(rows, columns=[*SCHEMA.names[:6], "value"])
 
-    def to_pytest(self, node: str, path: str | Path, code: str | Path | None = None) -> Path:
-        """Write a pytest file that replays ``node``'s recorded inputs into its code.
-
-        Beside ``path`` (``test_scale.py``) go the node's recorded inputs and
-        outputs (``test_scale.arrow``) and its code as recorded, or ``code``
-        (``scale_node.py``). The test passes while the node sends what it sent
-        in the recording, and names the first differing message when it does
-        not; see :mod:`~dora_notebook.core.testgen`.
-        """
-        from .testgen import write_pytest
-
-        return write_pytest(self, node, path, code)
-
     def _description(self) -> dict[str, Any]:
         return {
             "version": 1,
             "edges": None if self.edges is None else sorted(f"{n}/{o}" for n, o in self.edges),
             "max_bytes": self.max_bytes,
             "dropped": self.dropped_by_edge(),
+            "started": None if self.started is None else self.started.isoformat(),
+            "note": self.note,
             "graph": self.graph,
         }
+
+
+def source_edge(source: str) -> tuple[str, str]:
+    """The recorded ``(node, output)`` of an input's ``source`` (a timer's spec normalised).
+
+    >>> source_edge("cam/image"), source_edge("dora/timer/hz/50")
+    (('cam', 'image'), ('dora', 'timer/millis/20'))
+    """
+    if source.startswith(f"{TIMER_NODE}/timer/"):
+        source = Timer.parse(source).spec
+    node, _, output = source.partition("/")
+    return node, output
+
+
+def describe_graph(graph: Graph | Iterable[NodeSpec]) -> dict[str, dict[str, Any]]:
+    """Node id -> ``{"kind", "inputs", "outputs", "code"}`` of a graph, as a recording keeps it.
+
+    ``inputs`` maps each input id to its source (``node/output``, a timer in
+    the spelling :func:`source_edge` records it under, ``dora/logs...``);
+    ``code`` is the node's source text (None where there is none to read:
+    a node-hub package's console script, a builtin).
+
+    >>> from .graph import InputSpec
+    >>> spec = NodeSpec("op", "operator", {"tick": InputSpec("tick", "dora/timer/hz/50")},
+    ...                 ["out"], source="class Operator: ...")
+    >>> describe_graph([spec])["op"]["inputs"]
+    {'tick': 'dora/timer/millis/20'}
+    """
+    described = {}
+    for spec in graph:
+        inputs = {}
+        for input_id, inp in spec.inputs.items():
+            inputs[input_id] = "/".join(source_edge(inp.source)) if inp.is_timer else inp.source
+        described[spec.id] = {
+            "kind": spec.kind,
+            "inputs": inputs,
+            "outputs": list(spec.outputs),
+            "code": _code_of(spec),
+        }
+    return described
+
+
+def _code_of(spec: NodeSpec) -> str | None:
+    if spec.source is not None:
+        return spec.source
+    if spec.path is not None:
+        try:
+            return spec.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+    if spec.obj is not None:
+        try:
+            return inspect.getsource(spec.obj)
+        except (OSError, TypeError):
+            return None
+    return None
 
 
 def encode_value(value: Any) -> bytes:
@@ -381,21 +524,73 @@ def encode_value(value: Any) -> bytes:
     >>> decode_value(encode_value(pa.array([1, 2]))).to_pylist()
     [1, 2]
     """
-    array = _as_array(value)
-    batch = pa.record_batch([array], names=["value"])
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
+    _write_value(sink, value)
     return sink.getvalue().to_pybytes()
 
 
-def decode_value(data: bytes) -> pa.Array:
-    """The Arrow array :func:`encode_value` wrote."""
-    reader = pa.ipc.open_stream(pa.py_buffer(data))
+def decode_value(data: bytes | pa.Buffer) -> pa.Array:
+    """The Arrow array :func:`encode_value` wrote (without a copy of a buffer's bytes)."""
+    reader = pa.ipc.open_stream(data)
     batches = list(reader)
     if not batches:
         return pa.array([], type=reader.schema.field("value").type)
+    if len(batches) == 1:
+        return batches[0].column(0)
     return pa.concat_arrays([b.column(0) for b in batches])
+
+
+def _write_value(sink: pa.BufferOutputStream, value: Any) -> None:
+    batch = pa.record_batch([_as_array(value)], names=["value"])
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+
+
+def _batches(items: list[_Item]) -> Iterator[pa.RecordBatch]:
+    """The rows of ``items`` as record batches of :data:`SCHEMA`, each value serialised once.
+
+    A batch's values are written one after the other into one buffer, which
+    becomes the binary column as it is (no second copy).
+    """
+    start = 0
+    while start < len(items):
+        sink = pa.BufferOutputStream()
+        offsets = [0]
+        end = start
+        while end < len(items) and (end == start or sink.tell() < _BATCH_BYTES):
+            _write_value(sink, items[end][3])
+            offsets.append(sink.tell())
+            end += 1
+        chunk = items[start:end]
+        data = sink.getvalue()
+        if offsets[-1] >= 1 << 31:
+            raise RecordingError(f"a message of {size_text(offsets[-1])} is too large to save")
+        values = pa.BinaryArray.from_buffers(
+            pa.binary(), len(chunk), [None, pa.array(offsets, pa.int32()).buffers()[1], data]
+        )
+        metas = [dict(meta) for _, _, meta, _, _, _ in chunk]
+        sent = [_ns(meta.pop("timestamp", None)) for meta in metas]
+        received = [item[4] for item in chunk]
+        columns = [
+            pa.array([item[0].node for item in chunk], pa.string()),
+            pa.array([item[0].output for item in chunk], pa.string()),
+            pa.array([item[1] for item in chunk], pa.int64()),
+            pa.array([s or r for s, r in zip(sent, received, strict=True)], SCHEMA.field(3).type),
+            pa.array(received, SCHEMA.field(4).type),
+            pa.array([json.dumps(meta, default=str) for meta in metas], pa.string()),
+            pa.array([str(_as_array(item[3]).type) for item in chunk], pa.string()),
+            values,
+        ]
+        yield pa.record_batch(columns, schema=SCHEMA)
+        start = end
+
+
+def _recorded(item: _Item) -> Recorded:
+    edge, seq, meta, value, received_ns, size = item
+    meta = dict(meta)
+    received = _from_ns(received_ns)
+    sent = _utc(meta.pop("timestamp", None)) or received
+    return Recorded(edge.node, edge.output, seq, sent, received, meta, value, size)
 
 
 def _as_array(value: Any) -> pa.Array:
@@ -408,7 +603,7 @@ def _as_array(value: Any) -> pa.Array:
 
 def _nbytes(value: Any) -> int:
     if isinstance(value, pa.Array | pa.ChunkedArray):
-        return int(value.nbytes)
+        return int(value.get_total_buffer_size())
     if isinstance(value, bytes | bytearray | memoryview):
         return len(value)
     return 64  # a Python value a node sent as it is: counted, not measured
@@ -420,8 +615,24 @@ def _utc(stamp: Any) -> datetime | None:
     return None
 
 
-def _size(nbytes: float) -> str:
-    """``1.5 MB``-style text (1024-based)."""
+def _ns(stamp: Any) -> int:
+    """A datetime as integer nanoseconds since the epoch, exactly (0 for anything else)."""
+    when = _utc(stamp)
+    if when is None:
+        return 0
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _from_ns(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def size_text(nbytes: float) -> str:
+    """``1.5 MB``-style text (1024-based).
+
+    >>> size_text(512), size_text(1536), size_text(3 << 30)
+    ('512 B', '1.5 KB', '3.0 GB')
+    """
     value = float(nbytes)
     for unit in ("B", "KB", "MB"):
         if value < 1024:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import logging
 
     from .clock import Clock
-    from .tap import Tap
+    from .tap import Sink
 
 __all__ = [
     "LATENCY_RING",
@@ -231,7 +231,8 @@ class Runner:
         # Where each output goes, filled in by the engine once every runner exists.
         self.routes: dict[str, list[tuple[Runner, InputQueue]]] = {o: [] for o in spec.outputs}
         self.pending = 0  # items queued over all inputs
-        self.taps: dict[str, Tap] = {}  # output id -> tap, only for tapped outputs
+        # Output id -> what takes its messages (a tap, a recording), for such outputs only.
+        self.taps: dict[str, Sink] = {}
         self.open_inputs = len(self.queues)
         self.status = "defined"
         self.error: str | None = None

@@ -1,7 +1,9 @@
 """Taps: the last N messages of an output, kept only while someone asks for them.
 
-An output nobody taps costs one empty-dict check per message. A tap keeps a
-bounded buffer of (time, metadata, value) and turns it into a DataFrame.
+An output nobody taps or records costs one empty-dict check per message. A
+tap keeps a bounded buffer of (time, metadata, value) and turns it into a
+DataFrame. The engine hands each message of such an output to one
+:class:`Sink`: a tap, a recording's edge, or a :class:`Tee` of both.
 
 >>> import pyarrow as pa
 >>> from datetime import datetime, timezone
@@ -19,14 +21,40 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Tap"]
+__all__ = ["Sink", "Tap", "Tee"]
+
+
+class Sink(Protocol):
+    """What the engine hands each message sent on an output that someone watches."""
+
+    def record(self, value: Any, metadata: dict[str, Any]) -> None: ...
+
+
+class Tee:
+    """One sink that hands each message to several (a tapped output being recorded).
+
+    >>> seen = []
+    >>> class Keep:
+    ...     def record(self, value, metadata): seen.append(value)
+    >>> Tee(Keep(), Keep()).record(1, {}); seen
+    [1, 1]
+    """
+
+    __slots__ = ("sinks",)
+
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = sinks
+
+    def record(self, value: Any, metadata: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.record(value, metadata)
 
 
 class Tap:

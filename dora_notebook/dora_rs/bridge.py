@@ -11,9 +11,11 @@ Besides the reports, the bridge has one :data:`TAP_PREFIX` input per
 output of every node (plain dora files and node-hub packages included). The
 number of messages seen on each goes to the kernel in batches
 (:class:`Relay`, at most every :data:`FLUSH_S`); the value of a message goes
-only for an output someone taps (the kernel writes ``TAP INPUT_ID`` on the
-bridge's standard input), as Arrow IPC (:func:`tap_line`), never as
-anything to unpickle.
+only for an output someone taps or records (the kernel writes ``TAP
+INPUT_ID`` on the bridge's standard input), as Arrow IPC (:func:`tap_line`),
+never as anything to unpickle. A run recorded from its start also gives the
+bridge one :data:`TIMER_PREFIX` input per timer the graph uses, whose ticks
+go the same way (uncounted).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .procs import error_text
 __all__ = [
     "BRIDGE_ID",
     "TAP_PREFIX",
+    "TIMER_PREFIX",
     "Relay",
     "accept_reports",
     "bridge_main",
@@ -48,6 +51,8 @@ __all__ = [
 BRIDGE_ID = "dora-notebook-bridge"
 #: The bridge's inputs from the nodes' outputs are this plus a number.
 TAP_PREFIX = "dora_notebook_tap_"
+#: The bridge's inputs from the graph's timers (a recorded run only) are this plus a number.
+TIMER_PREFIX = "dora_notebook_timer_"
 #: The file the exported nodes wait for; the bridge makes it once it has joined.
 BRIDGE_READY_ENV = "DORA_NOTEBOOK_BRIDGE_READY_FILE"
 #: Counts wait at most this long in the bridge (seconds).
@@ -172,6 +177,9 @@ class Relay:
             self._counts[input_id] = self._counts.get(input_id, 0) + 1
             self._changed = True
             if input_id in self.taps:
+                self.send(tap_line(input_id, event))
+        elif input_id.startswith(TIMER_PREFIX):
+            if kind == "INPUT" and input_id in self.taps:  # ticks: recorded, not counted
                 self.send(tap_line(input_id, event))
         else:
             message = relay_event(event)
@@ -315,7 +323,7 @@ def _read_taps(stream: TextIO, taps: set[str]) -> None:
     """Add each ``TAP INPUT_ID`` line of ``stream`` to ``taps`` (the kernel's requests)."""
     for line in stream:
         word, _, input_id = line.strip().partition(" ")
-        if word == "TAP" and input_id.startswith(TAP_PREFIX):
+        if word == "TAP" and input_id.startswith((TAP_PREFIX, TIMER_PREFIX)):
             taps.add(input_id)
 
 

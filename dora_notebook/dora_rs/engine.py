@@ -78,12 +78,14 @@ from ..core.logs import STDOUT
 from ..core.observe import Report
 from ..core.params import param_text
 from ..core.protocol import EdgeCounts
+from ..core.record import TIMER_NODE, EdgeRecorder, Recording, source_edge
 from ..core.tap import Tap
 from ..errors import DataflowError
 from .bridge import (
     BRIDGE_ID,
     BRIDGE_READY_ENV,
     TAP_PREFIX,
+    TIMER_PREFIX,
     accept_reports,
     protocol_message,
     read_tap,
@@ -229,7 +231,11 @@ class DoraEngine:
         self._tap_sources: dict[str, tuple[str, str]] = {}
         self._taps: dict[str, Tap] = {}  # tap input id -> the tap it fills
         self._pending_taps: dict[tuple[str, str], Tap] = {}  # (node, output) -> tap, all asked
-        self._tap_lock = threading.Lock()  # _taps and the bridge's stdin
+        self._tap_lock = threading.Lock()  # _taps, _recorded and the bridge's stdin
+        self._wired = False  # whether _tap_sources are known (the export is written)
+        self._recording: Recording | None = None
+        self._recorded: dict[str, EdgeRecorder] = {}  # bridge input id -> its recorder
+        self._timer_sources: dict[str, str] = {}  # bridge input id -> timer/millis/20...
         self._seen: dict[str, int] = {}  # tap input id -> messages the bridge got on it
         self._drops: dict[tuple[str, str], int] = {}  # (node, input) -> dora's drop warnings
         self._closed_taps: set[str] = set()
@@ -281,6 +287,7 @@ class DoraEngine:
             if self._thread is not None:
                 self._thread.join(30.0)
             self._teardown()
+            self._end_recording()
             self.done.set()
             raise
         for node_id, counts in self.counts.items():
@@ -294,6 +301,12 @@ class DoraEngine:
         folder = self._folder / "dataflow"
         # The node files first: the descriptor names the ones present by absolute path.
         write_files(self._files, folder)
+        recording = self._recording
+        timers = [
+            spec
+            for spec in self._timers_used()
+            if recording is not None and recording.wants(*source_edge(spec))
+        ]
         descriptor = private_descriptor(
             self._files[DESCRIPTOR].decode(),
             self.graph,
@@ -302,18 +315,26 @@ class DoraEngine:
             machine=self._machine,
             placed=self._remote is not None,
             token=self._token,
+            timers=timers,
         )
         bridge = [node for node in descriptor["nodes"] if node["id"] == BRIDGE_ID]
         self._bridged = bool(bridge)
-        self._open = set(bridge[0]["inputs"] if bridge else ())
-        for input_id, mapping in (bridge[0]["inputs"] if bridge else {}).items():
+        # A timer never closes: the bridge's end is its other inputs' (see _ask_dora).
+        inputs = bridge[0]["inputs"] if bridge else {}
+        self._open = {i for i in inputs if not i.startswith(TIMER_PREFIX)}
+        for input_id, mapping in inputs.items():
             if input_id.startswith(TAP_PREFIX):
                 node_id, _, output_id = mapping["source"].partition("/")
                 self._tap_sources[input_id] = (node_id, output_id)
-        with self._tap_lock:  # the taps asked for before the start
+            elif input_id.startswith(TIMER_PREFIX):
+                self._timer_sources[input_id] = source_edge(mapping["source"])[1]
+        with self._tap_lock:  # the taps and the recording asked for before the start
             for input_id, source in self._tap_sources.items():
                 if source in self._pending_taps:
                     self._taps[input_id] = self._pending_taps[source]
+            self._wired = True
+            if recording is not None:
+                self._attach(recording)
         return write_files({DESCRIPTOR: yaml12.dump(descriptor).encode()}, folder)[0]
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -470,6 +491,7 @@ class DoraEngine:
                 if not counts.final:
                     self._emit(node_id, "status", "failed" if counts.failed else "finished")
             self._teardown()
+            self._end_recording()
             self.done.set()
 
     def _spawn_bridge(self) -> subprocess.Popen[bytes]:
@@ -489,7 +511,7 @@ class DoraEngine:
         with open(self._folder / "bridge.log", "wb") as log, self._tap_lock:
             # The taps asked for so far are arguments; later ones go to its stdin.
             proc = subprocess.Popen(
-                [*module, str(self._daemon_port), *self._taps],
+                [*module, str(self._daemon_port), *sorted({*self._taps, *self._recorded})],
                 cwd=self._folder,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -600,7 +622,7 @@ class DoraEngine:
             self._logs(message.get("texts"))
         elif kind == "COUNTS":
             self._count(message.get("counts"))
-        elif kind == "TAP" and tapped is not None:
+        elif kind == "TAP":
             self._tapped(input_id, message)
         elif kind == "INPUT_CLOSED" and counts is not None and tapped is not None:
             self._output_closed(input_id, node_id, counts)
@@ -778,16 +800,22 @@ class DoraEngine:
             self.counts[node_id].received = sum(self.edge(node_id, i).delivered for i in inputs)
 
     def _tapped(self, input_id: str, message: dict[str, Any]) -> None:
+        """A message the bridge passed on whole: to its tap and its recording."""
         tap = self._taps.get(input_id)
-        if tap is None:
+        recorder = self._recorded.get(input_id)
+        if tap is None and recorder is None:
             return
+        received = time.time_ns()
         try:
             value, metadata = read_tap(message)
         except ValueError:
             self.rejected += 1
             return
         metadata.pop(SEQ_KEY, None)  # the shim's own stamp, which node code never sees
-        tap.record(value, metadata)
+        if tap is not None:
+            tap.record(value, metadata)
+        if recorder is not None:
+            recorder.record(value, metadata, received)
 
     def _output_closed(self, input_id: str, node_id: str, counts: NodeCounts) -> None:
         """A node without the shim whose outputs all closed has ended (:meth:`_check_closed`)."""
@@ -1043,8 +1071,81 @@ class DoraEngine:
                 self._want(input_id, tap)
 
     def _want(self, input_id: str, tap: Tap) -> None:
-        """Ask the bridge for the values of ``input_id`` (lock held)."""
+        """Ask the bridge for the values of ``input_id`` for ``tap`` (lock held)."""
         self._taps[input_id] = tap
+        self._ask(input_id)
+
+    def record(self, recording: Recording) -> None:
+        """Hand ``recording`` what the nodes send on the outputs it wants (see :meth:`_attach`).
+
+        Before :meth:`start`: from the first message, timers included.
+        """
+        with self._tap_lock:
+            if self.done.is_set():
+                recording.stop()  # the run has ended: nothing comes
+                return
+            self._recording = recording
+            self._recorded = {}
+            if self._wired:
+                self._attach(recording)
+
+    def _attach(self, recording: Recording) -> None:
+        """Have the bridge pass on the values of every input ``recording`` wants (lock held).
+
+        The bridge receives every output of the nodes on the kernel's machine
+        from the start (:func:`.private._tap_inputs`), so a recording started
+        later gets those from then on. The graph's timers reach the bridge
+        only if it subscribed to them at the start, which it does for a
+        recording attached before; otherwise :attr:`Recording.note` says
+        they are missing, as it does for nodes on another machine.
+        """
+        recorded = {}
+        for input_id, (node_id, output_id) in self._tap_sources.items():
+            if recording.wants(node_id, output_id):
+                recorded[input_id] = recording.recorder(node_id, output_id)
+        for input_id, output_id in self._timer_sources.items():
+            if recording.wants(TIMER_NODE, output_id):
+                recorded[input_id] = recording.recorder(TIMER_NODE, output_id)
+        self._recorded = recorded
+        for input_id in recorded:
+            self._ask(input_id)
+        notes = []
+        timers = set(self._timer_sources.values())
+        missed = [s for s in self._timers_used() if recording.wants(*source_edge(s))]
+        if any(source_edge(s)[1] not in timers for s in missed):
+            notes.append(
+                "timers not recorded: on the dora engine only a recording started before "
+                "%dora_start gets them"
+            )
+        reachable = set(self._tap_sources.values())
+        elsewhere = [
+            spec.id
+            for spec in self.graph
+            if any(
+                recording.wants(spec.id, o) and (spec.id, o) not in reachable for o in spec.outputs
+            )
+        ]
+        if elsewhere:
+            notes.append("not recorded, on another machine: " + ", ".join(elsewhere))
+        recording.note = "; ".join(notes)
+
+    def _timers_used(self) -> list[str]:
+        """The timers the graph's nodes take, each in the spelling recorded (sorted)."""
+        specs = {
+            "/".join(source_edge(inp.source))
+            for spec in self.graph
+            for inp in spec.inputs.values()
+            if inp.is_timer
+        }
+        return sorted(specs)
+
+    def _end_recording(self) -> None:
+        with self._tap_lock:
+            if self._recording is not None:
+                self._recording.stop()  # a recording is of one run
+
+    def _ask(self, input_id: str) -> None:
+        """Ask the bridge for the values of ``input_id`` (lock held; once the bridge runs)."""
         proc = self._bridge_proc
         if proc is not None and proc.stdin is not None and not proc.stdin.closed:
             with contextlib.suppress(OSError, ValueError):  # the bridge has ended

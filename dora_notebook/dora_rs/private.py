@@ -6,18 +6,20 @@ node files named by absolute path, each cell node's extra reports output
 (:data:`REPORTS_OUTPUT`) and the engine's variables in its ``env``, and one
 dynamic node, :data:`~dora_notebook.dora_rs.bridge.BRIDGE_ID`, taking every
 reports output and every output on the kernel's machine (for taps and
-counts). The engine and a hot swap (:mod:`.swap`) both build from it.
+counts), and, for a run recorded from its start, every timer the graph uses.
+The engine and a hot swap (:mod:`.swap`) both build from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..core.graph import Graph
-from .bridge import BRIDGE_ID, TAP_PREFIX
+from .bridge import BRIDGE_ID, TAP_PREFIX, TIMER_PREFIX
 from .export import has_context
 from .shim import INPUTS_ENV, READY_ENV, REPORTS_ENV, STATS_ENV, TOKEN_ENV
 
@@ -48,6 +50,7 @@ def private_descriptor(
     machine: str | None = None,
     placed: bool = True,
     token: str = "",
+    timers: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The exported descriptor plus the bridge node and the reports outputs.
 
@@ -55,7 +58,10 @@ def private_descriptor(
     false (one local daemon) every ``deploy`` is dropped; otherwise nodes
     placed nowhere, and the bridge, go to ``machine`` when it is given. Each
     cell node's ``env`` gets the engine's own variables, ``token`` (the
-    run's secret) among them, on top of what the graph declares.
+    run's secret) among them, on top of what the graph declares. Each of
+    ``timers`` (``dora/timer/...``) becomes an input of the bridge too: a
+    recording's, which dora-rs 1.1 can give only from the start (see
+    :func:`_tap_inputs`), and which costs the bridge a wake-up per tick.
     """
     descriptor = yaml.safe_load(text)
     sources = {}
@@ -87,6 +93,12 @@ def private_descriptor(
             **BRIDGE_INPUT,
         }
     sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
+    for number, timer in enumerate(sorted(set(timers))):
+        sources[f"{TIMER_PREFIX}{number}"] = {
+            "source": timer,
+            "queue_size": TAP_QUEUE,
+            **BRIDGE_INPUT,
+        }
     if sources:
         bridge: dict[str, Any] = {
             "id": BRIDGE_ID,
