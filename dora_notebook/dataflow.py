@@ -337,7 +337,7 @@ class Dataflow:
         return self.stop()
 
     def clear(self) -> list[str]:
-        """Stop the graph and forget every node, its state and its taps.
+        """Stop the graph and forget every node, its state, its taps and its recording.
 
         Returns the nodes that were stuck when stopping. The code of a node
         blocked in a C call runs on until the call returns (see
@@ -347,7 +347,8 @@ class Dataflow:
         for state in self._states.values():
             state.release()  # its panel outlives the graph, and must not keep the run reachable
         if self._recording is not None:
-            self._recording.stop()  # what it kept stays readable (and savable)
+            self._recording.stop()  # who holds it can still read and save what it kept
+        self._recording = None
         self.graph.clear()
         self._states.clear()
         self._taps.clear()

@@ -330,14 +330,14 @@ def test_a_tapped_output_being_recorded_feeds_both() -> None:
     assert [m.value[0].as_py() for m in rec.messages()] == list(range(4))
 
 
-def test_a_new_recording_stops_the_last_and_a_reset_stops_the_live_one() -> None:
+def test_a_new_recording_stops_the_last_and_a_reset_stops_and_forgets_the_live_one() -> None:
     flow = counter_flow()
     first = flow.record()
     second = flow.record(["src/n"], max_mb=0.5)
     assert not first.active and second.active and flow.recording is second
     assert second.max_bytes == 1 << 19
     flow.clear()
-    assert not second.active and flow.recording is second
+    assert not second.active and flow.recording is None
 
 
 def test_an_output_a_hot_swap_adds_is_recorded_when_every_edge_is() -> None:

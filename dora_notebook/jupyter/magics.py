@@ -8,6 +8,7 @@ the Python API, and displays the result. The graph is the kernel's one
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from traitlets import Float
 
 from ..core.build import not_built_note
 from ..core.params import param_text
+from ..core.record import DEFAULT_MAX_MB, Recording, RecordingError, size_text
 from ..dataflow import check_start
 from ..dora_rs.media import HZ_ENV as MEDIA_HZ_ENV
 from ..errors import DataflowError, ReloadError, StopInterrupted
@@ -317,6 +319,93 @@ class DoraMagics(Magics):
         return frame
 
     @magic_arguments()
+    @argument(
+        "action",
+        choices=["start", "stop", "status", "save"],
+        metavar="start|stop|status|save",
+        help="what to do",
+    )
+    @argument(
+        "args",
+        nargs="*",
+        metavar="EDGE|PATH",
+        help="start: the edges to record, node/output or dora/timer/... (none: every "
+        "output of every node and every timer); save: the file, .arrow or .parquet",
+    )
+    @argument(
+        "--max-mb",
+        type=float,
+        metavar="N",
+        help=f"start: the memory budget in MB (default {DEFAULT_MAX_MB}); past it the "
+        "oldest messages go, counted per edge",
+    )
+    @line_magic
+    def dora_record(self, line: str) -> None:
+        """Record what the graph sends, to replay it, compare runs, or save it for pandas.
+
+        ``%dora_record start [EDGE ...] [--max-mb N]`` records the messages
+        sent on the named outputs (``node/output``; without any, every
+        output of every node, consumed or not, and every timer) while the
+        graph runs, by reference (nothing is copied), within N MB: past it
+        the oldest messages go and are counted. Started while the graph is
+        stopped, it records from the next ``%dora_start``; it records one
+        run. ``stop`` ends it (what it kept stays), ``status`` says how much
+        it holds and what it dropped per edge, ``save PATH`` writes it as
+        Arrow IPC (``.arrow``) or Parquet (``.parquet``): one row per message
+        with node, output, seq, send_time, receive_time, metadata (JSON),
+        type and value (Arrow IPC bytes), readable with plain pandas or
+        pyarrow (``dora_notebook.Recording.load(PATH)`` gives the values
+        back as Arrow arrays). From Python: ``dora_notebook.current().record()``.
+        """
+        if set(line.split()) & {"-h", "--help"}:
+            print(inspect.getdoc(self.dora_record))
+            return
+        args = _parse(self.dora_record, line)
+        if args.max_mb is not None and args.action != "start":
+            raise UsageError(f"--max-mb applies to %dora_record start, not {args.action}")
+        if args.action in ("stop", "status") and args.args:
+            raise UsageError(f"%dora_record {args.action} takes no argument")
+        flow = session.current()
+        recording = flow.recording
+        if args.action == "start":
+            self._record_start(args.args, args.max_mb)
+        elif args.action == "save":
+            if len(args.args) != 1:
+                raise UsageError("give one file: %dora_record save PATH (.arrow or .parquet)")
+            if recording is None:
+                raise UsageError("nothing to save: start a recording with %dora_record start")
+            print(_save(recording, args.args[0]))
+        elif recording is None:
+            print("no recording: start one with %dora_record start [EDGE ...]")
+        else:
+            if args.action == "stop":
+                recording.stop()
+            print(recording.status())
+            drops = recording.dropped_by_edge()
+            if drops:
+                print("dropped: " + ", ".join(f"{e} {n}" for e, n in drops.items()))
+
+    @staticmethod
+    def _record_start(edges: list[str], max_mb: float | None) -> None:
+        flow = session.current()
+        if max_mb is not None and not 0 < max_mb < 1e9:
+            raise UsageError(f"--max-mb must be a positive number of megabytes, not {max_mb:g}")
+        previous = flow.recording
+        was_live = previous is not None and previous.active
+        try:
+            recording = flow.record(edges or None, DEFAULT_MAX_MB if max_mb is None else max_mb)
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
+        what = ", ".join(edges) if edges else "every edge and timer"
+        when = "" if flow.running else "; records from the next %dora_start"
+        line = f"recording {what} (budget {size_text(recording.max_bytes)}){when}"
+        if was_live and previous is not None:
+            line += f"; the previous recording stopped with {len(previous)} messages"
+        if flow.running and flow.engine is not None and recording.note:
+            line += f" ({recording.note})"
+        print(line)
+
+    @magic_arguments()
     @argument("node_id", metavar="NODE", help="the node")
     @argument("key", nargs="?", metavar="KEY", help="the parameter (without it: list them all)")
     @argument(
@@ -384,7 +473,7 @@ class DoraMagics(Magics):
     @magic_arguments()
     @line_magic
     def dora_reset(self, line: str) -> None:
-        """Stop the graph and forget every node (threads and panels included).
+        """Stop the graph and forget every node (threads, panels and the recording included).
 
         Helper modules the nodes imported from their folders are forgotten
         too: the next run loads them anew, edits included.
@@ -393,6 +482,24 @@ class DoraMagics(Magics):
         note = _stop()  # before the reset forgets where nodes are blocked
         session.reset()
         print("reset" + note)
+
+
+def _save(recording: Recording, path: str) -> str:
+    """Save ``recording`` to ``path``; the line saying where, how much and how fast."""
+    count = len(recording)  # what save() takes: it writes what the recording holds as it starts
+    began = time.perf_counter()
+    try:
+        target = recording.save(path).resolve()
+    except (RecordingError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    took = time.perf_counter() - began
+    size = target.stat().st_size
+    rate = f", {size / took / (1 << 20):.0f} MB/s" if took > 0 else ""
+    live = "; still recording: this is what it held now" if recording.active else ""
+    return (
+        f"saved {count} message{'' if count == 1 else 's'} ({size_text(size)}) to {target} "
+        f"in {took:.2f} s{rate}{live}"
+    )
 
 
 def _stop() -> str:
