@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .core.events import DoraStatus
     from .core.observe import LogLine, NodeState, Report
     from .core.record import Recording
+    from .core.replay import ReplayResult
     from .dataflow import Dataflow, current
     from .errors import DataflowError, GraphError, NodeError
 
@@ -37,6 +38,7 @@ _LAZY = {
     "NodeError": "errors",
     "NodeState": "core.observe",
     "Recording": "core.record",
+    "ReplayResult": "core.replay",
     "Report": "core.observe",
     "current": "dataflow",
 }
@@ -52,6 +54,7 @@ __all__ = [
     "NodeError",
     "NodeState",
     "Recording",
+    "ReplayResult",
     "Report",
     "__version__",
     "current",

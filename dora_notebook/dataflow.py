@@ -61,8 +61,11 @@ from .core.params import (
     param_event,
     param_text,
 )
+from .core.playback import check_speed
 from .core.protocol import EdgeCounts, Engine
-from .core.record import DEFAULT_MAX_MB, Recording, describe_graph, source_edge
+from .core.record import DEFAULT_MAX_MB, Recording, RecordingError, describe_graph, source_edge
+from .core.replay import ReplayResult, check_options
+from .core.replay import replay as replay_node
 from .core.tap import Tap
 from .errors import DataflowError, GraphError, ReloadError
 
@@ -279,8 +282,13 @@ class Dataflow:
         coordinator: str | None = None,
         machine: str | None = None,
         daemon_port: int | None = None,
+        replay_speed: float | None = None,
     ) -> None:
         """Validate the graph and start it in the background; return at once.
+
+        ``replay_speed`` paces the inputs that play a recording
+        (``dora/replay/PATH/NODE/OUTPUT``): X times the recorded pace (1 by
+        default), 0 as fast as the queues take them (nothing dropped).
 
         ``engine="dora"`` runs it on dora-rs, one process per node, on a
         coordinator and daemon started on loopback for this run, or on the
@@ -291,13 +299,18 @@ class Dataflow:
         still reach :meth:`node` and :meth:`subscribe` (see
         :mod:`dora_notebook.dora_rs.engine`).
         """
-        check_start(engine, coordinator, machine, daemon_port)
+        check_start(engine, coordinator, machine, daemon_port, replay_speed=replay_speed)
         if self.running:
             raise DataflowError("the dataflow is already running; stop it first")
         self.graph.validate()
         if not len(self.graph):
             raise GraphError("the dataflow has no nodes")
-        options = {"coordinator": coordinator, "machine": machine, "daemon_port": daemon_port}
+        options = {
+            "coordinator": coordinator,
+            "machine": machine,
+            "daemon_port": daemon_port,
+            "replay_speed": replay_speed,
+        }
         number = next(self._runs)
         report = functools.partial(self._publish, number)
         run = ENGINES[engine](self, report, **{k: v for k, v in options.items() if v is not None})
@@ -639,10 +652,57 @@ class Dataflow:
                 )
         return rows
 
+    # -- replay ----------------------------------------------------------------
 
-def _embedded(flow: Dataflow, report: Callable[[Report], None]) -> Engine:
+    def replay(
+        self,
+        node: str,
+        source: Recording | str | Path | None = None,
+        last: int | None = None,
+        speed: float = 0.0,
+    ) -> ReplayResult:
+        """Feed ``node``'s recorded inputs into its current definition, alone; compare.
+
+        ``source``: a :class:`Recording` or the path of a saved one; by default
+        :attr:`recording` (the live or last one). The node runs by itself on
+        a private embedded engine (this graph, running or stopped, is not
+        touched), its inputs wired as they are now and given the recorded
+        messages of those edges, in the order they were sent, at the recorded
+        times. ``last``: only the last N input messages. ``speed``: 0 as fast
+        as the node's queues allow (nothing dropped), X times the recorded pace.
+
+        The :class:`~dora_notebook.core.replay.ReplayResult` holds what the
+        node sends now beside what it sent in the recording, output by output:
+        ``result.summary()`` reads ``op/out: 98 same, 2 changed (first: #17),
+        0 new, 0 missing``.
+        """
+        if node not in self.graph:
+            known = ", ".join(s.id for s in self.graph) or "none"
+            raise GraphError(f"replay: no node {node!r} (nodes: {known})")
+        check_options(last, speed)
+        if source is None:
+            source = self.recording
+            if source is None:
+                raise DataflowError(
+                    "replay: there is no recording: record a run first (%dora_record start, "
+                    "Dataflow.record()) or give one (--from PATH, source=PATH)"
+                )
+        if not isinstance(source, Recording):
+            try:
+                source = Recording.load(source)
+            except RecordingError as exc:
+                raise DataflowError(f"replay: {exc}") from None
+        graph = Graph()
+        graph.add(copy.copy(self.graph[node]))
+        spec = next(iter(for_embedded(graph, self.descriptor_extra())))
+        return replay_node(spec, source, NODE_API, last=last, speed=speed)
+
+
+def _embedded(
+    flow: Dataflow, report: Callable[[Report], None], replay_speed: float = 1.0
+) -> Engine:
     graph = for_embedded(flow.graph, flow.descriptor_extra())
-    return EmbeddedEngine(graph, report, NODE_API, flow.descriptor())
+    return EmbeddedEngine(graph, report, NODE_API, flow.descriptor(), replay_speed=replay_speed)
 
 
 def _dora(
@@ -672,6 +732,7 @@ def check_start(
     machine: str | None = None,
     daemon_port: int | None = None,
     *,
+    replay_speed: float | None = None,
     as_flags: bool = False,
 ) -> None:
     """Refuse start options that do not go together, in one line.
@@ -688,7 +749,9 @@ def check_start(
     """
 
     def name(option: str) -> str:
-        return "--" + option.replace("_", "-") if as_flags else option
+        if not as_flags:
+            return option
+        return "--speed" if option == "replay_speed" else "--" + option.replace("_", "-")
 
     dora = "--engine dora" if as_flags else "engine='dora'"
     if engine not in ENGINES:
@@ -700,6 +763,14 @@ def check_start(
             # Without a coordinator the run has a daemon of its own: nothing to name.
             with_coordinator = "--coordinator HOST:PORT" if as_flags else "with a coordinator"
             raise DataflowError(f"{name(option)} applies to {dora} {with_coordinator}")
+    if replay_speed is not None:
+        if engine != "embedded":
+            # dora-rs has no input that plays a recording (see core.playback).
+            raise DataflowError(f"{name('replay_speed')} applies to the embedded engine")
+        try:
+            check_speed(replay_speed, name("replay_speed"))
+        except ValueError as exc:
+            raise DataflowError(str(exc)) from None
     if daemon_port is not None and not 0 < daemon_port < 65536:
         colon = ":" if as_flags else ""
         raise DataflowError(f"{name('daemon_port')}{colon} {daemon_port} is not a port number")

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..core.clock import monotonic_utc
 from ..core.events import Event, check_metadata, error_event
 from ..core.extensions import table_of
 from ..core.runner import Runner, bound_runner
@@ -303,8 +302,11 @@ class Node:
         return self._restarts
 
     def timestamp(self) -> datetime:
-        """Now, as a UTC datetime that never goes backwards (dora reads its HLC)."""
-        return monotonic_utc()
+        """Now, as a UTC datetime that never goes backwards (dora reads its HLC).
+
+        In a replay (``%dora_replay``) it is the recorded time of the event being handled.
+        """
+        return self._engine.now(self._runner)
 
     # -- the extension store ---------------------------------------------------------
 

@@ -25,16 +25,18 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from ..errors import NodeError, StopInterrupted
+from ..errors import GraphError, NodeError, StopInterrupted
 from . import capture, logs
 from .blocked import blocked_at
-from .clock import Clock
+from .clock import Clock, monotonic_utc
 from .events import (
     Event,
     check_metadata,
@@ -47,12 +49,13 @@ from .events import (
     to_arrow,
     utcnow,
 )
-from .graph import Graph, NodeSpec, Timer
+from .graph import Graph, NodeSpec, ReplaySource, Timer
 from .hub import run as run_script
 from .loader import load_module, load_operator_class
 from .observe import Report
+from .playback import Playback, Source, check_speed
 from .protocol import EdgeCounts
-from .record import TIMER_NODE, EdgeRecorder, Recording
+from .record import TIMER_NODE, EdgeRecorder, Recording, RecordingError
 from .rewire import rewire
 from .runner import (
     LATENCY_RING,
@@ -95,7 +98,15 @@ class EmbeddedEngine:
         report: Callable[[Report], None],
         api: NodeApi,
         descriptor: dict[str, Any] | None = None,
+        *,
+        recordings: Mapping[str, Source] | None = None,
+        replay_speed: float = 1.0,
+        recorded_time: datetime | None = None,
     ) -> None:
+        """``recordings``, ``replay_speed``: what plays ``dora/replay/KEY/...`` inputs
+        (see :meth:`replay_routes`) and how fast. ``recorded_time``: run on the
+        recorded time, not the wall clock (see :meth:`now`), from that instant.
+        """
         graph.validate()
         self.graph = graph
         self.descriptor = descriptor if descriptor is not None else graph.to_descriptor()
@@ -114,6 +125,15 @@ class EmbeddedEngine:
         # dora/logs inputs by filter, and the log records still to deliver (see _route_log).
         self._log_routes: dict[logs.LogFilter, list[tuple[Runner, InputQueue]]] = {}
         self._log_out: deque[tuple[Runner, logs.LogRecord]] = deque()
+        # Recordings played as sources: what was given by key, what was loaded, their players.
+        self._recordings: dict[str, Source] = dict(recordings or {})
+        self._replay_speed = check_speed(replay_speed, "replay_speed")
+        self._playbacks: list[Playback] = []
+        self._playing = False  # start() started them; one made later starts at once
+        # A speed-0 playback waits on room for a full queue, notified while room_wanted.
+        self.room = threading.Condition(self.lock)
+        self.room_wanted = 0
+        self._recorded_time = recorded_time
         for runner in self.runners.values():
             for input_id, spec in runner.spec.inputs.items():
                 route = (runner, runner.queues[input_id])
@@ -121,6 +141,8 @@ class EmbeddedEngine:
                     self._timers.setdefault(spec.timer.spec, []).append(route)
                 elif spec.is_logs:
                     self.log_routes(spec.source).append(route)
+                elif spec.is_replay:
+                    self.replay_routes(spec.source).append(route)
                 else:
                     self.runners[spec.source_node].routes[spec.source_output].append(route)
         self._ready_ops: deque[Runner] = deque()
@@ -164,6 +186,8 @@ class EmbeddedEngine:
                     name=f"dora-node-{runner.id}",
                 )
                 threads.append(runner.thread)
+        threads += [playback.thread for playback in self._playbacks]
+        self._playing = True
         self._threads = threads
         self.clock.start()
         for runner in self.runners.values():
@@ -277,6 +301,7 @@ class EmbeddedEngine:
                 runner.stop_reason = "MANUAL"
             self.wake(runner)
         self._runtime_cond.notify_all()
+        self.room.notify_all()
 
     def stop(self, timeout: float = 2.0) -> list[str]:
         """Stop the graph; return within ``timeout`` seconds.
@@ -367,6 +392,73 @@ class EmbeddedEngine:
     def next_seq(self) -> int:
         """The next number in the engine's arrival order (messages and close markers)."""
         return next(self._seq)
+
+    def made_room(self) -> None:
+        """A queue may have room now: wake the playbacks waiting for some."""
+        if self.room_wanted:
+            self.room.notify_all()
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once the run is asked to stop, or has ended."""
+        return self._stopping
+
+    # -- time and recordings ---------------------------------------------------
+
+    def now(self, runner: Runner) -> datetime:
+        """What time it is for ``runner``'s code (``Node.timestamp``, a sent ``timestamp``).
+
+        The wall clock; in a replay (``recorded_time``), the recorded send time
+        of the latest event the node was handed, so that a node replayed twice
+        sees the same times, those of the recorded run.
+        """
+        if self._recorded_time is None:
+            return monotonic_utc()
+        metadata = runner.context._metadata()
+        stamp = metadata.get("timestamp") if metadata else None
+        if isinstance(stamp, datetime):
+            self._recorded_time = stamp
+        return self._recorded_time
+
+    def replay_routes(self, source: str) -> list[tuple[Runner, InputQueue]]:
+        """The subscribers of ``dora/replay/PATH/NODE/OUTPUT`` (made, and playing, if new).
+
+        ``PATH`` is a key of the ``recordings`` the engine was given, or a
+        recording's file (relative to the working directory), loaded once per
+        run. Every edge of one recording is played by one :class:`Playback`
+        (one order between them), unless it started already: a node that
+        subscribes later gets its own. Raises :class:`GraphError` in one line
+        if the file or the edge is not there. Lock held (or not yet running).
+        """
+        replay = ReplaySource.parse(source)
+        recording = self._recording_at(replay.path, source)
+        edge = f"{replay.node}/{replay.output}"
+        if edge not in recording.recorded_edges():
+            recorded = ", ".join(recording.recorded_edges()) or "none"
+            raise GraphError(
+                f"{source}: the recording at {replay.path!r} has no message of {edge} "
+                f"(recorded: {recorded})"
+            )
+        for playback in self._playbacks:
+            if playback.source is recording and not playback.started:
+                return playback.routes(replay.node, replay.output)
+        playback = Playback(replay.path, recording, self._replay_speed, self)
+        self._playbacks.append(playback)
+        routes = playback.routes(replay.node, replay.output)
+        if self._playing:  # a hot swap subscribed it
+            self._threads.append(playback.thread)
+            playback.start()
+        return routes
+
+    def _recording_at(self, path: str, source: str) -> Source:
+        recording = self._recordings.get(path)
+        if recording is None:
+            try:
+                recording = Recording.load(Path(path).expanduser().absolute())
+            except RecordingError as exc:
+                raise GraphError(f"{source}: {exc}") from None
+            self._recordings[path] = recording
+        return recording
 
     def wake(self, runner: Runner) -> None:
         if runner.is_operator:
@@ -497,6 +589,7 @@ class EmbeddedEngine:
             return
         runner.finished = True
         runner.clear()
+        self.made_room()  # a playback waiting for its queue plays on (into nothing)
         self._close_outputs(runner)
         runner.sink.flush()
         runner.context.flush_progress()  # the last progress precedes the final status
@@ -531,6 +624,8 @@ class EmbeddedEngine:
         if not self.done.is_set():
             self._stopping.set()
             self.clock.cancel()
+            if self._playbacks:
+                self.room.notify_all()
             if self._recording is not None:
                 self._recording.stop()  # a recording is of one run
             self.done.set()
@@ -569,7 +664,7 @@ class EmbeddedEngine:
             raise NodeError(str(exc)) from exc
         # As in dora, a forwarded timestamp is kept: it dates the original input.
         if "timestamp" not in meta:
-            meta["timestamp"] = utcnow()
+            meta["timestamp"] = utcnow() if self._recorded_time is None else self.now(runner)
         with self.lock:
             if runner.finished:
                 return
@@ -673,6 +768,7 @@ class EmbeddedEngine:
                 if not self._handle_batch():
                     return
                 with self.lock:
+                    self.made_room()  # the batch handed out its messages: their queues have room
                     if self._reloads or not self._ready_ops:
                         return  # the loop above waits, or reloads
                     self._batch = iter(self._next_operator_events())

@@ -41,9 +41,11 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_NODES",
     "MAX_QUEUE_SIZE",
+    "REPLAY_PREFIX",
     "Graph",
     "InputSpec",
     "NodeSpec",
+    "ReplaySource",
     "Timer",
     "check_data_id",
     "check_node_id",
@@ -79,6 +81,8 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 # Nanoseconds per whole-number timer unit, and the units a timer is named in.
 _TIMER_UNITS = {"secs": 1_000_000_000, "millis": 1_000_000, "micros": 1_000, "nanos": 1}
 _TIMER_SPEC_UNITS = list(_TIMER_UNITS.items())
+#: How a recording played as a source begins (see :class:`ReplaySource`).
+REPLAY_PREFIX = "dora/replay/"
 # A number as Rust's f64 parser reads it (no '_', no spaces), for hz.
 _RUST_FLOAT = re.compile(
     r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$", re.I
@@ -221,6 +225,43 @@ class Timer:
         return cls(nanos)
 
 
+@dataclass(frozen=True)
+class ReplaySource:
+    """A recording as a source: ``dora/replay/PATH/NODE/OUTPUT`` plays the recorded
+    messages of ``NODE/OUTPUT`` from the recording at ``PATH``.
+
+    ``PATH`` may hold ``/`` (the last two parts are the node and the output); a
+    relative one is resolved against the working directory when the graph
+    starts. Only the embedded engine plays recordings: dora-rs has no such input.
+
+    >>> ReplaySource.parse("dora/replay/runs/day1.arrow/cam/image")
+    ReplaySource(path='runs/day1.arrow', node='cam', output='image')
+    """
+
+    path: str
+    node: str
+    output: str
+
+    @property
+    def spec(self) -> str:
+        return f"{REPLAY_PREFIX}{self.path}/{self.node}/{self.output}"
+
+    @classmethod
+    def parse(cls, text: str) -> ReplaySource:
+        """Parse a replay source; raise ``ValueError`` with the reason if it is bad."""
+        path, _, edge = text.removeprefix(REPLAY_PREFIX).rpartition("/")
+        path, _, node = path.rpartition("/")
+        if not text.startswith(REPLAY_PREFIX) or not path or not node or not edge:
+            raise ValueError(
+                f"{text!r} is not a recording source: use dora/replay/PATH/NODE/OUTPUT "
+                "(PATH: a recording saved by %dora_record save)"
+            )
+        for part in (node, edge):
+            if not _ID_RE.match(part):
+                raise ValueError(f"{text!r}: {part!r} is not a node or output id")
+        return cls(path, node, edge)
+
+
 @dataclass
 class InputSpec:
     """One input of a node: where it comes from and how long its queue is."""
@@ -234,7 +275,16 @@ class InputSpec:
 
     @property
     def is_timer(self) -> bool:
-        return self.source.startswith("dora/") and not self.is_logs
+        return self.source.startswith("dora/") and not self.is_logs and not self.is_replay
+
+    @property
+    def is_replay(self) -> bool:
+        """A ``dora/replay/PATH/NODE/OUTPUT`` input: a recording played as a source."""
+        return self.source.startswith(REPLAY_PREFIX)
+
+    @property
+    def replay(self) -> ReplaySource:
+        return ReplaySource.parse(self.source)
 
     @property
     def is_logs(self) -> bool:
@@ -376,6 +426,16 @@ def parse_input(
             LogFilter.parse(value)
         except ValueError as exc:
             raise GraphError(f"{where}: {exc}") from None
+    elif spec.is_replay:
+        if any_engine:
+            raise GraphError(
+                f"{where}: {value!r}: a recording plays as a source on the embedded engine "
+                "only (dora-rs has no dora/replay input)"
+            )
+        try:
+            spec.replay  # noqa: B018 - parsing is the check
+        except ValueError as exc:
+            raise GraphError(f"{where}: {exc}") from None
     elif spec.is_timer:
         try:
             spec.timer  # noqa: B018 - parsing is the check
@@ -455,7 +515,7 @@ class Graph:
         for spec in self:
             self._check_node(spec)
             for inp in spec.inputs.values():
-                if inp.is_timer or inp.is_logs:
+                if inp.source.startswith("dora/"):  # timers, logs and recordings
                     continue
                 where = f"node {spec.id!r}: inputs.{inp.input_id}"
                 source = self._nodes.get(inp.source_node)

@@ -7,16 +7,23 @@ ticking). Called with the engine's lock held.
 
 from __future__ import annotations
 
-from .graph import NodeSpec
+from ..errors import GraphError
+from .graph import REPLAY_PREFIX, NodeSpec
 from .runner import Host, InputQueue, Runner, closed_marker
 
 __all__ = ["rewire"]
 
 
-def _routes_of(engine: Host, source: str) -> list[tuple[Runner, InputQueue]] | None:
+def _routes_of(engine: Host, runner: Runner, source: str) -> list[tuple[Runner, InputQueue]] | None:
     """The subscriber list that feeds an input with this ``source``."""
     if source == "dora/logs" or source.startswith("dora/logs/"):
         return engine.log_routes(source)
+    if source.startswith(REPLAY_PREFIX):
+        try:
+            return engine.replay_routes(source)
+        except GraphError as exc:  # the input is closed from the start; the panel says why
+            engine.emit(runner.id, "warning", str(exc))
+            return None
     if source.startswith("dora/"):
         return engine.timer_routes(source)
     node, _, output = source.partition("/")
@@ -31,7 +38,7 @@ def rewire(engine: Host, runner: Runner, spec: NodeSpec) -> None:
         new = spec.inputs.get(input_id)
         if new is not None and new.source == inp.source:
             continue
-        routes = _routes_of(engine, inp.source)
+        routes = _routes_of(engine, runner, inp.source)
         queue = runner.queues[input_id]
         if routes is not None:
             routes[:] = [r for r in routes if r[1] is not queue]
@@ -51,7 +58,7 @@ def rewire(engine: Host, runner: Runner, spec: NodeSpec) -> None:
             continue
         queue.source = inp.source
         queue.timer = inp.is_timer
-        routes = _routes_of(engine, inp.source)
+        routes = _routes_of(engine, runner, inp.source)
         upstream = engine.runners.get(inp.source.partition("/")[0])
         if routes is None or (upstream is not None and upstream.finished):
             # Its source is gone or done: the input is closed from the start.

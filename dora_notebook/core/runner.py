@@ -24,6 +24,7 @@ from .logs import LogRecord
 
 if TYPE_CHECKING:
     import logging
+    from datetime import datetime
 
     from .clock import Clock
     from .tap import Sink
@@ -50,6 +51,7 @@ class NodeContext(Protocol):
     and given the records its code logs with Python's ``logging``."""
 
     def _set_event(self, event: Event) -> None: ...
+    def _metadata(self) -> dict[str, Any] | None: ...
     def log_record(self, record: logging.LogRecord) -> None: ...
 
 
@@ -79,8 +81,12 @@ class Host(Protocol):
     descriptor: dict[str, Any]
     job_id: str
     clock: Clock
+    room_wanted: int
 
     def next_seq(self) -> int: ...
+    def made_room(self) -> None: ...
+    def now(self, runner: Runner) -> datetime: ...
+    def replay_routes(self, source: str) -> list[tuple[Runner, InputQueue]]: ...
     def emit(self, node_id: str, kind: str, data: Any) -> None: ...
     def wake(self, runner: Runner) -> None: ...
     def timer_routes(self, spec: str) -> list[tuple[Runner, InputQueue]]: ...
@@ -199,7 +205,8 @@ class InputQueue:
     def __init__(self, input_id: str, source: str, capacity: int) -> None:
         self.input_id = input_id
         self.source = source
-        self.timer = source.startswith("dora/")
+        # Ticks and log records are nobody's messages (a recording played is).
+        self.timer = source.startswith("dora/") and not source.startswith("dora/replay/")
         self.capacity = capacity
         self.items: deque[Message | Closed] = deque()
         # Items the runtime thread took with Runner.lend and has not handled yet.
@@ -320,6 +327,8 @@ class Runner:
         else:
             best.received += 1
             self.received += 1
+            if self.engine.room_wanted:
+                self.engine.made_room()
             if item.sent:
                 best.latency[best.received & (LATENCY_RING - 1)] = time.monotonic_ns() - item.sent
             event = input_event(best.input_id, item.value, item.metadata)

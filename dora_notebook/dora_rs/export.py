@@ -146,6 +146,13 @@ def render(
     graph.validate()
     if not len(graph):
         raise GraphError("cannot export: the dataflow has no nodes")
+    for spec in graph:
+        for inp in spec.inputs.values():
+            if inp.is_replay:
+                raise GraphError(
+                    f"node {spec.id!r}: inputs.{inp.input_id}: {inp.source} plays a recording, "
+                    "which only the embedded engine does (dora-rs has no dora/replay input)"
+                )
     objects = [spec for spec in graph if spec.obj is not None]
     if objects:
         spec = objects[0]

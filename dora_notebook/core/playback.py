@@ -1,0 +1,199 @@
+"""Recordings played as sources: recorded messages pushed into input queues, in order, at a pace.
+
+An input ``dora/replay/PATH/NODE/OUTPUT`` (:class:`~.graph.ReplaySource`)
+gets the recorded messages of ``NODE/OUTPUT``, with their metadata, their
+recorded send time as ``timestamp``. The embedded engine plays every such
+edge of one recording with one :class:`Playback`, so that edges of one
+recording keep their recorded order between them. When the last message is
+played the inputs are closed, as when a source node finishes.
+
+``speed`` X > 0 plays them X times as fast as they were recorded (the gaps
+between them divided by X), and a full queue drops its oldest message, as in
+a live run; 0 plays them as fast as the queues take them: it waits for room
+in a full queue and never drops. :func:`~dora_notebook.core.replay.replay`
+feeds one node this way.
+
+>>> import pyarrow as pa
+>>> from dora_notebook.core.record import Recording
+>>> rec = Recording()
+>>> for i in range(3):
+...     rec.record("cam", "frame", pa.array([i]), {})
+>>> [(edge, m.value[0].as_py()) for edge, m in in_order(rec, {("cam", "frame")})]
+[(('cam', 'frame'), 0), (('cam', 'frame'), 1), (('cam', 'frame'), 2)]
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .runner import Closed, InputQueue, Message, Runner
+
+if TYPE_CHECKING:
+    from .record import Recorded
+
+__all__ = ["Playback", "PlaybackHost", "Source", "check_speed", "in_order"]
+
+Route = tuple[Runner, InputQueue]
+Edge = tuple[str, str]
+
+#: How many messages a playback pushes per hold of the engine's lock at most: the
+#: lock is let go now and then, so that the nodes it feeds run meanwhile.
+_CHUNK = 64
+
+
+class Source(Protocol):
+    """What a playback reads: a :class:`~.record.Recording`, or anything as one."""
+
+    def messages(self, node: str | None = None, output: str | None = None) -> list[Recorded]: ...
+
+    def recorded_edges(self) -> list[str]: ...
+
+
+class PlaybackHost(Protocol):
+    """What a playback needs of its engine (:class:`~.engine.EmbeddedEngine`).
+
+    ``room`` is a condition on ``lock``, notified when a queue a playback
+    waits on may have room (while ``room_wanted`` is non-zero), when a node
+    finishes and when the run stops (``stopping``).
+    """
+
+    lock: threading.Lock
+    all_ready: threading.Event
+    room: threading.Condition
+    room_wanted: int
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    def next_seq(self) -> int: ...
+
+
+def check_speed(speed: object, name: str = "speed") -> float:
+    """``speed`` as a float: 0 (as fast as queues allow) or a positive finite factor.
+
+    >>> check_speed(2), check_speed(0)
+    (2.0, 0.0)
+    >>> check_speed(-1)
+    Traceback (most recent call last):
+    ValueError: speed must be 0 (as fast as queues allow) or a positive number, not -1
+    """
+    ok = isinstance(speed, int | float) and not isinstance(speed, bool)
+    if not ok or not (speed == 0 or 0 < speed < math.inf):  # type: ignore[operator]
+        raise ValueError(
+            f"{name} must be 0 (as fast as queues allow) or a positive number, not {speed!r}"
+        )
+    return float(speed)  # type: ignore[arg-type]
+
+
+def in_order(source: Source, edges: Collection[Edge]) -> list[tuple[Edge, Recorded]]:
+    """The messages of ``edges`` in ``source``, in the order they were sent in the run.
+
+    That is the order they were recorded in (their receive time), not their
+    ``send_time``: a node that forwards its input's metadata sends the
+    upstream message's ``timestamp``, which dora keeps.
+    """
+    wanted = set(edges)
+    items = [((m.node, m.output), m) for m in source.messages() if (m.node, m.output) in wanted]
+    items.sort(key=lambda item: item[1].receive_time)  # stable: ties keep the recorded order
+    return items
+
+
+class Playback:
+    """Plays the recorded messages of some edges of one recording into input queues.
+
+    The engine asks it for the subscriber list of each edge it plays
+    (:meth:`routes`, under the engine's lock) before :meth:`start`; its thread
+    waits until every node is ready, then plays.
+    """
+
+    def __init__(self, label: str, source: Source, speed: float, host: PlaybackHost) -> None:
+        self.label = label  # the recording's path as the graph names it
+        self.source = source
+        self.speed = check_speed(speed)
+        self._host = host
+        self._edges: dict[Edge, list[Route]] = {}
+        self.thread = threading.Thread(
+            target=self._run, name=f"dora-replay-{label[-40:]}", daemon=True
+        )
+        self.played = 0
+
+    @property
+    def started(self) -> bool:
+        return self.thread.ident is not None
+
+    def routes(self, node: str, output: str) -> list[Route]:
+        """The subscribers of ``node/output`` (made if new). Engine lock held."""
+        return self._edges.setdefault((node, output), [])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        host = self._host
+        host.all_ready.wait()
+        with host.lock:
+            edges = {edge: list(routes) for edge, routes in self._edges.items()}
+        items = in_order(self.source, edges)
+        if items:
+            self._play(items, edges)
+        with host.lock:
+            if host.stopping.is_set():
+                return
+            for routes in edges.values():  # the source is done: its inputs close
+                for runner, queue in routes:
+                    runner.push(queue, Closed(host.next_seq()))
+
+    def _play(self, items: list[tuple[Edge, Recorded]], edges: dict[Edge, list[Route]]) -> None:
+        host, speed = self._host, self.speed
+        began, first = time.monotonic(), items[0][1].receive_time
+        index, count = 0, len(items)
+        while index < count:
+            with host.lock:
+                for _ in range(_CHUNK):
+                    if index == count or host.stopping.is_set():
+                        break
+                    edge, message = items[index]
+                    routes = edges[edge]
+                    if speed:
+                        gap = (message.receive_time - first).total_seconds() / speed
+                        delay = began + gap - time.monotonic()
+                        if delay > 0:
+                            host.room.wait(delay)
+                            continue  # woken early, or due: look again
+                    elif self._full(routes):
+                        host.room_wanted += 1
+                        try:
+                            host.room.wait()
+                        finally:
+                            host.room_wanted -= 1
+                        continue
+                    _push(host, routes, message)
+                    index += 1
+                    self.played = index
+                if host.stopping.is_set():
+                    return
+
+    @staticmethod
+    def _full(routes: list[Route]) -> bool:
+        """Whether a live subscriber's queue has no room (lent messages count: see Runner.lend)."""
+        return any(
+            len(queue.items) + queue.lent >= queue.capacity
+            for runner, queue in routes
+            if not runner.finished
+        )
+
+
+def _push(host: PlaybackHost, routes: list[Route], message: Recorded) -> None:
+    """Queue one recorded message on every subscriber, as it was sent (lock held)."""
+    meta: dict[str, Any] = {**message.metadata, "timestamp": message.send_time}
+    seq, sent = host.next_seq(), time.monotonic_ns()
+    if len(routes) == 1:
+        runner, queue = routes[0]
+        runner.push(queue, Message(message.value, meta, seq, sent))
+        return
+    for runner, queue in routes:
+        runner.push(queue, Message(message.value, dict(meta), seq, sent))
