@@ -22,10 +22,12 @@ from traitlets import Float
 from ..core.build import not_built_note
 from ..core.params import param_text
 from ..core.record import DEFAULT_MAX_MB, Recording, RecordingError, size_text
+from ..core.replay import ReplayResult
 from ..dataflow import check_start
 from ..dora_rs.media import HZ_ENV as MEDIA_HZ_ENV
 from ..errors import DataflowError, ReloadError, StopInterrupted
 from . import arguments, session
+from .replayview import replay_html
 from .widgets import tap_thumbnails
 
 __all__ = ["DoraMagics"]
@@ -81,6 +83,9 @@ class DoraMagics(Magics):
         super().__init__(shell, **kwargs)
         self.observe(self._hz_changed, names="preview_hz")
         self._set_hz(self.preview_hz)
+        if shell is not None:  # a replay's result shows its diff side by side
+            html = shell.display_formatter.formatters["text/html"]
+            html.for_type(ReplayResult, replay_html)
 
     def _hz_changed(self, change: dict[str, Any]) -> None:
         if not change["new"] > 0:
@@ -185,6 +190,13 @@ class DoraMagics(Magics):
         metavar="SECONDS",
         help="with --wait: stop the graph after this many seconds",
     )
+    @argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="the pace of inputs that play a recording (dora/replay/PATH/NODE/OUTPUT): X times "
+        "the recorded pace (default 1); 0: as fast as the queues take them, nothing dropped",
+    )
     @line_magic
     def dora_start(self, line: str) -> None:
         """Start the graph in the background; the notebook stays usable.
@@ -205,6 +217,7 @@ class DoraMagics(Magics):
             "coordinator": args.coordinator,
             "machine": args.machine,
             "daemon_port": args.daemon_port,
+            "replay_speed": args.speed,
         }
         try:
             check_start(args.engine, **options, as_flags=True)
@@ -469,6 +482,49 @@ class DoraMagics(Magics):
                 f"node {node!r} has no parameter {key!r} (set: {known}); "
                 f"set it with %dora_param {node} {key} VALUE"
             )
+
+    @magic_arguments()
+    @argument("node_id", metavar="NODE", help="the node to replay, as it is defined now")
+    @argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        help="a saved recording (.arrow or .parquet, relative to the working directory); "
+        "default: the live or last %%dora_record recording",
+    )
+    @argument("--last", type=int, metavar="N", help="only the last N recorded input messages")
+    @argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="X times the recorded pace; 0 (default): as fast as the node's queues allow, "
+        "nothing dropped",
+    )
+    @line_magic
+    def dora_replay(self, line: str) -> Any:
+        """Feed NODE's recorded inputs into its current definition, alone, and compare.
+
+        The node runs by itself on a private embedded engine: the graph,
+        running or stopped, is not touched. Its inputs, wired as they are
+        now, get the recorded messages of those edges in the order they were
+        sent, with their metadata, at the recorded time (the ``timestamp``
+        it sees and ``node.timestamp()``). Shown: one line per output
+        (``op/out: 98 same, 2 changed (first: #17), 0 new, 0 missing``), the
+        first differing message of each output, recorded beside replayed
+        (tables and images as such), and the node's previews and printed
+        lines. Edit an operator's cell, re-run it, replay: the loop of
+        operator development. From Python: ``current().replay(NODE, ...)``.
+        """
+        args = _parse(self.dora_replay, line)
+        if args.last is not None and args.last < 1:
+            raise UsageError(f"--last must be a whole number >= 1, not {args.last}")
+        try:
+            return session.current().replay(
+                args.node_id, args.source, last=args.last, speed=args.speed
+            )
+        except DataflowError as exc:
+            raise UsageError(str(exc)) from None
 
     @magic_arguments()
     @line_magic
