@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from dora_notebook import Dataflow
 from dora_notebook.core.record import Recording, RecordingError
 from dora_notebook.core.testgen import GENERATED, code_path
 
@@ -289,6 +290,45 @@ def test_from_a_saved_recording(tmp_path: Path, suffix: str) -> None:
         "  first difference: doubler/doubled message 0 (from 0) is changed",
         "    recorded: int64 [0, 2, 4] metadata {'width': 3, 'frame': 0}",
         "    now:      int64 [0, 3, 6] metadata {'width': 3, 'frame': 0}",
+    ]
+
+
+SOURCE = """\
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+for i in range(8):
+    node.send_output("n", pa.array([i]), {"i": i})
+"""
+
+
+def test_from_a_run_recorded_with_dataflow_record(tmp_path: Path) -> None:
+    """The recording of a real run (embedded engine): tests of an operator and a node."""
+    flow = Dataflow(echo=False)
+    flow.add_node("src", SOURCE, outputs=["n"])
+    flow.add_operator("sum", SUM, inputs={"x": "src/n"}, outputs=["total"])
+    flow.add_operator("scale", OOCANA, inputs={"x": "src/n"}, outputs=["scaled", "even"])
+    flow.add_node("doubler", DOUBLER, inputs={"x": "src/n"}, outputs=["doubled", "ticks"])
+    recording = flow.record()
+    flow.start()
+    assert flow.wait(30)
+    assert recording.dropped == 0
+    assert [m.value.to_pylist() for m in recording.messages("sum", "total")] == [
+        [sum(range(i + 1))] for i in range(8)
+    ]
+    for node in ("sum", "scale", "doubler"):
+        recording.to_pytest(node, tmp_path / f"test_{node}.py")
+    assert (tmp_path / "scale_node.py").read_text() == OOCANA
+    results, out = run_pytest(tmp_path)
+    assert results == {"test_sum": None, "test_scale": None, "test_doubler": None}
+    assert "'dora.testing.MockNode'" in out
+    edit(tmp_path / "doubler_node.py", "2 * v", "2 * v + 1")
+    results, _ = run_pytest(tmp_path)
+    assert results["test_doubler"].splitlines()[1:4] == [
+        "  first difference: doubler/doubled message 0 (from 0) is changed",
+        "    recorded: int64 [0] metadata {'i': 0}",
+        "    now:      int64 [1] metadata {'i': 0}",
     ]
 
 
