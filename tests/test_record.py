@@ -385,3 +385,19 @@ def test_record_refuses_what_the_graph_does_not_have_in_one_line() -> None:
     assert flow.recording is None  # nothing was started by a refused call
     # Both spellings of one timer name it.
     assert flow.record(["dora/timer/hz/200"]).edges == {("dora", "timer/millis/5")}
+
+
+def test_a_send_logs_as_output_is_recorded_like_any_other() -> None:
+    flow = Dataflow(echo=False)
+    spec = flow.add_node(
+        "talker",
+        "from dora import Node\nnode = Node()\nprint('one')\nprint('two')\n",
+        outputs=["logs_out"],
+    )
+    spec.extra["send_logs_as"] = "logs_out"  # dora's field: each log record is sent there
+    rec = flow.record()
+    flow.start()
+    assert flow.wait(10)
+    flow.stop()
+    kept = rec.messages("talker", "logs_out")
+    assert [json.loads(m.value[0].as_py())["message"] for m in kept] == ["one", "two"]

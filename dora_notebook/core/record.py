@@ -148,27 +148,27 @@ class EdgeRecorder:
     def record(self, value: Any, metadata: dict[str, Any], received_ns: int = 0) -> None:
         """Keep one message (a no-op once the recording stopped).
 
-        The engine calls it on its hot path: the value is kept by reference
-        (the engine never mutates a sent Arrow array), the metadata as a
-        shallow copy (a receiver may change the dict it was handed), and the
-        time as an integer; a :class:`Recorded` is built only when read.
+        The engine calls it on its hot path, one call at a time (the embedded
+        engine holds its lock, the dora engine has one bridge thread), so it
+        takes no lock of its own: readers copy the deque, which the GIL makes
+        one step. The value is kept by reference (the engine never mutates a
+        sent Arrow array), the metadata as a shallow copy (a receiver may
+        change the dict it was handed), the time as an integer; a
+        :class:`Recorded` is built only when read.
         """
+        rec = self.recording
+        if not rec._active:
+            return
         try:  # every buffer the array keeps alive; nbytes costs 30 times more
             size = value.get_total_buffer_size()
         except AttributeError:
             size = _nbytes(value)
-        meta = dict(metadata)
-        now = received_ns or time.time_ns()
-        rec = self.recording
-        with rec._lock:
-            if not rec._active:
-                return
-            seq = self.seq
-            self.seq = seq + 1
-            rec._items.append((self, seq, meta, value, now, size))
-            rec._bytes += size
-            if rec._bytes > rec.max_bytes:
-                rec._evict()
+        seq = self.seq
+        self.seq = seq + 1
+        rec._items.append((self, seq, dict(metadata), value, received_ns or time.time_ns(), size))
+        rec._bytes += size
+        if rec._bytes > rec.max_bytes:
+            rec._evict()
 
 
 class Recording:
@@ -178,7 +178,8 @@ class Recording:
     (timers included: ``("dora", "timer/millis/20")``).
     ``graph``: the wiring and code of the graph's nodes when it started (see
     :func:`describe_graph`), which replay and :meth:`to_pytest` use.
-    Thread-safe: the engine records from its threads while the notebook reads.
+    One writer at a time (an engine records one message at a time, see
+    :meth:`EdgeRecorder.record`) while any thread reads.
     """
 
     def __init__(
@@ -250,7 +251,7 @@ class Recording:
             self._active = False
 
     def _evict(self) -> None:
-        """Let the oldest messages go until the rest fit the budget (lock held)."""
+        """Let the oldest messages go until the rest fit the budget (by the one writer)."""
         items = self._items
         while self._bytes > self.max_bytes and items:
             edge, _, _, _, _, size = items.popleft()
