@@ -265,15 +265,18 @@ def test_a_new_message_and_changed_metadata_are_named(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("suffix", [".arrow", ".parquet"])
-def test_from_a_saved_recording(tmp_path: Path, suffix: str) -> None:
+def test_from_a_saved_recording(tmp_path: Path) -> None:
+    """From a recording saved as Arrow IPC and as Parquet, then loaded."""
     recording = doubler_recording()
-    saved = recording.save(tmp_path / f"run{suffix}")
     tests = tmp_path / "tests"
-    loaded = Recording.load(saved)
-    loaded.to_pytest("doubler", tests / "test_doubler.py")
-    loaded.to_pytest("doubler", tests / "test_doubler_again.py", code=DOUBLER.replace("2 *", "3 *"))
-    data = Recording.load(tests / "test_doubler.arrow")  # the data file is a recording too
+    for suffix in ("arrow", "parquet"):
+        loaded = Recording.load(recording.save(tmp_path / f"run.{suffix}"))
+        test = loaded.to_pytest("doubler", tests / f"test_{suffix}.py")
+        assert "in recording run." + suffix in test.read_text()
+    changed = DOUBLER.replace("2 *", "3 *")
+    loaded.to_pytest("doubler", tests / "test_changed.py", code=changed)
+    assert (tests / "changed_node.py").read_text() == changed
+    data = Recording.load(tests / "test_parquet.arrow")  # the data file is a recording too
     assert data.recorded_edges() == [
         "cam/frame",
         "dora/timer/millis/20",
@@ -283,10 +286,10 @@ def test_from_a_saved_recording(tmp_path: Path, suffix: str) -> None:
     assert [m.value.to_pylist() for m in data.messages("doubler", "doubled")] == [
         m.value.to_pylist() for m in recording.messages("doubler", "doubled")
     ]
-    assert f"in recording run{suffix}." in (tests / "test_doubler.py").read_text()
     results, _ = run_pytest(tests)
-    assert results["test_doubler"] is None
-    assert results["test_doubler_again"].splitlines()[1:4] == [
+    assert results["test_arrow"] is None
+    assert results["test_parquet"] is None
+    assert results["test_changed"].splitlines()[1:4] == [
         "  first difference: doubler/doubled message 0 (from 0) is changed",
         "    recorded: int64 [0, 2, 4] metadata {'width': 3, 'frame': 0}",
         "    now:      int64 [0, 3, 6] metadata {'width': 3, 'frame': 0}",
