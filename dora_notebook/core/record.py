@@ -451,6 +451,22 @@ class Recording:
         ]
         return pd.DataFrame(rows, columns=[*SCHEMA.names[:6], "value"])
 
+    def to_pytest(self, node: str, path: str | Path, code: str | Path | None = None) -> Path:
+        """Write a pytest file that replays ``node``'s recorded inputs into its code.
+
+        Beside ``path`` (``test_scale.py``) go the node's recorded inputs and
+        outputs (``test_scale.arrow``) and its code as recorded, or ``code``
+        (``scale_node.py``). The test passes while the node sends what it sent
+        in the recording, and names the first differing message when it does
+        not; see :mod:`~dora_notebook.core.testgen`.
+        """
+        from .testgen import UnfitRecording, write_pytest
+
+        try:
+            return write_pytest(self, node, path, code)
+        except UnfitRecording as exc:
+            raise RecordingError(str(exc)) from None
+
     def _description(self) -> dict[str, Any]:
         return {
             "version": 1,
