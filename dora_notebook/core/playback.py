@@ -18,7 +18,7 @@ feeds one node this way.
 >>> rec = Recording()
 >>> for i in range(3):
 ...     rec.record("cam", "frame", pa.array([i]), {})
->>> [(edge, m.value[0].as_py()) for edge, m in in_order(rec, {("cam", "frame")})]
+>>> [(edge, entry[4][0].as_py()) for edge, entry in in_order(rec, {("cam", "frame")})]
 [(('cam', 'frame'), 0), (('cam', 'frame'), 1), (('cam', 'frame'), 2)]
 """
 
@@ -30,10 +30,11 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .record import recorded
 from .runner import Closed, InputQueue, Message, Runner
 
 if TYPE_CHECKING:
-    from .record import Recorded
+    from .record import Entry
 
 __all__ = ["Playback", "PlaybackHost", "Source", "check_speed", "in_order"]
 
@@ -48,7 +49,7 @@ _CHUNK = 64
 class Source(Protocol):
     """What a playback reads: a :class:`~.record.Recording`, or anything as one."""
 
-    def messages(self, node: str | None = None, output: str | None = None) -> list[Recorded]: ...
+    def entries(self) -> list[Entry]: ...
 
     def recorded_edges(self) -> list[str]: ...
 
@@ -89,17 +90,25 @@ def check_speed(speed: object, name: str = "speed") -> float:
     return float(speed)  # type: ignore[arg-type]
 
 
-def in_order(source: Source, edges: Collection[Edge]) -> list[tuple[Edge, Recorded]]:
+def in_order(source: Source, edges: Collection[Edge]) -> list[tuple[Edge, Entry]]:
     """The messages of ``edges`` in ``source``, in the order they were sent in the run.
 
     That is the order they were recorded in (their receive time), not their
     ``send_time``: a node that forwards its input's metadata sends the
-    upstream message's ``timestamp``, which dora keeps.
+    upstream message's ``timestamp``, which dora keeps. A source that orders
+    its messages itself (an ``in_order(edges)`` method) is asked to.
     """
+    own = getattr(source, "in_order", None)
+    if own is not None:
+        return own(edges)
     wanted = set(edges)
-    items = [((m.node, m.output), m) for m in source.messages() if (m.node, m.output) in wanted]
-    items.sort(key=lambda item: item[1].receive_time)  # stable: ties keep the recorded order
+    items = [(edge, e) for e in source.entries() if (edge := (e[0], e[1])) in wanted]
+    items.sort(key=_received)  # stable: ties keep the recorded order
     return items
+
+
+def _received(item: tuple[Edge, Entry]) -> int:
+    return item[1][5]
 
 
 class Playback:
@@ -147,53 +156,59 @@ class Playback:
                 for runner, queue in routes:
                     runner.push(queue, Closed(host.next_seq()))
 
-    def _play(self, items: list[tuple[Edge, Recorded]], edges: dict[Edge, list[Route]]) -> None:
-        host, speed = self._host, self.speed
-        began, first = time.monotonic(), items[0][1].receive_time
+    def _play(self, items: list[tuple[Edge, Entry]], edges: dict[Edge, list[Route]]) -> None:
+        """Push ``items`` in order, each when due (``speed`` > 0) or when there is room (0).
+
+        The engine's lock is held for up to :data:`_CHUNK` messages at a time,
+        and let go while waiting (``room`` is a condition on it).
+        """
+        host, speed, stopping = self._host, self.speed, self._host.stopping
+        began, first = time.monotonic(), items[0][1][5]
         index, count = 0, len(items)
         while index < count:
             with host.lock:
-                for _ in range(_CHUNK):
-                    if index == count or host.stopping.is_set():
-                        break
-                    edge, message = items[index]
+                end = min(count, index + _CHUNK)
+                while index < end and not stopping.is_set():
+                    edge, entry = items[index]
                     routes = edges[edge]
                     if speed:
-                        gap = (message.receive_time - first).total_seconds() / speed
+                        gap = (entry[5] - first) / 1e9 / speed
                         delay = began + gap - time.monotonic()
                         if delay > 0:
                             host.room.wait(delay)
                             continue  # woken early, or due: look again
-                    elif self._full(routes):
+                    elif _full(routes):
                         host.room_wanted += 1
                         try:
                             host.room.wait()
                         finally:
                             host.room_wanted -= 1
                         continue
-                    _push(host, routes, message)
+                    _push(host, routes, entry)
                     index += 1
-                    self.played = index
-                if host.stopping.is_set():
+                self.played = index
+                if stopping.is_set():
                     return
 
-    @staticmethod
-    def _full(routes: list[Route]) -> bool:
-        """Whether a live subscriber's queue has no room (lent messages count: see Runner.lend)."""
-        return any(
-            len(queue.items) + queue.lent >= queue.capacity
-            for runner, queue in routes
-            if not runner.finished
-        )
+
+def _full(routes: list[Route]) -> bool:
+    """Whether a live subscriber's queue has no room (lent messages count: see Runner.lend)."""
+    for runner, queue in routes:
+        if len(queue.items) + queue.lent >= queue.capacity and not runner.finished:
+            return True
+    return False
 
 
-def _push(host: PlaybackHost, routes: list[Route], message: Recorded) -> None:
+def _push(host: PlaybackHost, routes: list[Route], entry: Entry) -> None:
     """Queue one recorded message on every subscriber, as it was sent (lock held)."""
-    meta: dict[str, Any] = {**message.metadata, "timestamp": message.send_time}
+    metadata, value = entry[3], entry[4]
+    meta: dict[str, Any] = dict(metadata)  # a receiver may change the dict it gets
+    if "timestamp" not in meta:  # recorded without one: it was sent when recorded
+        meta["timestamp"] = recorded(entry).send_time
     seq, sent = host.next_seq(), time.monotonic_ns()
     if len(routes) == 1:
         runner, queue = routes[0]
-        runner.push(queue, Message(message.value, meta, seq, sent))
+        runner.push(queue, Message(value, meta, seq, sent))
         return
     for runner, queue in routes:
-        runner.push(queue, Message(message.value, dict(meta), seq, sent))
+        runner.push(queue, Message(value, dict(meta), seq, sent))

@@ -68,12 +68,14 @@ __all__ = [
     "SCHEMA_KEY",
     "TIMER_NODE",
     "EdgeRecorder",
+    "Entry",
     "Recorded",
     "Recording",
     "RecordingError",
     "decode_value",
     "describe_graph",
     "encode_value",
+    "recorded",
     "size_text",
     "source_edge",
 ]
@@ -104,6 +106,10 @@ _BATCH_BYTES = 64 << 20
 
 # One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes).
 _Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int]
+#: One kept message as :meth:`Recording.entries` gives it: (node, output, seq, metadata
+#: as sent, its ``timestamp`` included where it had one, value, receive time in ns since
+#: the epoch).
+Entry = tuple[str, str, int, dict[str, Any], Any, int]
 
 
 class RecordingError(ValueError):
@@ -297,6 +303,18 @@ class Recording:
         if output is not None:
             items = [item for item in items if item[0].output == output]
         return [_recorded(item) for item in items]
+
+    def entries(self) -> list[Entry]:
+        """The kept messages as they are held, oldest first: :data:`Entry` tuples.
+
+        The cheap read (no :class:`Recorded` or datetime made: a fifth of
+        :meth:`messages`' cost, 0.7 us a message), for replay. Its dicts are the recording's
+        own: read them, do not change them.
+        """
+        return [
+            (e.node, e.output, seq, meta, value, ns)
+            for e, seq, meta, value, ns, _ in self._snapshot()
+        ]
 
     def recorded_edges(self) -> list[str]:
         """The ``node/output`` pairs with at least one message seen, sorted."""
@@ -600,6 +618,21 @@ def _batches(items: list[_Item]) -> Iterator[pa.RecordBatch]:
         ]
         yield pa.record_batch(columns, schema=SCHEMA)
         start = end
+
+
+def recorded(entry: Entry) -> Recorded:
+    """The :class:`Recorded` message of an :data:`Entry` (see :meth:`Recording.entries`).
+
+    >>> rec = Recording()
+    >>> rec.record("cam", "frame", pa.array([7]), {"k": 1})
+    >>> recorded(rec.entries()[0]) == rec.messages()[0]
+    True
+    """
+    node, output, seq, meta, value, received_ns = entry
+    meta = dict(meta)
+    received = _from_ns(received_ns)
+    sent = _utc(meta.pop("timestamp", None)) or received
+    return Recorded(node, output, seq, sent, received, meta, value, _nbytes(value))
 
 
 def _recorded(item: _Item) -> Recorded:

@@ -44,10 +44,10 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 
@@ -56,15 +56,18 @@ from .engine import EmbeddedEngine
 from .graph import REPLAY_PREFIX, Graph, InputSpec, NodeSpec
 from .observe import Report
 from .playback import check_speed
-from .record import TIMER_NODE, Recorded, source_edge
+from .record import TIMER_NODE, Entry, Recorded, source_edge
+from .record import recorded as to_recorded
 from .runner import NodeApi
 
 __all__ = [
     "MAX_LINES",
+    "Kept",
     "OutputDiff",
     "ReplayError",
     "ReplayResult",
     "ReplayedOutput",
+    "Sent",
     "check_options",
     "diff_messages",
     "replay",
@@ -113,8 +116,8 @@ class OutputDiff:
 class ReplayedOutput:
     """One output's messages: as recorded (on the replayed inputs) and as sent now."""
 
-    recorded: list[Recorded]
-    replayed: list[Recorded]
+    recorded: Sequence[Recorded]
+    replayed: Sequence[Recorded]
 
 
 @dataclass
@@ -190,7 +193,7 @@ def replay(
     """Feed ``spec``'s recorded inputs into it, alone, and compare what it sends.
 
     ``recording``: a :class:`~.record.Recording` (or anything with its
-    ``messages``, ``recorded_edges``, ``edges`` and ``graph``). ``last``: only
+    ``entries``, ``recorded_edges``, ``edges`` and ``graph``). ``last``: only
     the last N input messages. ``speed``: 0 as fast as the node's queues
     allow (nothing dropped), X times the recorded pace otherwise. Blocks until
     the node has handled them all; an interrupt stops it. Raises
@@ -198,14 +201,16 @@ def replay(
     """
     speed = check_options(last, speed)
     edges = _input_edges(spec, recording)
-    feed = _Feed(spec.id, recording, edges, last)
+    kept = recording.entries()  # as held: no message object is made to replay them
+    feed = _Feed(spec.id, kept, edges, last)
     if not feed.items:
         wired = ", ".join(f"{i} <- {'/'.join(e)}" for i, e in edges.items())
         raise ReplayError(f"the recording has no message for {spec.id!r}'s inputs ({wired})")
-    recorded = {
-        out: _recorded_window(recording.messages(spec.id, out), feed)
-        for out in _outputs(spec, recording)
-    }
+    sent: dict[str, list[Entry]] = {out: [] for out in _outputs(spec, recording)}
+    for entry in kept:
+        if entry[0] == spec.id and entry[1] in sent:
+            sent[entry[1]].append(entry)
+    recorded = {out: Kept(_recorded_window(entries, feed)) for out, entries in sent.items()}
     run = _Run(spec.id)
     private = copy.copy(spec)
     private.inputs = {
@@ -222,7 +227,7 @@ def replay(
         api,
         recordings={_FEED: feed},
         replay_speed=speed,
-        recorded_time=feed.items[0].send_time,
+        recorded_time=to_recorded(feed.items[0][1]).send_time,
     )
     for output in spec.outputs:
         engine.tap(spec.id, output, run.sink(output))
@@ -235,7 +240,8 @@ def replay(
         engine.stop()
     seconds = time.monotonic() - began
     outputs = {
-        out: ReplayedOutput(recorded.get(out, []), run.sent.get(out, [])) for out in recorded
+        out: ReplayedOutput(recorded[out], run.sent.get(out) or Sent(spec.id, out))
+        for out in recorded
     }
     return ReplayResult(
         node=spec.id,
@@ -274,7 +280,7 @@ def check_options(last: object, speed: object) -> float:
 
 
 def diff_messages(
-    node: str, output: str, recorded: list[Recorded], replayed: list[Recorded]
+    node: str, output: str, recorded: Sequence[Recorded], replayed: Sequence[Recorded]
 ) -> OutputDiff:
     """Compare two lists of one output's messages, position by position.
 
@@ -286,13 +292,14 @@ def diff_messages(
     counts = {"same": 0, "changed": 0, "new": 0, "missing": 0}
     first: int | None = None
     first_kind: str | None = None
-    for index in range(max(len(recorded), len(replayed))):
-        if index >= len(recorded):
+    old, new = _contents(recorded), _contents(replayed)
+    for index in range(max(len(old), len(new))):
+        if index >= len(old):
             kind = "new"
-        elif index >= len(replayed):
+        elif index >= len(new):
             kind = "missing"
         else:
-            kind = "same" if same_message(recorded[index], replayed[index]) else "changed"
+            kind = "same" if _same(old[index], new[index]) else "changed"
         counts[kind] += 1
         if kind != "same" and first is None:
             first, first_kind = index, kind
@@ -305,9 +312,27 @@ def same_message(a: Recorded, b: Recorded) -> bool:
     Metadata is compared as it is saved (JSON), so that a loaded recording
     compares equal with the same messages sent again.
     """
-    return _same_value(a.value, b.value) and _metadata_text(a.metadata) == _metadata_text(
-        b.metadata
-    )
+    return _same((a.value, a.metadata), (b.value, b.metadata))
+
+
+def _same(a: tuple[Any, dict[str, Any]], b: tuple[Any, dict[str, Any]]) -> bool:
+    if not _same_value(a[0], b[0]):
+        return False
+    old, new = _untimed(a[1]), _untimed(b[1])
+    return old == new or _metadata_text(old) == _metadata_text(new)
+
+
+def _untimed(metadata: dict[str, Any]) -> dict[str, Any]:
+    if "timestamp" not in metadata:
+        return metadata
+    return {k: v for k, v in metadata.items() if k != "timestamp"}
+
+
+def _contents(messages: Sequence[Recorded]) -> Sequence[tuple[Any, dict[str, Any]]]:
+    """``(value, metadata)`` of each message, as it is kept (read without making messages)."""
+    if isinstance(messages, Sent | Kept):
+        return messages.contents
+    return [(m.value, m.metadata) for m in messages]
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -335,11 +360,10 @@ def _float_bits_equal(a: pa.Array, b: pa.Array) -> bool:
 
 
 def _metadata_text(metadata: Mapping[str, Any]) -> str:
-    meta = {k: v for k, v in metadata.items() if k != "timestamp"}
-    return json.dumps(meta, default=str, sort_keys=True)
+    return json.dumps(_untimed(dict(metadata)), default=str, sort_keys=True)
 
 
-def _recorded_window(sent: list[Recorded], feed: _Feed) -> list[Recorded]:
+def _recorded_window(sent: list[Entry], feed: _Feed) -> list[Entry]:
     """The recorded messages of one output that answer the replayed inputs.
 
     Those sent from the first replayed input on. With ``last``, a source
@@ -348,8 +372,8 @@ def _recorded_window(sent: list[Recorded], feed: _Feed) -> list[Recorded]:
     number is then estimated from the whole recording's outputs per input,
     and the window is that many, up to the end.
     """
-    start = feed.items[0].receive_time
-    window = [m for m in sent if m.receive_time >= start]
+    start = feed.items[0][1][5]  # receive times, in ns
+    window = [entry for entry in sent if entry[5] >= start]
     if feed.total > len(feed.items):
         expected = round(len(sent) * len(feed.items) / feed.total)
         window = window[len(window) - expected :] if expected < len(window) else window
@@ -403,56 +427,67 @@ def _edge_of(edge: str, node: str) -> bool:
 class _Feed:
     """The replayed node's inputs as a playback source (``dora/replay/@replay/NODE/INPUT``):
     the recorded messages of each input's edge, in the order they were sent, the last
-    ``last`` of them, each addressed to the input it is played into."""
+    ``last`` of them, each played into the input (or inputs) wired to its edge."""
 
     def __init__(
         self,
         node: str,
-        recording: Any,
+        kept: list[Entry],
         edges: dict[str, tuple[str, str]],
         last: int | None,
     ) -> None:
-        by_edge: dict[tuple[str, str], list[str]] = {}
+        by_edge: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for input_id, edge in edges.items():
-            by_edge.setdefault(edge, []).append(input_id)
-        picked = [
-            (m, input_id)
-            for m in recording.messages()
-            if (m.node, m.output) in by_edge
-            for input_id in by_edge[m.node, m.output]
-        ]
-        picked.sort(key=lambda pair: pair[0].receive_time)  # stable: see playback.in_order
+            by_edge.setdefault(edge, []).append((node, input_id))
+        picked = [(key, e) for e in kept for key in by_edge.get((e[0], e[1]), ())]
+        picked.sort(key=_received)  # stable: see playback.in_order
         self.total = len(picked)  # before last: what the recording holds
-        if last is not None:
-            picked = picked[-last:]
-        self.items = [_addressed(m, node, input_id) for m, input_id in picked]
+        self.items = picked[-last:] if last is not None else picked
         self.counts = {input_id: 0 for input_id in edges}
-        for _, input_id in picked:
+        for (_, input_id), _ in self.items:
             self.counts[input_id] += 1
-        self._edges = sorted({f"{node}/{input_id}" for _, input_id in picked})
+        self._edges = sorted({"/".join(key) for key, _ in self.items})
 
-    def messages(self, node: str | None = None, output: str | None = None) -> list[Recorded]:
-        return [
-            m
-            for m in self.items
-            if (node is None or m.node == node) and (output is None or m.output == output)
-        ]
+    def in_order(self, edges: Collection[tuple[str, str]]) -> list[tuple[tuple[str, str], Entry]]:
+        """What :class:`~.playback.Playback` plays: ``(node, input)`` and message, in order."""
+        wanted = set(edges)
+        return [item for item in self.items if item[0] in wanted]
+
+    def entries(self) -> list[Entry]:
+        return [(node, input_id, *e[2:]) for (node, input_id), e in self.items]  # type: ignore[misc]
 
     def recorded_edges(self) -> list[str]:
         return self._edges
 
 
-def _addressed(message: Recorded, node: str, input_id: str) -> Recorded:
-    return Recorded(
-        node,
-        input_id,
-        message.seq,
-        message.send_time,
-        message.receive_time,
-        message.metadata,
-        message.value,
-        message.nbytes,
-    )
+def _received(item: tuple[tuple[str, str], Entry]) -> int:
+    return item[1][5]
+
+
+class Kept(Sequence[Recorded]):
+    """Recorded messages of one output, as the recording holds them (:data:`~.record.Entry`),
+    each made a :class:`~.record.Recorded` message when it is read."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+
+    @property
+    def contents(self) -> list[tuple[Any, dict[str, Any]]]:
+        """``(value, metadata)`` of each, its ``timestamp`` included."""
+        return [(e[4], e[3]) for e in self.entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, index: int) -> Recorded: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Recorded]: ...
+
+    def __getitem__(self, index: int | slice) -> Recorded | list[Recorded]:
+        if isinstance(index, slice):
+            return [to_recorded(e) for e in self.entries[index]]
+        return to_recorded(self.entries[index])
 
 
 class _Run:
@@ -460,7 +495,7 @@ class _Run:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self.sent: dict[str, list[Recorded]] = {}
+        self.sent: dict[str, Sent] = {}
         self.previews: dict[str, dict[str, Any]] = {}
         self.logs: list[str] = []
         self.warnings: list[str] = []
@@ -489,22 +524,49 @@ class _Run:
 class _Sink:
     """Takes what the replayed node sends on one output (the engine's tap hook, lock held)."""
 
-    __slots__ = ("_messages", "_output", "_run")
+    __slots__ = ("_sent",)
 
     def __init__(self, run: _Run, output: str) -> None:
-        self._run = run
-        self._output = output
-        self._messages = run.sent.setdefault(output, [])
+        self._sent = run.sent.setdefault(output, Sent(run.node, output))
 
     def record(self, value: Any, metadata: dict[str, Any]) -> None:
         meta = dict(metadata)
-        stamp = meta.pop("timestamp", None)
+        self._sent.append(value, meta, meta.pop("timestamp", None))
+
+
+class Sent(Sequence[Recorded]):
+    """What the replayed node sent on one output, oldest first: a sequence of
+    :class:`~.record.Recorded` messages, each made when it is read (a replay of
+    100,000 messages need not make 100,000 objects to be compared)."""
+
+    def __init__(self, node: str, output: str) -> None:
+        self.node = node
+        self.output = output
+        #: ``(value, metadata)`` of each message, its ``timestamp`` aside in :attr:`times`.
+        self.contents: list[tuple[Any, dict[str, Any]]] = []
+        self.times: list[Any] = []
+
+    def append(self, value: Any, metadata: dict[str, Any], stamp: Any) -> None:
+        self.contents.append((value, metadata))
+        self.times.append(stamp)
+
+    def __len__(self) -> int:
+        return len(self.contents)
+
+    @overload
+    def __getitem__(self, index: int) -> Recorded: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Recorded]: ...
+
+    def __getitem__(self, index: int | slice) -> Recorded | list[Recorded]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        value, meta = self.contents[index]
+        stamp = self.times[index]
         when = stamp if isinstance(stamp, datetime) else None
         size = value.nbytes if isinstance(value, pa.Array) else 0
-        index = len(self._messages)
-        self._messages.append(
-            Recorded(self._run.node, self._output, index, when, when, meta, value, size)  # type: ignore[arg-type]
-        )
+        number = index if index >= 0 else len(self) + index
+        return Recorded(self.node, self.output, number, when, when, meta, value, size)  # type: ignore[arg-type]
 
 
 def _keep(lines: list[str], line: str) -> None:
