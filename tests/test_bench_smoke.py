@@ -48,6 +48,23 @@ def test_soak_benchmark_runs() -> None:
     assert "a: finished" in result.stdout  # the graph really ran and was stopped
 
 
+def test_replay_benchmark_quick_run_replays_every_message(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "replay.py"), "--quick", "--out", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # The script fails unless every replay finds all its messages the same.
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "every replay: 10,000 same, 0 changed" in result.stdout
+    data = json.loads(raw.read_text(encoding="utf-8"))
+    assert data["count"] == 10_000 and data["recorded_messages"] == 20_000
+    rates = [value for key, value in data.items() if key.startswith(("live_", "replay_"))]
+    assert len(rates) == 7 and all(rate > 0 for rate in rates)
+
+
 def _dora_cli_installed() -> bool:
     """As the benchmark looks for it: next to this interpreter first, then on PATH."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

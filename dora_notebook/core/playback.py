@@ -18,7 +18,7 @@ feeds one node this way.
 >>> rec = Recording()
 >>> for i in range(3):
 ...     rec.record("cam", "frame", pa.array([i]), {})
->>> [(edge, entry[4][0].as_py()) for edge, entry in in_order(rec, {("cam", "frame")})]
+>>> [(edge, entry[3][0].as_py()) for edge, entry in in_order(rec, {("cam", "frame")})]
 [(('cam', 'frame'), 0), (('cam', 'frame'), 1), (('cam', 'frame'), 2)]
 """
 
@@ -102,13 +102,13 @@ def in_order(source: Source, edges: Collection[Edge]) -> list[tuple[Edge, Entry]
     if own is not None:
         return own(edges)
     wanted = set(edges)
-    items = [(edge, e) for e in source.entries() if (edge := (e[0], e[1])) in wanted]
+    items = [(edge, e) for e in source.entries() if (edge := (e[0].node, e[0].output)) in wanted]
     items.sort(key=_received)  # stable: ties keep the recorded order
     return items
 
 
 def _received(item: tuple[Edge, Entry]) -> int:
-    return item[1][5]
+    return item[1][4]
 
 
 class Playback:
@@ -163,7 +163,7 @@ class Playback:
         and let go while waiting (``room`` is a condition on it).
         """
         host, speed, stopping = self._host, self.speed, self._host.stopping
-        began, first = time.monotonic(), items[0][1][5]
+        began, first = time.monotonic(), items[0][1][4]
         index, count = 0, len(items)
         while index < count:
             with host.lock:
@@ -172,7 +172,7 @@ class Playback:
                     edge, entry = items[index]
                     routes = edges[edge]
                     if speed:
-                        gap = (entry[5] - first) / 1e9 / speed
+                        gap = (entry[4] - first) / 1e9 / speed
                         delay = began + gap - time.monotonic()
                         if delay > 0:
                             host.room.wait(delay)
@@ -201,7 +201,7 @@ def _full(routes: list[Route]) -> bool:
 
 def _push(host: PlaybackHost, routes: list[Route], entry: Entry) -> None:
     """Queue one recorded message on every subscriber, as it was sent (lock held)."""
-    metadata, value = entry[3], entry[4]
+    metadata, value = entry[2], entry[3]
     meta: dict[str, Any] = dict(metadata)  # a receiver may change the dict it gets
     if "timestamp" not in meta:  # recorded without one: it was sent when recorded
         meta["timestamp"] = recorded(entry).send_time

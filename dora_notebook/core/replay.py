@@ -46,7 +46,6 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, overload
 
 import pyarrow as pa
@@ -62,12 +61,11 @@ from .runner import NodeApi
 
 __all__ = [
     "MAX_LINES",
-    "Kept",
+    "Messages",
     "OutputDiff",
     "ReplayError",
     "ReplayResult",
     "ReplayedOutput",
-    "Sent",
     "check_options",
     "diff_messages",
     "replay",
@@ -208,9 +206,10 @@ def replay(
         raise ReplayError(f"the recording has no message for {spec.id!r}'s inputs ({wired})")
     sent: dict[str, list[Entry]] = {out: [] for out in _outputs(spec, recording)}
     for entry in kept:
-        if entry[0] == spec.id and entry[1] in sent:
-            sent[entry[1]].append(entry)
-    recorded = {out: Kept(_recorded_window(entries, feed)) for out, entries in sent.items()}
+        edge = entry[0]
+        if edge.node == spec.id and edge.output in sent:
+            sent[edge.output].append(entry)
+    recorded = {out: Messages(_recorded_window(entries, feed)) for out, entries in sent.items()}
     run = _Run(spec.id)
     private = copy.copy(spec)
     private.inputs = {
@@ -240,8 +239,7 @@ def replay(
         engine.stop()
     seconds = time.monotonic() - began
     outputs = {
-        out: ReplayedOutput(recorded[out], run.sent.get(out) or Sent(spec.id, out))
-        for out in recorded
+        out: ReplayedOutput(recorded[out], run.sent.get(out) or Messages()) for out in recorded
     }
     return ReplayResult(
         node=spec.id,
@@ -312,13 +310,15 @@ def same_message(a: Recorded, b: Recorded) -> bool:
     Metadata is compared as it is saved (JSON), so that a loaded recording
     compares equal with the same messages sent again.
     """
-    return _same((a.value, a.metadata), (b.value, b.metadata))
+    return _same(_entry(a), _entry(b))
 
 
-def _same(a: tuple[Any, dict[str, Any]], b: tuple[Any, dict[str, Any]]) -> bool:
-    if not _same_value(a[0], b[0]):
+def _same(a: Entry, b: Entry) -> bool:
+    if not _same_value(a[3], b[3]):
         return False
-    old, new = _untimed(a[1]), _untimed(b[1])
+    if a[2] == b[2]:  # a node that forwards its input's metadata: the timestamp too
+        return True
+    old, new = _untimed(a[2]), _untimed(b[2])
     return old == new or _metadata_text(old) == _metadata_text(new)
 
 
@@ -328,11 +328,16 @@ def _untimed(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if k != "timestamp"}
 
 
-def _contents(messages: Sequence[Recorded]) -> Sequence[tuple[Any, dict[str, Any]]]:
-    """``(value, metadata)`` of each message, as it is kept (read without making messages)."""
-    if isinstance(messages, Sent | Kept):
-        return messages.contents
-    return [(m.value, m.metadata) for m in messages]
+def _contents(messages: Sequence[Recorded]) -> Sequence[Entry]:
+    """Each message as an entry (read as kept, without making messages, where it can)."""
+    if isinstance(messages, Messages):
+        return messages.entries
+    return [_entry(m) for m in messages]
+
+
+def _entry(message: Recorded) -> Entry:
+    edge = _Edge(message.node, message.output)
+    return (edge, message.seq, message.metadata, message.value, 0, message.nbytes)  # type: ignore[return-value]
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -372,8 +377,8 @@ def _recorded_window(sent: list[Entry], feed: _Feed) -> list[Entry]:
     number is then estimated from the whole recording's outputs per input,
     and the window is that many, up to the end.
     """
-    start = feed.items[0][1][5]  # receive times, in ns
-    window = [entry for entry in sent if entry[5] >= start]
+    start = feed.items[0][1][4]  # receive times, in ns
+    window = [entry for entry in sent if entry[4] >= start]
     if feed.total > len(feed.items):
         expected = round(len(sent) * len(feed.items) / feed.total)
         window = window[len(window) - expected :] if expected < len(window) else window
@@ -439,7 +444,14 @@ class _Feed:
         by_edge: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for input_id, edge in edges.items():
             by_edge.setdefault(edge, []).append((node, input_id))
-        picked = [(key, e) for e in kept for key in by_edge.get((e[0], e[1]), ())]
+        keys: dict[Any, list[tuple[str, str]]] = {}  # by EdgeRecorder: one per edge
+        picked = []
+        for e in kept:
+            found = keys.get(e[0])
+            if found is None:
+                found = keys[e[0]] = by_edge.get((e[0].node, e[0].output), [])
+            for key in found:
+                picked.append((key, e))
         picked.sort(key=_received)  # stable: see playback.in_order
         self.total = len(picked)  # before last: what the recording holds
         self.items = picked[-last:] if last is not None else picked
@@ -454,27 +466,33 @@ class _Feed:
         return [item for item in self.items if item[0] in wanted]
 
     def entries(self) -> list[Entry]:
-        return [(node, input_id, *e[2:]) for (node, input_id), e in self.items]  # type: ignore[misc]
+        return [(_Edge(*key), *e[1:]) for key, e in self.items]  # type: ignore[misc]
 
     def recorded_edges(self) -> list[str]:
         return self._edges
 
 
 def _received(item: tuple[tuple[str, str], Entry]) -> int:
-    return item[1][5]
+    return item[1][4]
 
 
-class Kept(Sequence[Recorded]):
-    """Recorded messages of one output, as the recording holds them (:data:`~.record.Entry`),
-    each made a :class:`~.record.Recorded` message when it is read."""
+class _Edge:
+    """The edge of a message that no recording holds (an :data:`~.record.Entry`'s first item)."""
 
-    def __init__(self, entries: list[Entry]) -> None:
-        self.entries = entries
+    __slots__ = ("node", "output")
 
-    @property
-    def contents(self) -> list[tuple[Any, dict[str, Any]]]:
-        """``(value, metadata)`` of each, its ``timestamp`` included."""
-        return [(e[4], e[3]) for e in self.entries]
+    def __init__(self, node: str, output: str) -> None:
+        self.node = node
+        self.output = output
+
+
+class Messages(Sequence[Recorded]):
+    """Messages of one output as entries (:data:`~.record.Entry`), each made a
+    :class:`~.record.Recorded` message when it is read: a replay of 100,000
+    messages need not make 100,000 objects to compare them."""
+
+    def __init__(self, entries: list[Entry] | None = None) -> None:
+        self.entries: list[Entry] = [] if entries is None else entries
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -495,7 +513,7 @@ class _Run:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self.sent: dict[str, Sent] = {}
+        self.sent: dict[str, Messages] = {}
         self.previews: dict[str, dict[str, Any]] = {}
         self.logs: list[str] = []
         self.warnings: list[str] = []
@@ -522,51 +540,22 @@ class _Run:
 
 
 class _Sink:
-    """Takes what the replayed node sends on one output (the engine's tap hook, lock held)."""
+    """Takes what the replayed node sends on one output (the engine's tap hook, lock held).
 
-    __slots__ = ("_sent",)
+    The metadata dict is the engine's own copy (with the recorded ``timestamp``):
+    the replayed node has no receiver that could change it.
+    """
+
+    __slots__ = ("_edge", "_entries")
 
     def __init__(self, run: _Run, output: str) -> None:
-        self._sent = run.sent.setdefault(output, Sent(run.node, output))
+        self._edge = _Edge(run.node, output)
+        self._entries = run.sent.setdefault(output, Messages()).entries
 
     def record(self, value: Any, metadata: dict[str, Any]) -> None:
-        meta = dict(metadata)
-        self._sent.append(value, meta, meta.pop("timestamp", None))
-
-
-class Sent(Sequence[Recorded]):
-    """What the replayed node sent on one output, oldest first: a sequence of
-    :class:`~.record.Recorded` messages, each made when it is read (a replay of
-    100,000 messages need not make 100,000 objects to be compared)."""
-
-    def __init__(self, node: str, output: str) -> None:
-        self.node = node
-        self.output = output
-        #: ``(value, metadata)`` of each message, its ``timestamp`` aside in :attr:`times`.
-        self.contents: list[tuple[Any, dict[str, Any]]] = []
-        self.times: list[Any] = []
-
-    def append(self, value: Any, metadata: dict[str, Any], stamp: Any) -> None:
-        self.contents.append((value, metadata))
-        self.times.append(stamp)
-
-    def __len__(self) -> int:
-        return len(self.contents)
-
-    @overload
-    def __getitem__(self, index: int) -> Recorded: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Recorded]: ...
-
-    def __getitem__(self, index: int | slice) -> Recorded | list[Recorded]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        value, meta = self.contents[index]
-        stamp = self.times[index]
-        when = stamp if isinstance(stamp, datetime) else None
-        size = value.nbytes if isinstance(value, pa.Array) else 0
-        number = index if index >= 0 else len(self) + index
-        return Recorded(self.node, self.output, number, when, when, meta, value, size)  # type: ignore[arg-type]
+        entries = self._entries
+        size = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0
+        entries.append((self._edge, len(entries), metadata, value, time.time_ns(), size))
 
 
 def _keep(lines: list[str], line: str) -> None:
