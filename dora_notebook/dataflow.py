@@ -72,7 +72,7 @@ from .errors import DataflowError, GraphError, ReloadError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ENGINES", "Dataflow", "check_start", "current"]
+__all__ = ["ENGINES", "Dataflow", "check_start", "current", "read_drec"]
 
 Code = str | Path | type | Callable[[], Any]
 
@@ -236,6 +236,27 @@ class Dataflow:
         flow.load_yaml(Path(path))
         flow.graph.validate()
         return flow
+
+    @classmethod
+    def from_drec(
+        cls, path: str | Path, speed: float = 0.0, nodes: Iterable[str] = (), **kwargs: Any
+    ) -> Dataflow:
+        """A dataflow that plays a ``.drec`` file of ``dora record``, through dora-rs itself.
+
+        Its nodes are the ``dora-replay-node`` processes ``dora replay`` puts in
+        place of the recorded nodes (or of ``nodes``), sending what they sent
+        at ``speed`` times the recorded pace (0: as fast as it goes); the
+        recorded dataflow's other nodes are left out. It runs on the dora
+        engine only, where a recording gets every replayed message (see
+        :func:`read_drec`, and :mod:`dora_notebook.dora_rs.drec` for what
+        dora-rs needs installed).
+        """
+        import tempfile
+
+        from .dora_rs.drec import replay_descriptor
+
+        with tempfile.TemporaryDirectory(prefix="dora-notebook-drec-") as folder:
+            return cls.from_yaml(replay_descriptor(path, folder, speed, nodes), **kwargs)
 
     def build(self, echo: Callable[[str], None] = print) -> int:
         """Run the graph's ``build:`` commands as ``dora build`` does; return how many ran.
@@ -663,7 +684,8 @@ class Dataflow:
     ) -> ReplayResult:
         """Feed ``node``'s recorded inputs into its current definition, alone; compare.
 
-        ``source``: a :class:`Recording` or the path of a saved one; by default
+        ``source``: a :class:`Recording` or the path of a saved one (or of a
+        ``.drec`` file of ``dora record``, see :func:`read_drec`); by default
         :attr:`recording` (the live or last one). The node runs by itself on
         a private embedded engine (this graph, running or stopped, is not
         touched), its inputs wired as they are now and given the recorded
@@ -687,6 +709,8 @@ class Dataflow:
                     "replay: there is no recording: record a run first (%dora_record start, "
                     "Dataflow.record()) or give one (--from PATH, source=PATH)"
                 )
+        if not isinstance(source, Recording) and Path(source).suffix.lower() == ".drec":
+            source = read_drec(source)  # dora record's own format: played by dora-rs itself
         if not isinstance(source, Recording):
             try:
                 source = Recording.load(source)
@@ -696,6 +720,26 @@ class Dataflow:
         graph.add(copy.copy(self.graph[node]))
         spec = next(iter(for_embedded(graph, self.descriptor_extra())))
         return replay_node(spec, source, NODE_API, last=last, speed=speed)
+
+
+def read_drec(path: str | Path, speed: float = 0.0, timeout: float = 60.0) -> Recording:
+    """The messages of a ``.drec`` file of ``dora record``, as a :class:`Recording`.
+
+    ``dora replay`` plays them (:meth:`Dataflow.from_drec`) on a private
+    coordinator and daemon, and the notebook's bridge receives them, with
+    their metadata and in the order they came. Raises
+    :class:`~dora_notebook.errors.DataflowError` if the replay does not end
+    within ``timeout`` seconds.
+    """
+    flow = Dataflow.from_drec(path, speed, echo=False)
+    recording = flow.record()
+    flow.start(engine="dora")
+    try:
+        if not flow.wait(timeout):
+            raise DataflowError(f"the replay of {Path(path).name} did not end in {timeout:g} s")
+    finally:
+        flow.stop()
+    return recording
 
 
 def _embedded(

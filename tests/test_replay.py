@@ -16,6 +16,8 @@ from dora_notebook.core.graph import InputSpec, NodeSpec, ReplaySource, parse_in
 from dora_notebook.core.record import Recorded, Recording
 from dora_notebook.core.replay import ReplayError, diff_messages
 
+from .waiting import wait_for
+
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 DOUBLE = """
@@ -409,3 +411,25 @@ def test_a_recording_source_is_refused_in_one_line_where_it_cannot_play(tmp_path
     assert ReplaySource.parse("dora/replay/a/b/c.arrow/cam/image").path == "a/b/c.arrow"
     spec = NodeSpec("s", "operator", {"x": InputSpec("x", "dora/replay/r.arrow/a/b")}, source="")
     assert spec.inputs["x"].is_replay and not spec.inputs["x"].is_timer
+
+
+def test_a_hot_swap_can_subscribe_a_node_to_a_recording(tmp_path: Path) -> None:
+    path = recorded_run(20).save(tmp_path / "r.arrow")
+    got: list[int] = []
+
+    class Operator:
+        def on_event(self, event, send_output):
+            if event["type"] == "INPUT" and event["id"] == "r":
+                got.append(event["metadata"]["i"])
+
+    flow = Dataflow(echo=False)
+    flow.add_operator("op", Operator, inputs={"t": "dora/timer/millis/20"})
+    flow.start(replay_speed=0)
+    try:
+        wait_for(lambda: flow.node("op").received > 0, 10, "the first tick")
+        inputs = {"t": "dora/timer/millis/20", "r": f"dora/replay/{path}/src/n"}
+        flow.add_operator("op", Operator, inputs=inputs, replace=True)
+        wait_for(lambda: len(got) == 20, 10, "the 20 recorded messages")
+    finally:
+        flow.stop()
+    assert got == list(range(20))

@@ -489,7 +489,8 @@ class DoraMagics(Magics):
         "--from",
         dest="source",
         metavar="PATH",
-        help="a saved recording (.arrow or .parquet, relative to the working directory); "
+        help="a saved recording (.arrow or .parquet, relative to the working directory), or "
+        "a .drec file of `dora record` (played through `dora replay` on the dora engine); "
         "default: the live or last %%dora_record recording",
     )
     @argument("--last", type=int, metavar="N", help="only the last N recorded input messages")
