@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -333,6 +334,34 @@ def test_from_a_run_recorded_with_dataflow_record(tmp_path: Path) -> None:
         "    recorded: int64 [0] metadata {'i': 0}",
         "    now:      int64 [1] metadata {'i': 0}",
     ]
+
+
+STAMPER = """\
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+for event in node:
+    if event["type"] == "INPUT":
+        stamp = node.timestamp()
+        assert stamp == event["metadata"]["timestamp"]
+        node.send_output("stamp", pa.array([stamp.isoformat()]))
+"""
+
+
+def test_a_node_s_clock_is_the_recorded_time(tmp_path: Path) -> None:
+    """node.timestamp() is the recorded send time of the input being handled, as in replay."""
+    graph = {"stamper": {"kind": "node", "inputs": {"x": "src/n"}, "outputs": ["stamp"]}}
+    graph["stamper"]["code"] = STAMPER
+    recording = Recording(graph=graph)
+    for i in range(3):
+        sent = datetime(2026, 5, 1, 12, 0, i, 250_000, tzinfo=timezone.utc)
+        recording.record("src", "n", pa.array([i]), {"timestamp": sent})
+        recording.record("stamper", "stamp", pa.array([sent.isoformat()]), {})
+    recording.stop()
+    recording.to_pytest("stamper", tmp_path / "test_stamper.py")
+    results, _ = run_pytest(tmp_path)
+    assert results == {"test_stamper": None}
 
 
 def test_the_generated_files_pass_ruff(tmp_path: Path) -> None:

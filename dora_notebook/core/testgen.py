@@ -362,11 +362,16 @@ def run_node(inputs, monkeypatch):
     sent = Sent()
 
     class RecordedNode(MockNode):
-        """dora-rs's MockNode, also keeping each output's metadata, with the node's context."""
+        """dora-rs's MockNode, also keeping each output's metadata, with the node's context.
+
+        Its clock is the recording's: timestamp() is the recorded send time of
+        the latest input, so a node that stamps what it sends stays comparable.
+        """
 
         def __init__(self, *args, **kwargs):  # Node() or Node("dynamic-id")
             super().__init__(inputs)
             self.context = context_for(sent, self.send_output)
+            self.now = inputs[0]["metadata"]["timestamp"] if inputs else None
 
         def send_output(self, output_id, data, metadata=None):
             super().send_output(output_id, data, metadata)
@@ -374,9 +379,14 @@ def run_node(inputs, monkeypatch):
 
         def next(self, timeout=None):
             event = None if sent.finished else super().next(timeout)
-            if event is not None and hasattr(self.context, "_set_event"):
-                self.context._set_event(event)
+            if event is not None:
+                self.now = (event.get("metadata") or {}).get("timestamp", self.now)
+                if hasattr(self.context, "_set_event"):
+                    self.context._set_event(event)
             return event
+
+        def timestamp(self):
+            return self.now or super().timestamp()
 
         def __next__(self):
             event = self.next()
