@@ -168,9 +168,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _expand(path: Path) -> int:
     from .core.dora_yaml import dump
+    from .core.graph import check_for_dora
 
     try:
-        text = dump(_read(path))
+        descriptor = _read(path)
+        check_for_dora(descriptor)
+        text = dump(descriptor)
     except (GraphError, OSError, ValueError) as exc:  # ValueError: a bad timer
         print(f"dora-notebook: {exc}", file=sys.stderr)
         return 1

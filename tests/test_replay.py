@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from dora_notebook import Dataflow, DataflowError, GraphError
+from dora_notebook import Dataflow, DataflowError, GraphError, cli
 from dora_notebook.core.graph import InputSpec, NodeSpec, ReplaySource, parse_input
 from dora_notebook.core.record import Recorded, Recording
 from dora_notebook.core.replay import ReplayError, diff_messages
@@ -433,3 +433,22 @@ def test_a_hot_swap_can_subscribe_a_node_to_a_recording(tmp_path: Path) -> None:
     finally:
         flow.stop()
     assert got == list(range(20))
+
+
+def test_validate_and_expand_refuse_a_recording_source_as_dora_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "op.py").write_text("class Operator:\n    def on_event(self, e, s): pass\n")
+    descriptor = tmp_path / "dataflow.yml"
+    descriptor.write_text(
+        "nodes:\n  - id: op\n    operator:\n      python: op.py\n"
+        "      inputs:\n        r: dora/replay/runs/r.arrow/cam/image\n"
+    )
+    for command in ("validate", "expand"):
+        assert cli.main([command, str(descriptor)]) == 1
+        errors = capsys.readouterr().err.strip().splitlines()
+        assert errors == [
+            "dora-notebook: node 'op': inputs.r: 'dora/replay/runs/r.arrow/cam/image': a "
+            "recording plays as a source on the embedded engine only (dora-rs has no "
+            "dora/replay input)"
+        ]

@@ -48,6 +48,7 @@ __all__ = [
     "ReplaySource",
     "Timer",
     "check_data_id",
+    "check_for_dora",
     "check_node_id",
     "check_wiring",
     "descriptor_path",
@@ -884,6 +885,29 @@ def check_wiring(descriptor: Mapping[str, Any]) -> None:
                 if source.startswith("dora/"):
                     continue  # timers and logs
                 _check_source(source, nodes, f"{label}/{input_id}")
+
+
+def check_for_dora(descriptor: Mapping[str, Any]) -> None:
+    """Refuse, in one line, an input dora-rs has no such thing as: a recording played as
+    a source (``dora/replay/...``, the embedded engine's own); for ``expand``.
+
+    >>> node = {"id": "a", "path": "a.py", "inputs": {"x": "dora/replay/r.arrow/b/y"}}
+    >>> check_for_dora({"nodes": [node]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dora_notebook.errors.GraphError: node 'a': inputs.x: ...: a recording plays as a source on ...
+    """
+    for node in descriptor.get("nodes") or []:
+        if not isinstance(node, Mapping):
+            continue
+        operators = node.get("operators")
+        holders = operators if isinstance(operators, list) else [node.get("operator") or node]
+        for holder in holders:
+            inputs = holder.get("inputs") if isinstance(holder, Mapping) else None
+            for input_id, value in (inputs or {}).items():
+                source = value.get("source") if isinstance(value, Mapping) else value
+                if isinstance(source, str) and source.startswith(REPLAY_PREFIX):
+                    parse_input(str(node.get("id")), str(input_id), source, any_engine=True)
 
 
 def _check_source(source: str, nodes: Mapping[str, Mapping[str, Any]], where: str) -> None:
