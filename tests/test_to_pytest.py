@@ -307,16 +307,20 @@ for i in range(8):
 """
 
 
-def test_from_a_run_recorded_with_dataflow_record(tmp_path: Path) -> None:
-    """The recording of a real run (embedded engine): tests of an operator and a node."""
+@pytest.mark.parametrize("engine", ["embedded", pytest.param("dora", marks=pytest.mark.dora)])
+def test_from_a_run_recorded_with_dataflow_record(tmp_path: Path, engine: str) -> None:
+    """The recording of a real run, on either engine: tests of operators and a node."""
     flow = Dataflow(echo=False)
     flow.add_node("src", SOURCE, outputs=["n"])
     flow.add_operator("sum", SUM, inputs={"x": "src/n"}, outputs=["total"])
     flow.add_operator("scale", OOCANA, inputs={"x": "src/n"}, outputs=["scaled", "even"])
     flow.add_node("doubler", DOUBLER, inputs={"x": "src/n"}, outputs=["doubled", "ticks"])
     recording = flow.record()
-    flow.start()
-    assert flow.wait(30)
+    flow.start(engine=engine)
+    try:
+        assert flow.wait(60)
+    finally:
+        flow.stop()
     assert recording.dropped == 0
     assert [m.value.to_pylist() for m in recording.messages("sum", "total")] == [
         [sum(range(i + 1))] for i in range(8)
