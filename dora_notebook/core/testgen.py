@@ -32,9 +32,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 __all__ = ["GENERATED", "UnfitRecording", "code_path", "write_pytest"]
 
 #: The first line of every test file :func:`write_pytest` writes; it only writes
@@ -53,7 +50,10 @@ class UnfitRecording(ValueError):
 
 
 class Recording(Protocol):
-    """What :func:`write_pytest` reads of a :class:`~dora_notebook.core.record.Recording`."""
+    """What :func:`write_pytest` uses of a :class:`~dora_notebook.core.record.Recording`.
+
+    It also makes one of the same class, of the node's edges only (the data file).
+    """
 
     graph: dict[str, dict[str, Any]]
     edges: frozenset[tuple[str, str]] | None
@@ -61,7 +61,15 @@ class Recording(Protocol):
 
     def dropped_by_edge(self) -> dict[str, int]: ...
 
-    def to_arrow(self) -> pa.Table: ...
+    def messages(self) -> list[Any]: ...
+
+    def record(
+        self, node: str, output: str, value: Any, metadata: dict[str, Any], received: Any
+    ) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def save(self, path: Path) -> Path: ...
 
 
 def code_path(test_path: Path) -> Path:
@@ -174,18 +182,19 @@ def _check_ours(test: Path, others: list[Path]) -> None:
 def _write_data(
     recording: Recording, node: str, spec: Mapping[str, Any], edges: list[str], path: Path
 ) -> None:
-    """The recording's rows of ``edges`` only, as a recording file (Arrow IPC)."""
-    table = recording.to_arrow()
-    keys = pc.binary_join_element_wise(table["node"], table["output"], "/")
-    table = table.filter(pc.is_in(keys, value_set=pa.array(edges, pa.string())))
-    # Its schema metadata is the recording's description (record.SCHEMA_KEY, its one
-    # key), made here of these edges and this node only.
-    ((key, text),) = table.schema.metadata.items()
-    description = json.loads(text)
-    description.update(edges=sorted(set(edges)), graph={node: dict(spec)}, dropped={})
-    table = table.replace_schema_metadata({key: json.dumps(description)})
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    """The recording's messages on ``edges``, saved as a recording of their own (Arrow IPC).
+
+    Only these are serialised, whatever else the recording holds.
+    """
+    wanted = {(source, output) for source, _, output in (e.partition("/") for e in edges)}
+    # No budget of its own: it holds, by reference, messages the recording holds.
+    part = type(recording)(wanted, 1 << 62, {node: dict(spec)})
+    for m in recording.messages():
+        if (m.node, m.output) in wanted:
+            metadata = {**m.metadata, "timestamp": m.send_time}
+            part.record(m.node, m.output, m.value, metadata, m.receive_time)
+    part.stop()
+    part.save(path)
 
 
 def _render(
