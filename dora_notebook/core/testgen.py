@@ -89,25 +89,25 @@ def write_pytest(
 
     ``code``: the node's source text (or a file holding it); by default the
     code the recording's graph kept for ``node``. Raises
-    :class:`UnfitRecording` when the recording
-    cannot make an exact test of the node: no code, an input or output edge
-    it did not record, or one whose oldest messages the budget let go.
+    :class:`UnfitRecording` when the recording cannot make an exact test of
+    the node: it does not know the node, has no code for it, did not record
+    one of its input or output edges, or let that edge's oldest messages go.
     """
     test = Path(path).expanduser()
     if test.suffix != ".py":
         raise UnfitRecording(f"a pytest file ends in .py, not {test.name!r}")
-    spec = recording.graph.get(node, {})
+    spec = recording.graph.get(node)
+    if not spec:
+        raise UnfitRecording(
+            f"the recording does not know node {node!r}'s inputs and outputs "
+            f"(its graph has {', '.join(sorted(recording.graph)) or 'no node'})"
+        )
     source = _source(code, spec.get("code"), node)
     kind = spec.get("kind") or ("operator" if _defines_operator(source) else "node")
     inputs: dict[str, list[str]] = {}
     for input_id, edge in (spec.get("inputs") or {}).items():
         inputs.setdefault(edge, []).append(input_id)
     outputs = list(spec.get("outputs") or [])
-    if not spec:
-        raise UnfitRecording(
-            f"the recording does not know node {node!r}'s inputs and outputs "
-            f"(its graph has {', '.join(sorted(recording.graph)) or 'no node'})"
-        )
     edges = [*inputs, *(f"{node}/{output}" for output in outputs)]
     _check_edges(recording, node, edges)
 
