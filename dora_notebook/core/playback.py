@@ -36,7 +36,7 @@ from .runner import Closed, InputQueue, Message, Runner
 if TYPE_CHECKING:
     from .record import Entry
 
-__all__ = ["Playback", "PlaybackHost", "Source", "check_speed", "in_order"]
+__all__ = ["Playback", "PlaybackHost", "Source", "by_receipt", "check_speed", "in_order"]
 
 Route = tuple[Runner, InputQueue]
 Edge = tuple[str, str]
@@ -103,11 +103,12 @@ def in_order(source: Source, edges: Collection[Edge]) -> list[tuple[Edge, Entry]
         return own(edges)
     wanted = set(edges)
     items = [(edge, e) for e in source.entries() if (edge := (e[0].node, e[0].output)) in wanted]
-    items.sort(key=_received)  # stable: ties keep the recorded order
+    items.sort(key=by_receipt)  # stable: ties keep the recorded order
     return items
 
 
-def _received(item: tuple[Edge, Entry]) -> int:
+def by_receipt(item: tuple[Edge, Entry]) -> int:
+    """The sort key of :func:`in_order`'s items: when the recording got the message."""
     return item[1][4]
 
 

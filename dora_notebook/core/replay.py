@@ -54,7 +54,7 @@ from ..errors import DataflowError
 from .engine import EmbeddedEngine
 from .graph import REPLAY_PREFIX, Graph, InputSpec, NodeSpec
 from .observe import Report
-from .playback import check_speed
+from .playback import by_receipt, check_speed
 from .record import TIMER_NODE, Entry, Recorded, source_edge
 from .record import recorded as to_recorded
 from .runner import NodeApi
@@ -452,7 +452,7 @@ class _Feed:
                 found = keys[e[0]] = by_edge.get((e[0].node, e[0].output), [])
             for key in found:
                 picked.append((key, e))
-        picked.sort(key=_received)  # stable: see playback.in_order
+        picked.sort(key=by_receipt)  # stable: see playback.in_order
         self.total = len(picked)  # before last: what the recording holds
         self.items = picked[-last:] if last is not None else picked
         self.counts = {input_id: 0 for input_id in edges}
@@ -470,10 +470,6 @@ class _Feed:
 
     def recorded_edges(self) -> list[str]:
         return self._edges
-
-
-def _received(item: tuple[tuple[str, str], Entry]) -> int:
-    return item[1][4]
 
 
 class _Edge:
