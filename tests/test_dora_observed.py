@@ -31,11 +31,11 @@ class Operator:
             print("cell got", dora_event["value"][0].as_py())
 """
 SENT = 40  # counter.py sends this many messages on n
-#: dora-rs 1.1.0 itself loses a few messages early in a run on an edge of the default
-#: queue policy, without a warning: under plain ``dora run`` (this counter, three sinks
-#: with ``queue_size: 10000``) 12 of 30 sinks missed 1 to 9 of the 40. The bridge's own
-#: inputs avoid it (``private.BRIDGE_INPUT``), so the tap and the counts are exact;
-#: the user's edge counter -> cell keeps dora's policy, and this bounds its loss.
+#: dora-rs 1.1.0 itself loses a few messages early in a run, without a warning, for any
+#: consumer of the default queue policy: under plain ``dora run`` (this counter, three
+#: sinks with ``queue_size: 10000``) 12 of 30 sinks missed 1 to 9 of the 40. The
+#: kernel's bridge is such a consumer (see private.py for why it stays one), and so is
+#: the cell: what they count and show is what dora-rs delivered them, within this bound.
 DORA_LOSS = 10
 #: counter.py's Python logging record, in its panel. dora-rs 1.1 itself loses it now
 #: and then: its own log of the node (out/ID/log_counter.jsonl) lacked it in 2 of 9 runs
@@ -78,12 +78,12 @@ def test_a_plain_dora_file_shows_every_line_in_its_panels(runs) -> None:
         f"count {i}" for i in range(SENT)
     ]
     assert ("stdout", f"slow got {SENT - 1}") in lines(flow, "slow")  # the last waits in the queue
-    # The cell reports its own lines: each once, not also from dora's log, none lost on
-    # the way to the kernel. (What dora-rs lost on the way to the cell: see DORA_LOSS.)
+    # The cell reports its own lines: each once, in order, not also from dora's log.
+    # (What dora-rs lost on the way to the cell, or of its reports: see DORA_LOSS.)
     cell = [text for _, text in lines(flow, "cell")]
     got = [int(text.split()[-1]) for text in cell]
     assert cell == [f"cell got {i}" for i in got] and got == sorted(set(got))
-    assert len(got) == flow.node("cell").received >= SENT - DORA_LOSS
+    assert SENT - DORA_LOSS <= len(got) <= flow.node("cell").received <= SENT
     assert {flow.node(n).status for n in ("counter", "slow", "cell")} == {"finished"}
 
 
@@ -122,7 +122,8 @@ def test_a_tap_asked_for_while_the_graph_runs(tmp_path: Path) -> None:
         flow.stop()
     assert len(frame) == 3
     values = [row[0] for row in frame["value"]]
-    assert values == list(range(values[0], values[0] + 3))  # consecutive: none lost
+    # In order, each its own message; consecutive unless dora-rs lost one (DORA_LOSS).
+    assert values == sorted(set(values)) and values[-1] - values[0] <= 2 + DORA_LOSS
     assert [m["i"] for m in frame["metadata"]] == values
 
 
@@ -132,14 +133,15 @@ def test_edge_counts_say_what_dora_delivered_and_dropped(runs) -> None:
     warned = sum("Discarding event for input `n`" in text for _, text in lines(flow, "slow"))
     slow = edges["slow", "n"]
     assert slow["dropped"] == warned > 0  # one warning per drop, as dora-rs logs it
-    assert slow["delivered"] + slow["dropped"] == SENT
-    # Sent less dora's drop warnings: a message dora-rs loses without one counts as delivered.
+    # What the bridge got of counter/n (DORA_LOSS), less dora's drop warnings: a message
+    # dora-rs loses without one counts as delivered.
+    assert SENT - DORA_LOSS <= slow["delivered"] + slow["dropped"] <= SENT
     cell = edges["cell", "n"]
-    assert cell["delivered"] == SENT and cell["dropped"] == 0
+    assert SENT - DORA_LOSS <= cell["delivered"] <= SENT and cell["dropped"] == 0
     assert flow.node("cell").received <= SENT  # what the cell itself counted
     assert slow["note"] == EDGE_NOTE
     assert "not counted" in edges["counter", "tick"]["note"]
-    assert flow.node("counter").sent == SENT  # counted by the bridge
+    assert SENT - DORA_LOSS <= flow.node("counter").sent <= SENT  # counted by the bridge
     assert flow.node("slow").received == slow["delivered"]
     assert flow.node("slow").dropped == warned
     # The graph view says what the numbers mean.

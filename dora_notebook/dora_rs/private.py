@@ -33,13 +33,17 @@ IDLE_OUTPUT = "dora_notebook_idle"
 #: The queue of each of the bridge's inputs from the nodes' outputs: large, since
 #: it counts what it gets (it drains them at once; see bridge.Relay).
 TAP_QUEUE = 10000
-#: Every input of the bridge is declared with dora's ``backpressure`` queue policy.
-#: With the default (``drop_oldest``) dora-rs 1.1.0 loses messages early in a run
-#: without a warning, however large the queue: measured under plain ``dora run``,
-#: one producer at 50 Hz and three consumers with ``queue_size: 10000``, 12 of 30
-#: consumers missed 1 to 9 of 40 messages; with ``backpressure``, 0 of 30. The
-#: bridge drains its queues at once, so the policy does not slow the producers.
-BRIDGE_INPUT = {"queue_policy": "backpressure"}
+# The bridge's inputs keep dora's default queue policy, as every consumer the
+# user wrote has it: the bridge observes the graph, and must not change how
+# dora-rs carries its messages. (dora-rs 1.1.0 loses a few messages early in a
+# run under that policy, without a warning, however large the queue: under plain
+# ``dora run``, one producer at 50 Hz and three consumers with ``queue_size:
+# 10000``, 12 of 30 consumers missed 1 to 9 of 40 messages; with ``queue_policy:
+# backpressure``, 0 of 30. But that policy changes how dora-rs carries the
+# producers' messages, measured with the bridge's inputs so declared: a sink's
+# last inputs came after dora's STOP (3 of 3 runs of the payloads conformance
+# case, never under ``dora run``), and ``dora node connect`` delivered to a
+# running node, which it does not otherwise.)
 
 
 def private_descriptor(
@@ -90,14 +94,12 @@ def private_descriptor(
         sources[spec.id] = {
             "source": f"{spec.id}/{REPORTS_OUTPUT}",
             "queue_size": 100000,
-            **BRIDGE_INPUT,
         }
     sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
     for number, timer in enumerate(sorted(set(timers))):
         sources[f"{TIMER_PREFIX}{number}"] = {
             "source": timer,
             "queue_size": TAP_QUEUE,
-            **BRIDGE_INPUT,
         }
     if sources:
         bridge: dict[str, Any] = {
@@ -133,7 +135,6 @@ def _tap_inputs(
             inputs[f"{TAP_PREFIX}{len(inputs)}"] = {
                 "source": f"{node['id']}/{output}",
                 "queue_size": TAP_QUEUE,
-                **BRIDGE_INPUT,
             }
     return inputs
 

@@ -47,7 +47,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +61,15 @@ from .exits import Exit, exits_in_order
 from .export import has_context
 from .private import IDLE_OUTPUT, private_descriptor
 from .procs import error_text
-from .shim import INCARNATION_ENV, SEQ_SPAN, code_digest, read_stats, stats_path
+from .shim import (
+    INCARNATION_ENV,
+    SEQ_SPAN,
+    code_digest,
+    read_discarded,
+    read_stats,
+    retire_inputs,
+    stats_path,
+)
 
 __all__ = [
     "GRACE",
@@ -719,6 +727,16 @@ class Swaps:
                 left.append(" ".join(step))
         return "; not undone: " + ", ".join(left) if left else ""
 
+    def _retire(self, node: str, old_spec: NodeSpec, moved: list[str]) -> Callable[[bool], None]:
+        """Make the running incarnation of ``node`` discard ``moved``'s messages (undo: False)."""
+        folder = self.engine.folder / "stats" if self.engine.folder is not None else None
+        if folder is None or not moved:
+            return lambda flag: None
+        path = stats_path(folder, node, self.incarnations.get(node, 0))
+        inputs = list(old_spec.inputs)
+        retire_inputs(path, inputs, moved)
+        return lambda flag: None if flag else retire_inputs(path, inputs, moved, flag=False)
+
     def _replace_node(self, spec: NodeSpec) -> str | None:
         """``dora node replace``: a new process under the same id; its drops counted after.
 
@@ -750,9 +768,13 @@ class Swaps:
         steps = plan.steps(node)
         if plan.hold and node not in self._held:
             steps.insert(0, ("connect", hold, f"{node}/{HOLD_INPUT}"))
+        # The running version discards what comes on a moved input from now on:
+        # its new source is connected before the replace (see shim.retire_inputs).
+        retire = self._retire(node, old_spec, list(plan.moved))
         rewired = time.monotonic()
         done, refused = self._rewire(steps)
         if refused is not None:
+            retire(False)
             return refused + self._unwire(steps[:done])
         rewired = time.monotonic() - rewired
         previous = path.read_bytes() if path.is_file() else None
@@ -794,6 +816,7 @@ class Swaps:
             if previous is not None:
                 path.write_bytes(previous)
             undone = self._unwire(steps) if steps else ""
+            retire(False)
             return f"dora node replace refused it: {error_text(output)}{undone}"
         self.times.append(took)
         if held:
@@ -877,6 +900,24 @@ class Swaps:
             return
         # Each incarnation's file holds its own definition's inputs, in their order.
         everything = read_stats(stats_path(folder, node, number - 1), list(old_spec.inputs))
+        moved = rewiring(old_spec, spec).moved
+        discarded = read_discarded(stats_path(folder, node, number - 1), list(old_spec.inputs))
+        discarded = {k: v for k, v in discarded.items() if k in moved and v}
+        if discarded:
+            detail = ", ".join(f"{k}: {v} from {moved[k][1]}" for k, v in discarded.items())
+            total = sum(discarded.values())
+            engine._emit(
+                node,
+                "log",
+                {
+                    "stdio": "warning",
+                    "line": (
+                        f"hot swap {number}: the version replaced discarded {total} message"
+                        f"{'' if total == 1 else 's'} of the new sources that reached it "
+                        f"before the new version started ({detail})"
+                    ),
+                },
+            )
         with self._cond:
             part = self._parts.setdefault(node, {}).setdefault(number - 1, [0, 0])
             part[0] = max(part[0], sum(v[0] for v in everything.values()))
