@@ -42,9 +42,11 @@ import pytest
 from .. import needs
 
 try:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect
 except ImportError:  # the `chromium` fixture skips, or fails under CI
     expect = None  # type: ignore[assignment]
+    PlaywrightError = Exception  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Error, Locator, Page, Playwright, Request
@@ -476,7 +478,21 @@ class NotebookView:
         expect(self.indicator).to_have_attribute("data-status", "idle", timeout=SLOW_MS)
 
     def shoot(self, target: Locator, name: str, dirs: Sequence[Path], whole_page: bool) -> None:
-        """Screenshot ``target``, or the whole window scrolled to show it, as ``name``."""
+        """Screenshot ``target``, or the whole window scrolled to show it, as ``name``.
+
+        A panel's output can be drawn anew just then (a finished chart's static
+        picture replaces the output under its display id): the element is found
+        again, a few times at most.
+        """
+        for attempt in range(3):
+            try:
+                self._shoot(target, name, dirs, whole_page)
+                return
+            except PlaywrightError as exc:
+                if "not attached to the DOM" not in str(exc) or attempt == 2:
+                    raise
+
+    def _shoot(self, target: Locator, name: str, dirs: Sequence[Path], whole_page: bool) -> None:
         self.page.mouse.move(1, 1)  # no hover highlight on table rows
         target.evaluate("e => e.scrollIntoView({block: 'start'})")
         # Two animation frames: the scroll is applied and what came into view is painted.
