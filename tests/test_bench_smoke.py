@@ -134,3 +134,27 @@ def test_import_cost_benchmark_runs_and_the_shim_loads_nothing_heavy() -> None:
     assert figures["heavy_loaded"] == []
     assert figures["pyarrow_s"] > 0 and figures["shim_s"] > 0
     assert Path(figures["package"]).parent == BENCH.parent / "dora_notebook"
+
+
+def test_record_benchmark_quick_run_checks_the_budget(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "record.py"), "--quick", "--out", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads(raw.read_text(encoding="utf-8"))
+    rates = data["throughput"]
+    assert rates["plain"] > 0 and rates["recorded"] > 0
+    assert "0 dropped" in rates["status"]
+    frames = data["frames"]
+    # 300 frames of 921,600 B in 64 MB: 72 fit, the newest; 228 dropped, counted.
+    assert (frames["kept"], frames["dropped"]) == (72, 228) and frames["newest_kept"]
+    assert frames["kept_bytes"] <= frames["budget_bytes"] == 64 << 20
+    runs = data["saving"]["runs"]
+    assert set(runs) == {"plain write", "save .arrow", "save .parquet"}
+    assert all(run["bytes"] >= 64 << 20 and run["fsync_mb_s"] > 0 for run in runs.values())
+    for title in ("(a) chain throughput", "(b) 300 frames", "(c) save of 64 messages"):
+        assert title in result.stdout

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dora_notebook import Dataflow, DataflowError, GraphError, Recording
+from dora_notebook.core import record
 from dora_notebook.core.record import SCHEMA, SCHEMA_KEY, RecordingError, decode_value
 
 from .waiting import wait_for
@@ -167,6 +168,25 @@ def test_a_saved_recording_is_read_by_plain_pyarrow_and_pandas(tmp_path: Path, s
     image = pa.ipc.open_stream(first["value"]).read_all().column("value")
     assert image.combine_chunks().equals(values[0])
     assert decode_value(frame.iloc[1]["value"]).equals(values[1])
+
+
+@pytest.mark.parametrize("suffix", [".arrow", ".parquet"])
+def test_a_save_in_many_batches_keeps_every_value_apart(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every batch is written into the one buffer the last one used: what was written
+    # must be what each message held, batch after batch.
+    monkeypatch.setattr(record, "_BATCH_BYTES", 20_000)
+    rec = Recording()
+    values = [payload(5_000 + i, fill=i) for i in range(40)]
+    for i, value in enumerate(values):
+        rec.record("n", "a" if i % 3 else "b", value, {"i": i})
+    loaded = Recording.load(rec.save(tmp_path / f"many{suffix}"))
+    kept = [m.value for m in loaded.messages()]
+    assert len(kept) == 40 and all(k.equals(v) for k, v in zip(kept, values, strict=True))
+    assert [m.metadata["i"] for m in loaded.messages()] == list(range(40))
+    table = pq.read_table(loaded.path) if suffix == ".parquet" else None
+    assert table is None or table.num_rows == 40
 
 
 def test_to_pandas_has_one_row_per_message_with_python_values() -> None:

@@ -18,8 +18,9 @@ feeds one node this way.
 >>> rec = Recording()
 >>> for i in range(3):
 ...     rec.record("cam", "frame", pa.array([i]), {})
->>> [(edge, entry[3][0].as_py()) for edge, entry in in_order(rec, {("cam", "frame")})]
-[(('cam', 'frame'), 0), (('cam', 'frame'), 1), (('cam', 'frame'), 2)]
+>>> plan = in_order(rec, {("cam", "frame")})
+>>> plan.edges, [entry[3][0].as_py() for entry in plan.entries]
+([('cam', 'frame'), ('cam', 'frame'), ('cam', 'frame')], [0, 1, 2])
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .record import recorded
@@ -36,7 +38,7 @@ from .runner import Closed, InputQueue, Message, Runner
 if TYPE_CHECKING:
     from .record import Entry
 
-__all__ = ["Playback", "PlaybackHost", "Source", "by_receipt", "check_speed", "in_order"]
+__all__ = ["Plan", "Playback", "PlaybackHost", "Source", "check_speed", "in_order", "select"]
 
 Route = tuple[Runner, InputQueue]
 Edge = tuple[str, str]
@@ -90,26 +92,62 @@ def check_speed(speed: object, name: str = "speed") -> float:
     return float(speed)  # type: ignore[arg-type]
 
 
-def in_order(source: Source, edges: Collection[Edge]) -> list[tuple[Edge, Entry]]:
-    """The messages of ``edges`` in ``source``, in the order they were sent in the run.
+@dataclass
+class Plan:
+    """What a playback plays, in order: each message's edge (as the engine subscribed
+    it) and its entry, in two lists (one new object per message would be 100,000 for
+    the garbage collector to walk over, again and again, while the plan lives)."""
+
+    edges: list[Edge] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def last(self, count: int | None) -> Plan:
+        """The last ``count`` messages (all of them for None)."""
+        if count is None:
+            return self
+        return Plan(self.edges[-count:], self.entries[-count:])
+
+
+def select(entries: list[Entry], keys_of: Callable[[Any], list[Edge]]) -> Plan:
+    """The entries whose recorder ``keys_of`` gives edges for, each under each of its edges,
+    in the order they were sent in the run.
 
     That is the order they were recorded in (their receive time), not their
     ``send_time``: a node that forwards its input's metadata sends the
-    upstream message's ``timestamp``, which dora keeps. A source that orders
-    its messages itself (an ``in_order(edges)`` method) is asked to.
+    upstream message's ``timestamp``, which dora keeps. ``keys_of`` is asked
+    once per recorded edge (an entry's :class:`~.record.EdgeRecorder`).
+    """
+    known: dict[Any, list[Edge]] = {}
+    edges: list[Edge] = []
+    chosen: list[Entry] = []
+    for entry in entries:
+        keys = known.get(entry[0])
+        if keys is None:
+            keys = known[entry[0]] = keys_of(entry[0])
+        for key in keys:
+            edges.append(key)
+            chosen.append(entry)
+    order = sorted(range(len(chosen)), key=lambda i: chosen[i][4])  # stable: ties as recorded
+    return Plan([edges[i] for i in order], [chosen[i] for i in order])
+
+
+def in_order(source: Source, edges: Collection[Edge]) -> Plan:
+    """The messages of ``edges`` in ``source``, in the order they were sent (see
+    :func:`select`). A source that plans itself (an ``in_order(edges)`` method) is asked to.
     """
     own = getattr(source, "in_order", None)
     if own is not None:
         return own(edges)
     wanted = set(edges)
-    items = [(edge, e) for e in source.entries() if (edge := (e[0].node, e[0].output)) in wanted]
-    items.sort(key=by_receipt)  # stable: ties keep the recorded order
-    return items
 
+    def keys_of(recorder: Any) -> list[Edge]:
+        edge = (recorder.node, recorder.output)
+        return [edge] if edge in wanted else []
 
-def by_receipt(item: tuple[Edge, Entry]) -> int:
-    """The sort key of :func:`in_order`'s items: when the recording got the message."""
-    return item[1][4]
+    return select(source.entries(), keys_of)
 
 
 class Playback:
@@ -147,9 +185,9 @@ class Playback:
         host.all_ready.wait()
         with host.lock:
             edges = {edge: list(routes) for edge, routes in self._edges.items()}
-        items = in_order(self.source, edges)
-        if items:
-            self._play(items, edges)
+        plan = in_order(self.source, edges)
+        if plan:
+            self._play(plan, edges)
         with host.lock:
             if host.stopping.is_set():
                 return
@@ -157,21 +195,23 @@ class Playback:
                 for runner, queue in routes:
                     runner.push(queue, Closed(host.next_seq()))
 
-    def _play(self, items: list[tuple[Edge, Entry]], edges: dict[Edge, list[Route]]) -> None:
-        """Push ``items`` in order, each when due (``speed`` > 0) or when there is room (0).
+    def _play(self, plan: Plan, edges: dict[Edge, list[Route]]) -> None:
+        """Push ``plan``'s messages in order, each when due (``speed`` > 0) or when
+        there is room (0).
 
         The engine's lock is held for up to :data:`_CHUNK` messages at a time,
         and let go while waiting (``room`` is a condition on it).
         """
         host, speed, stopping = self._host, self.speed, self._host.stopping
-        began, first = time.monotonic(), items[0][1][4]
-        index, count = 0, len(items)
+        entries, keys = plan.entries, plan.edges
+        began, first = time.monotonic(), entries[0][4]
+        index, count = 0, len(entries)
         while index < count:
             with host.lock:
                 end = min(count, index + _CHUNK)
                 while index < end and not stopping.is_set():
-                    edge, entry = items[index]
-                    routes = edges[edge]
+                    entry = entries[index]
+                    routes = edges[keys[index]]
                     if speed:
                         gap = (entry[4] - first) / 1e9 / speed
                         delay = began + gap - time.monotonic()

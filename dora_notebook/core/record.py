@@ -44,12 +44,14 @@ edges asked for, and the drop counts.
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import os
+import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -102,7 +104,7 @@ SCHEMA = pa.schema(
 _SUFFIXES = (".arrow", ".parquet")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Rows per batch of a saved file: at most this many value bytes (binary offsets are int32).
-_BATCH_BYTES = 64 << 20
+_BATCH_BYTES = 16 << 20
 
 # One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes).
 _Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int]
@@ -161,9 +163,10 @@ class EdgeRecorder:
         engine holds its lock, the dora engine has one bridge thread), so it
         takes no lock of its own (see :class:`_Kept` for how readers cope).
         The value is kept by reference (the engine never mutates a sent Arrow
-        array), the metadata as a shallow copy (a receiver may change the dict
-        it was handed), the time as an integer; nothing is made per message
-        but that copy, and a :class:`Recorded` only when read.
+        array), the metadata's keys and values as they are now (a receiver
+        may change the dict it was handed), the time as an integer; nothing
+        is made per message (see :class:`_Kept`), a :class:`Recorded` only
+        when read.
         """
         rec = self.recording
         if not rec._active:
@@ -174,10 +177,12 @@ class EdgeRecorder:
             size = _nbytes(value)
         seq = self.seq
         self.seq = seq + 1
-        edge, seqs, metas, values, times, sizes = self._put
+        edge, seqs, counts, flat, values, times, sizes = self._put
         edge(self)
         seqs(seq)
-        metas(dict(metadata))
+        counts(len(metadata))
+        flat(metadata)  # as it is now, a receiver may change the dict it is handed
+        flat(metadata.values())
         values(value)
         times(received_ns or time.time_ns())
         sizes(size)  # last: a row is complete once its size is there
@@ -187,56 +192,87 @@ class EdgeRecorder:
 
 
 class _Kept:
-    """The kept messages, one deque per field (oldest first), not one tuple per message.
+    """The kept messages, one deque per field (oldest first), not one object per message.
 
-    A tuple that holds a dict or an array stays tracked by Python's garbage
-    collector for good, and so many long-lived tracked objects made its full
-    passes over the whole heap come twice as often during a recorded run of
-    the benchmark chain (4 instead of 2 per 20,000 messages); kept apart, the
-    messages add nothing it tracks but the values themselves.
+    Python's garbage collector makes a full pass over the whole heap (156 ms
+    in the benchmark's process) when enough new objects have survived, and
+    counts every new dict or tuple, tracked or not. A tuple per message holding
+    its dict and array stayed tracked for good, and even one new dict per
+    message (a copy of its metadata) made those passes come half again as
+    often in the benchmark chain. So a message's metadata is kept as its
+    length and, in one deque, its keys then its values: nothing is made per
+    message but the engine's own objects, and a dict only when read.
 
-    The one writer appends to each deque in turn without a lock; a reader
-    holding the recording's lock (under which alone the oldest are let go)
-    copies each deque and keeps the rows all of them have.
+    The one writer appends to each deque in turn without a lock, its size
+    last; a reader holding the recording's lock (under which alone the oldest
+    are let go) copies the sizes first, then the other deques, which hold at
+    least as many rows.
     """
 
-    __slots__ = ("edges", "metas", "seqs", "sizes", "times", "values")
+    __slots__ = ("counts", "edges", "flat", "seqs", "sizes", "times", "values")
 
     def __init__(self) -> None:
         self.edges: deque[EdgeRecorder] = deque()
         self.seqs: deque[int] = deque()
-        self.metas: deque[dict[str, Any]] = deque()
+        self.counts: deque[int] = deque()  # keys in each message's metadata
+        self.flat: deque[Any] = deque()  # each message's metadata keys, then its values
         self.values: deque[Any] = deque()
         self.times: deque[int] = deque()
         self.sizes: deque[int] = deque()
 
     def appenders(self) -> tuple[_Append, ...]:
-        return tuple(d.append for d in self._fields())
-
-    def _fields(self) -> tuple[deque[Any], ...]:
-        return (self.edges, self.seqs, self.metas, self.values, self.times, self.sizes)
+        """How the writer adds a row: ``edge, seq, len(meta)``, ``flat.extend`` twice, then
+        ``value, time, size`` (see :meth:`EdgeRecorder.record`)."""
+        return (
+            self.edges.append,
+            self.seqs.append,
+            self.counts.append,
+            self.flat.extend,
+            self.values.append,
+            self.times.append,
+            self.sizes.append,
+        )
 
     def __len__(self) -> int:
         return len(self.sizes)
+
+    def append(self, row: _Item) -> None:
+        """Add one row (a loaded recording's)."""
+        edge, seq, meta, value, received_ns, size = row
+        self.edges.append(edge)
+        self.seqs.append(seq)
+        self.counts.append(len(meta))
+        self.flat.extend(meta)
+        self.flat.extend(meta.values())
+        self.values.append(value)
+        self.times.append(received_ns)
+        self.sizes.append(size)
 
     def popleft(self) -> tuple[EdgeRecorder, int]:
         """Let the oldest message go (the recording's lock held): its edge and bytes."""
         edge = self.edges.popleft()
         self.seqs.popleft()
-        self.metas.popleft()
+        flat = self.flat
+        for _ in range(2 * self.counts.popleft()):
+            flat.popleft()
         self.values.popleft()
         self.times.popleft()
         return edge, self.sizes.popleft()
 
     def rows(self) -> list[_Item]:
         """Every complete row (the recording's lock held), oldest first."""
-        fields = [list(d) for d in self._fields()]
-        return list(zip(*fields, strict=False))  # to the shortest: a row being added is left out
-
-    def append(self, row: _Item) -> None:
-        """Add one row (for a loaded recording; an engine's writer appends field by field)."""
-        for field_deque, value in zip(self._fields(), row, strict=True):
-            field_deque.append(value)
+        sizes = list(self.sizes)  # first: the rows complete now
+        count = len(sizes)
+        edges, seqs, counts, values, times = (
+            list(itertools.islice(d, count))
+            for d in (self.edges, self.seqs, self.counts, self.values, self.times)
+        )
+        flat = list(itertools.islice(self.flat, 2 * sum(counts)))
+        metas, at = [], 0
+        for n in counts:
+            metas.append(dict(zip(flat[at : at + n], flat[at + n : at + 2 * n], strict=True)))
+            at += 2 * n
+        return list(zip(edges, seqs, metas, values, times, sizes, strict=True))
 
 
 class Recording:
@@ -413,7 +449,7 @@ class Recording:
 
     def to_arrow(self) -> pa.Table:
         """The kept messages as one table of :data:`SCHEMA` (values as Arrow IPC bytes)."""
-        batches = list(_batches(self._snapshot()))
+        batches = [batch for batch, _ in _batches(self._snapshot())]
         schema = self._schema()
         return pa.Table.from_batches(batches, schema) if batches else schema.empty_table()
 
@@ -424,8 +460,10 @@ class Recording:
         """Write it to ``path``: Arrow IPC (``.arrow``) or Parquet (``.parquet``), by suffix.
 
         Written batch by batch (the values are serialised once, into batches
-        of at most 64 MB), to a ``.part`` file renamed into place at the end:
-        a failed save leaves no half file under the name asked for.
+        of about 16 MB), the next batch made by a thread while the last is
+        written (see :func:`_write_batches`), to a ``.part`` file renamed into
+        place at the end: a failed save leaves no half file under the name
+        asked for.
         """
         target = Path(path).expanduser()
         suffix = target.suffix.lower()
@@ -443,12 +481,10 @@ class Recording:
                 import pyarrow.parquet as pq
 
                 with pq.ParquetWriter(part, schema) as writer:
-                    for batch in _batches(items):
-                        writer.write_batch(batch)
+                    _write_batches(items, writer.write_batch)
             else:
                 with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-                    for batch in _batches(items):
-                        writer.write_batch(batch)
+                    _write_batches(items, writer.write_batch)
             os.replace(part, target)
         except BaseException:
             part.unlink(missing_ok=True)
@@ -637,29 +673,31 @@ def decode_value(data: bytes | pa.Buffer) -> pa.Array:
     return pa.concat_arrays([b.column(0) for b in batches])
 
 
-def _write_value(sink: pa.BufferOutputStream, value: Any) -> None:
+def _write_value(sink: pa.NativeFile, value: Any) -> None:
     batch = pa.record_batch([_as_array(value)], names=["value"])
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
 
 
-def _batches(items: list[_Item]) -> Iterator[pa.RecordBatch]:
+def _batches(
+    items: list[_Item], buffer: Callable[[int], pa.Buffer] = pa.allocate_buffer
+) -> Iterator[tuple[pa.RecordBatch, pa.Buffer]]:
     """The rows of ``items`` as record batches of :data:`SCHEMA`, each value serialised once.
 
-    A batch's values are written one after the other into one buffer, which
-    becomes the binary column as it is (no second copy).
+    A batch's values are written one after the other into one buffer of at
+    least the size asked of ``buffer`` (a new one by default), which becomes
+    the binary column as it is (no second copy); each batch comes with that
+    buffer.
     """
     start = 0
     while start < len(items):
-        sink = pa.BufferOutputStream()
-        offsets = [0]
-        end = start
-        while end < len(items) and (end == start or sink.tell() < _BATCH_BYTES):
-            _write_value(sink, items[end][3])
-            offsets.append(sink.tell())
+        end, bound = start, 0
+        while end < len(items) and (end == start or bound < _BATCH_BYTES):
+            bound += _ipc_bound(items[end][3])
             end += 1
         chunk = items[start:end]
-        data = sink.getvalue()
+        scratch = buffer(bound)
+        data, offsets = _serialise([item[3] for item in chunk], scratch)
         if offsets[-1] >= 1 << 31:
             raise RecordingError(f"a message of {size_text(offsets[-1])} is too large to save")
         values = pa.BinaryArray.from_buffers(
@@ -678,8 +716,83 @@ def _batches(items: list[_Item]) -> Iterator[pa.RecordBatch]:
             pa.array([str(_as_array(item[3]).type) for item in chunk], pa.string()),
             values,
         ]
-        yield pa.record_batch(columns, schema=SCHEMA)
+        yield pa.record_batch(columns, schema=SCHEMA), scratch
         start = end
+
+
+def _write_batches(items: list[_Item], write: Callable[[pa.RecordBatch], None]) -> None:
+    """``write`` the batches of ``items``, a thread making the next while the last is written.
+
+    Two buffers take turns, each reused once its batch is written (``write``
+    must keep nothing of a batch): memory touched for the first time costs
+    more than the copy into it (on the 2-core VM, filling 256 MB took 1 s the
+    first time, 0.05 s again), and the file's write runs without the GIL.
+    """
+    free: queue.Queue[pa.Buffer | None] = queue.Queue()
+    for _ in range(2):
+        free.put(None)
+    made: queue.Queue[tuple[pa.RecordBatch, pa.Buffer] | BaseException | None] = queue.Queue()
+
+    def take(size: int) -> pa.Buffer:
+        buffer = free.get()
+        if buffer is _STOP:
+            raise _Stopped
+        return buffer if buffer is not None and buffer.size >= size else pa.allocate_buffer(size)
+
+    def make() -> None:
+        try:
+            for pair in _batches(items, take):
+                made.put(pair)
+            made.put(None)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the writing thread, which raises it
+            made.put(exc)
+
+    thread = threading.Thread(target=make, name="dora-record-save", daemon=True)
+    thread.start()
+    try:
+        while (got := made.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            batch, buffer = got
+            write(batch)
+            del batch, got
+            free.put(buffer)
+    finally:
+        free.put(_STOP)  # a maker waiting for a buffer ends
+        thread.join()
+
+
+class _Stopped(Exception):
+    """The save stopped: the thread making its batches ends."""
+
+
+_STOP: Any = object()
+
+
+def _ipc_bound(value: Any) -> int:
+    """At least the bytes of ``value`` as Arrow IPC (its buffers, their padding, the headers)."""
+    array = _as_array(value)
+    return array.get_total_buffer_size() + 64 * len(array.buffers()) + 4096
+
+
+def _serialise(values: list[Any], scratch: pa.Buffer) -> tuple[pa.Buffer, list[int]]:
+    """``values`` as Arrow IPC one after the other, in ``scratch`` if they fit; their ends."""
+    offsets = [0]
+    try:
+        sink = pa.FixedSizeBufferWriter(scratch)
+        for value in values:
+            _write_value(sink, value)
+            offsets.append(sink.tell())
+        return scratch.slice(0, offsets[-1]), offsets
+    except OSError:  # larger than _ipc_bound said (headers of a very nested type)
+        grown = pa.BufferOutputStream()
+        offsets = [0]
+        for value in values:
+            _write_value(grown, value)
+            offsets.append(grown.tell())
+        return grown.getvalue(), offsets
 
 
 def recorded(entry: Entry) -> Recorded:

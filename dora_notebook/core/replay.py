@@ -54,7 +54,7 @@ from ..errors import DataflowError
 from .engine import EmbeddedEngine
 from .graph import REPLAY_PREFIX, Graph, InputSpec, NodeSpec
 from .observe import Report
-from .playback import by_receipt, check_speed
+from .playback import Plan, check_speed, select
 from .record import TIMER_NODE, Entry, Recorded, source_edge
 from .record import recorded as to_recorded
 from .runner import NodeApi
@@ -201,7 +201,7 @@ def replay(
     edges = _input_edges(spec, recording)
     kept = recording.entries()  # as held: no message object is made to replay them
     feed = _Feed(spec.id, kept, edges, last)
-    if not feed.items:
+    if not feed.plan:
         wired = ", ".join(f"{i} <- {'/'.join(e)}" for i, e in edges.items())
         raise ReplayError(f"the recording has no message for {spec.id!r}'s inputs ({wired})")
     sent: dict[str, list[Entry]] = {out: [] for out in _outputs(spec, recording)}
@@ -226,7 +226,7 @@ def replay(
         api,
         recordings={_FEED: feed},
         replay_speed=speed,
-        recorded_time=to_recorded(feed.items[0][1]).send_time,
+        recorded_time=to_recorded(feed.plan.entries[0]).send_time,
     )
     for output in spec.outputs:
         engine.tap(spec.id, output, run.sink(output))
@@ -377,10 +377,10 @@ def _recorded_window(sent: list[Entry], feed: _Feed) -> list[Entry]:
     number is then estimated from the whole recording's outputs per input,
     and the window is that many, up to the end.
     """
-    start = feed.items[0][1][4]  # receive times, in ns
+    start = feed.plan.entries[0][4]  # receive times, in ns
     window = [entry for entry in sent if entry[4] >= start]
-    if feed.total > len(feed.items):
-        expected = round(len(sent) * len(feed.items) / feed.total)
+    if feed.total > len(feed.plan):
+        expected = round(len(sent) * len(feed.plan) / feed.total)
         window = window[len(window) - expected :] if expected < len(window) else window
     return window
 
@@ -444,29 +444,25 @@ class _Feed:
         by_edge: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for input_id, edge in edges.items():
             by_edge.setdefault(edge, []).append((node, input_id))
-        keys: dict[Any, list[tuple[str, str]]] = {}  # by EdgeRecorder: one per edge
-        picked = []
-        for e in kept:
-            found = keys.get(e[0])
-            if found is None:
-                found = keys[e[0]] = by_edge.get((e[0].node, e[0].output), [])
-            for key in found:
-                picked.append((key, e))
-        picked.sort(key=by_receipt)  # stable: see playback.in_order
-        self.total = len(picked)  # before last: what the recording holds
-        self.items = picked[-last:] if last is not None else picked
+        plan = select(kept, lambda recorder: by_edge.get((recorder.node, recorder.output), []))
+        self.total = len(plan)  # before last: what the recording holds
+        self.plan = plan.last(last)
         self.counts = {input_id: 0 for input_id in edges}
-        for (_, input_id), _ in self.items:
+        for _, input_id in self.plan.edges:
             self.counts[input_id] += 1
-        self._edges = sorted({"/".join(key) for key, _ in self.items})
+        self._edges = sorted({"/".join(key) for key in set(self.plan.edges)})
 
-    def in_order(self, edges: Collection[tuple[str, str]]) -> list[tuple[tuple[str, str], Entry]]:
-        """What :class:`~.playback.Playback` plays: ``(node, input)`` and message, in order."""
+    def in_order(self, edges: Collection[tuple[str, str]]) -> Plan:
+        """What :class:`~.playback.Playback` plays: the plan, of the inputs it plays."""
         wanted = set(edges)
-        return [item for item in self.items if item[0] in wanted]
+        if wanted.issuperset(self.plan.edges):
+            return self.plan
+        kept = [i for i, key in enumerate(self.plan.edges) if key in wanted]
+        return Plan([self.plan.edges[i] for i in kept], [self.plan.entries[i] for i in kept])
 
     def entries(self) -> list[Entry]:
-        return [(_Edge(*key), *e[1:]) for key, e in self.items]  # type: ignore[misc]
+        plan = self.plan
+        return [(_Edge(*key), *e[1:]) for key, e in zip(plan.edges, plan.entries, strict=True)]  # type: ignore[misc]
 
     def recorded_edges(self) -> list[str]:
         return self._edges
