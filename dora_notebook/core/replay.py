@@ -66,6 +66,7 @@ __all__ = [
     "ReplayError",
     "ReplayResult",
     "ReplayedOutput",
+    "Sent",
     "check_options",
     "diff_messages",
     "replay",
@@ -239,7 +240,8 @@ def replay(
         engine.stop()
     seconds = time.monotonic() - began
     outputs = {
-        out: ReplayedOutput(recorded[out], run.sent.get(out) or Messages()) for out in recorded
+        out: ReplayedOutput(recorded[out], run.sent.get(out) or Sent(spec.id, out))
+        for out in recorded
     }
     return ReplayResult(
         node=spec.id,
@@ -330,9 +332,24 @@ def _untimed(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _contents(messages: Sequence[Recorded]) -> Sequence[Entry]:
     """Each message as an entry (read as kept, without making messages, where it can)."""
-    if isinstance(messages, Messages):
+    if type(messages) is Messages:
         return messages.entries
+    if isinstance(messages, Messages):
+        return _Entries(messages)
     return [_entry(m) for m in messages]
+
+
+class _Entries(Sequence[Entry]):
+    """The entries of :class:`Messages`, each made when it is read."""
+
+    def __init__(self, messages: Messages) -> None:
+        self._messages = messages
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __getitem__(self, index: int) -> Entry:  # type: ignore[override]
+        return self._messages.entry(index)
 
 
 def _entry(message: Recorded) -> Entry:
@@ -489,6 +506,9 @@ class Messages(Sequence[Recorded]):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def entry(self, index: int) -> Entry:
+        return self.entries[index]
+
     @overload
     def __getitem__(self, index: int) -> Recorded: ...
     @overload
@@ -496,8 +516,47 @@ class Messages(Sequence[Recorded]):
 
     def __getitem__(self, index: int | slice) -> Recorded | list[Recorded]:
         if isinstance(index, slice):
-            return [to_recorded(e) for e in self.entries[index]]
-        return to_recorded(self.entries[index])
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return to_recorded(self.entry(index))
+
+
+class Sent(Messages):
+    """What the replayed node sent on one output, kept as the recording keeps messages:
+    no object per message that Python's garbage collector would walk over again and again
+    while the replay runs (each message's metadata as its keys then its values, in one
+    list), an entry made when one is read."""
+
+    def __init__(self, node: str, output: str) -> None:
+        super().__init__()
+        self._edge = _Edge(node, output)
+        self._values: list[Any] = []
+        self._starts: list[int] = []  # where each message's metadata begins in _flat
+        self._flat: list[Any] = []
+        self._times: list[int] = []
+
+    def append(self, value: Any, metadata: dict[str, Any]) -> None:
+        """Keep one message (the engine's lock held)."""
+        self._values.append(value)
+        self._starts.append(len(self._flat))
+        self._flat += metadata
+        self._flat += metadata.values()
+        self._times.append(time.time_ns())
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def entry(self, index: int) -> Entry:
+        start = self._starts[index]
+        end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._flat)
+        half = start + (end - start) // 2
+        meta = dict(zip(self._flat[start:half], self._flat[half:end], strict=True))
+        value = self._values[index]
+        size = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0
+        return (self._edge, index, meta, value, self._times[index], size)  # type: ignore[return-value]
 
 
 class _Run:
@@ -505,7 +564,7 @@ class _Run:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self.sent: dict[str, Messages] = {}
+        self.sent: dict[str, Sent] = {}
         self.previews: dict[str, dict[str, Any]] = {}
         self.logs: list[str] = []
         self.warnings: list[str] = []
@@ -532,22 +591,15 @@ class _Run:
 
 
 class _Sink:
-    """Takes what the replayed node sends on one output (the engine's tap hook, lock held).
+    """Takes what the replayed node sends on one output (the engine's tap hook, lock held)."""
 
-    The metadata dict is the engine's own copy (with the recorded ``timestamp``):
-    the replayed node has no receiver that could change it.
-    """
-
-    __slots__ = ("_edge", "_entries")
+    __slots__ = ("_sent",)
 
     def __init__(self, run: _Run, output: str) -> None:
-        self._edge = _Edge(run.node, output)
-        self._entries = run.sent.setdefault(output, Messages()).entries
+        self._sent = run.sent.setdefault(output, Sent(run.node, output))
 
     def record(self, value: Any, metadata: dict[str, Any]) -> None:
-        entries = self._entries
-        size = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0
-        entries.append((self._edge, len(entries), metadata, value, time.time_ns(), size))
+        self._sent.append(value, metadata)
 
 
 def _keep(lines: list[str], line: str) -> None:
