@@ -19,7 +19,7 @@ feeds one node this way.
 >>> for i in range(3):
 ...     rec.record("cam", "frame", pa.array([i]), {})
 >>> plan = in_order(rec, {("cam", "frame")})
->>> plan.edges, [entry[3][0].as_py() for entry in plan.entries]
+>>> plan.edges, [plan.columns.values[row][0].as_py() for row in plan.rows]
 ([('cam', 'frame'), ('cam', 'frame'), ('cam', 'frame')], [0, 1, 2])
 """
 
@@ -36,7 +36,7 @@ from .record import recorded
 from .runner import Closed, InputQueue, Message, Runner
 
 if TYPE_CHECKING:
-    from .record import Entry
+    from .record import Columns
 
 __all__ = ["Plan", "Playback", "PlaybackHost", "Source", "check_speed", "in_order", "select"]
 
@@ -51,7 +51,7 @@ _CHUNK = 64
 class Source(Protocol):
     """What a playback reads: a :class:`~.record.Recording`, or anything as one."""
 
-    def entries(self) -> list[Entry]: ...
+    def columns(self) -> Columns: ...
 
     def recorded_edges(self) -> list[str]: ...
 
@@ -95,43 +95,53 @@ def check_speed(speed: object, name: str = "speed") -> float:
 @dataclass
 class Plan:
     """What a playback plays, in order: each message's edge (as the engine subscribed
-    it) and its entry, in two lists (one new object per message would be 100,000 for
-    the garbage collector to walk over, again and again, while the plan lives)."""
+    it) and its row in ``columns``, in two lists (one new object per message would be
+    100,000 for the garbage collector to walk over, again and again, while it lives)."""
 
+    columns: Columns
     edges: list[Edge] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.rows)
 
     def last(self, count: int | None) -> Plan:
         """The last ``count`` messages (all of them for None)."""
         if count is None:
             return self
-        return Plan(self.edges[-count:], self.entries[-count:])
+        return Plan(self.columns, self.edges[-count:], self.rows[-count:])
+
+    def only(self, edges: Collection[Edge]) -> Plan:
+        """The messages of ``edges`` alone."""
+        wanted = set(edges)
+        if wanted.issuperset(self.edges):
+            return self
+        kept = [i for i, edge in enumerate(self.edges) if edge in wanted]
+        return Plan(self.columns, [self.edges[i] for i in kept], [self.rows[i] for i in kept])
 
 
-def select(entries: list[Entry], keys_of: Callable[[Any], list[Edge]]) -> Plan:
-    """The entries whose recorder ``keys_of`` gives edges for, each under each of its edges,
+def select(columns: Columns, keys_of: Callable[[Any], list[Edge]]) -> Plan:
+    """The rows whose recorder ``keys_of`` gives edges for, each under each of its edges,
     in the order they were sent in the run.
 
     That is the order they were recorded in (their receive time), not their
     ``send_time``: a node that forwards its input's metadata sends the
     upstream message's ``timestamp``, which dora keeps. ``keys_of`` is asked
-    once per recorded edge (an entry's :class:`~.record.EdgeRecorder`).
+    once per recorded edge (a row's :class:`~.record.EdgeRecorder`).
     """
     known: dict[Any, list[Edge]] = {}
     edges: list[Edge] = []
-    chosen: list[Entry] = []
-    for entry in entries:
-        keys = known.get(entry[0])
+    rows: list[int] = []
+    for row, recorder in enumerate(columns.edges):
+        keys = known.get(recorder)
         if keys is None:
-            keys = known[entry[0]] = keys_of(entry[0])
+            keys = known[recorder] = keys_of(recorder)
         for key in keys:
             edges.append(key)
-            chosen.append(entry)
-    order = sorted(range(len(chosen)), key=lambda i: chosen[i][4])  # stable: ties as recorded
-    return Plan([edges[i] for i in order], [chosen[i] for i in order])
+            rows.append(row)
+    times = columns.times
+    order = sorted(range(len(rows)), key=lambda i: times[rows[i]])  # stable: ties as recorded
+    return Plan(columns, [edges[i] for i in order], [rows[i] for i in order])
 
 
 def in_order(source: Source, edges: Collection[Edge]) -> Plan:
@@ -147,7 +157,7 @@ def in_order(source: Source, edges: Collection[Edge]) -> Plan:
         edge = (recorder.node, recorder.output)
         return [edge] if edge in wanted else []
 
-    return select(source.entries(), keys_of)
+    return select(source.columns(), keys_of)
 
 
 class Playback:
@@ -203,17 +213,18 @@ class Playback:
         and let go while waiting (``room`` is a condition on it).
         """
         host, speed, stopping = self._host, self.speed, self._host.stopping
-        entries, keys = plan.entries, plan.edges
-        began, first = time.monotonic(), entries[0][4]
-        index, count = 0, len(entries)
+        columns, keys, rows = plan.columns, plan.edges, plan.rows
+        times = columns.times
+        began, first = time.monotonic(), times[rows[0]]
+        index, count = 0, len(rows)
         while index < count:
             with host.lock:
                 end = min(count, index + _CHUNK)
                 while index < end and not stopping.is_set():
-                    entry = entries[index]
+                    row = rows[index]
                     routes = edges[keys[index]]
                     if speed:
-                        gap = (entry[4] - first) / 1e9 / speed
+                        gap = (times[row] - first) / 1e9 / speed
                         delay = began + gap - time.monotonic()
                         if delay > 0:
                             host.room.wait(delay)
@@ -225,7 +236,7 @@ class Playback:
                         finally:
                             host.room_wanted -= 1
                         continue
-                    _push(host, routes, entry)
+                    _push(host, routes, columns, row)
                     index += 1
                 self.played = index
                 if stopping.is_set():
@@ -240,12 +251,12 @@ def _full(routes: list[Route]) -> bool:
     return False
 
 
-def _push(host: PlaybackHost, routes: list[Route], entry: Entry) -> None:
+def _push(host: PlaybackHost, routes: list[Route], columns: Columns, row: int) -> None:
     """Queue one recorded message on every subscriber, as it was sent (lock held)."""
-    metadata, value = entry[2], entry[3]
-    meta: dict[str, Any] = dict(metadata)  # a receiver may change the dict it gets
+    meta: dict[str, Any] = columns.metadata(row)  # a new dict: the receiver's own
     if "timestamp" not in meta:  # recorded without one: it was sent when recorded
-        meta["timestamp"] = recorded(entry).send_time
+        meta["timestamp"] = recorded(columns.entry(row)).send_time
+    value = columns.values[row]
     seq, sent = host.next_seq(), time.monotonic_ns()
     if len(routes) == 1:
         runner, queue = routes[0]

@@ -69,6 +69,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_KEY",
     "TIMER_NODE",
+    "Columns",
     "EdgeRecorder",
     "Entry",
     "Recorded",
@@ -109,7 +110,7 @@ _BATCH_BYTES = 16 << 20
 # One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes).
 _Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int]
 _Append = Any  # a deque's bound append
-#: One kept message as the recording holds it (:meth:`Recording.entries`): (its edge's
+#: One kept message as one tuple (:meth:`Columns.entry`): (its edge's
 #: :class:`EdgeRecorder`, with ``node`` and ``output``; seq; metadata as sent, its
 #: ``timestamp`` included where it had one; value; receive time in ns since the epoch;
 #: bytes).
@@ -259,20 +260,62 @@ class _Kept:
         self.times.popleft()
         return edge, self.sizes.popleft()
 
-    def rows(self) -> list[_Item]:
-        """Every complete row (the recording's lock held), oldest first."""
+    def columns(self) -> Columns:
+        """Every complete row, field by field (the recording's lock held), oldest first."""
         sizes = list(self.sizes)  # first: the rows complete now
         count = len(sizes)
         edges, seqs, counts, values, times = (
             list(itertools.islice(d, count))
             for d in (self.edges, self.seqs, self.counts, self.values, self.times)
         )
-        flat = list(itertools.islice(self.flat, 2 * sum(counts)))
-        metas, at = [], 0
-        for n in counts:
-            metas.append(dict(zip(flat[at : at + n], flat[at + n : at + 2 * n], strict=True)))
-            at += 2 * n
-        return list(zip(edges, seqs, metas, values, times, sizes, strict=True))
+        starts = [0, *itertools.accumulate(2 * n for n in counts)]
+        flat = list(itertools.islice(self.flat, starts[-1]))
+        return Columns(edges, seqs, values, times, sizes, starts, flat)
+
+    def rows(self) -> list[_Item]:
+        """Every complete row (the recording's lock held), oldest first."""
+        columns = self.columns()
+        return [columns.entry(i) for i in range(len(columns))]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The kept messages field by field, oldest first (:meth:`Recording.columns`): row
+    ``i`` is ``edges[i]`` (its :class:`EdgeRecorder`), ``seqs[i]``, ``values[i]``,
+    ``times[i]`` (receive ns), ``sizes[i]``, and its metadata as sent: the keys then
+    the values at ``flat[starts[i]:starts[i + 1]]`` (:meth:`metadata` makes the dict).
+
+    Nothing is made per message to read them so (Python's garbage collector would
+    walk each new object again and again while they live, see :class:`_Kept`).
+    """
+
+    edges: list[EdgeRecorder]
+    seqs: list[int]
+    values: list[Any]
+    times: list[int]
+    sizes: list[int]
+    starts: list[int]
+    flat: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def metadata(self, index: int) -> dict[str, Any]:
+        """Row ``index``'s metadata as sent, ``timestamp`` included: a new dict."""
+        start, end = self.starts[index], self.starts[index + 1]
+        half = (start + end) // 2
+        return dict(zip(self.flat[start:half], self.flat[half:end], strict=True))
+
+    def entry(self, index: int) -> Entry:
+        """Row ``index`` as an :data:`Entry` (a new tuple and metadata dict)."""
+        return (
+            self.edges[index],
+            self.seqs[index],
+            self.metadata(index),
+            self.values[index],
+            self.times[index],
+            self.sizes[index],
+        )
 
 
 class Recording:
@@ -394,6 +437,15 @@ class Recording:
         with self._lock:
             return self._kept.rows()
 
+    def columns(self) -> Columns:
+        """The kept messages field by field, oldest first (:class:`Columns`).
+
+        The cheap read, for replay: nothing is made per message (100,000
+        messages: 0.02 s, against 0.8 s for :meth:`messages`).
+        """
+        with self._lock:
+            return self._kept.columns()
+
     def messages(self, node: str | None = None, output: str | None = None) -> list[Recorded]:
         """The kept messages, oldest first; only ``node``'s (and its ``output``'s) if given."""
         items = self._snapshot()
@@ -402,16 +454,6 @@ class Recording:
         if output is not None:
             items = [item for item in items if item[0].output == output]
         return [recorded(item) for item in items]
-
-    def entries(self) -> list[Entry]:
-        """The kept messages as they are held, oldest first: :data:`Entry` tuples.
-
-        The cheaper read, for replay: a tuple and a metadata dict per message,
-        no :class:`Recorded` and no datetime (100,000 messages: 0.2-0.3 s,
-        against 0.8 s for :meth:`messages`); :func:`recorded` makes a
-        :class:`Recorded` of one.
-        """
-        return self._snapshot()
 
     def recorded_edges(self) -> list[str]:
         """The ``node/output`` pairs with at least one message seen, sorted."""
@@ -795,11 +837,11 @@ def _serialise(values: list[Any], scratch: pa.Buffer) -> tuple[pa.Buffer, list[i
 
 
 def recorded(entry: Entry) -> Recorded:
-    """The :class:`Recorded` message of an :data:`Entry` (see :meth:`Recording.entries`).
+    """The :class:`Recorded` message of an :data:`Entry` (see :meth:`Columns.entry`).
 
     >>> rec = Recording()
     >>> rec.record("cam", "frame", pa.array([7]), {"k": 1})
-    >>> recorded(rec.entries()[0]) == rec.messages()[0]
+    >>> recorded(rec.columns().entry(0)) == rec.messages()[0]
     True
     """
     edge, seq, meta, value, received_ns, size = entry

@@ -55,7 +55,7 @@ from .engine import EmbeddedEngine
 from .graph import REPLAY_PREFIX, Graph, InputSpec, NodeSpec
 from .observe import Report
 from .playback import Plan, check_speed, select
-from .record import TIMER_NODE, Entry, Recorded, source_edge
+from .record import TIMER_NODE, Columns, Entry, Recorded, source_edge
 from .record import recorded as to_recorded
 from .runner import NodeApi
 
@@ -192,7 +192,7 @@ def replay(
     """Feed ``spec``'s recorded inputs into it, alone, and compare what it sends.
 
     ``recording``: a :class:`~.record.Recording` (or anything with its
-    ``entries``, ``recorded_edges``, ``edges`` and ``graph``). ``last``: only
+    ``columns``, ``recorded_edges``, ``edges`` and ``graph``). ``last``: only
     the last N input messages. ``speed``: 0 as fast as the node's queues
     allow (nothing dropped), X times the recorded pace otherwise. Blocks until
     the node has handled them all; an interrupt stops it. Raises
@@ -200,17 +200,17 @@ def replay(
     """
     speed = check_options(last, speed)
     edges = _input_edges(spec, recording)
-    kept = recording.entries()  # as held: no message object is made to replay them
+    kept = recording.columns()  # as held: no object is made per message to replay them
     feed = _Feed(spec.id, kept, edges, last)
     if not feed.plan:
         wired = ", ".join(f"{i} <- {'/'.join(e)}" for i, e in edges.items())
         raise ReplayError(f"the recording has no message for {spec.id!r}'s inputs ({wired})")
-    sent: dict[str, list[Entry]] = {out: [] for out in _outputs(spec, recording)}
-    for entry in kept:
-        edge = entry[0]
-        if edge.node == spec.id and edge.output in sent:
-            sent[edge.output].append(entry)
-    recorded = {out: Messages(_recorded_window(entries, feed)) for out, entries in sent.items()}
+    outputs_now = _outputs(spec, recording)
+    sent = select(kept, lambda r: [(r.node, r.output)] if r.node == spec.id else [])
+    recorded = {
+        out: Messages(kept, _recorded_window(sent.only([(spec.id, out)]).rows, feed))
+        for out in outputs_now
+    }
     run = _Run(spec.id)
     private = copy.copy(spec)
     private.inputs = {
@@ -227,7 +227,7 @@ def replay(
         api,
         recordings={_FEED: feed},
         replay_speed=speed,
-        recorded_time=to_recorded(feed.plan.entries[0]).send_time,
+        recorded_time=to_recorded(kept.entry(feed.plan.rows[0])).send_time,
     )
     for output in spec.outputs:
         engine.tap(spec.id, output, run.sink(output))
@@ -312,15 +312,16 @@ def same_message(a: Recorded, b: Recorded) -> bool:
     Metadata is compared as it is saved (JSON), so that a loaded recording
     compares equal with the same messages sent again.
     """
-    return _same(_entry(a), _entry(b))
+    return _same(_content(a), _content(b))
 
 
-def _same(a: Entry, b: Entry) -> bool:
-    if not _same_value(a[3], b[3]):
+def _same(a: tuple[Any, list[Any]], b: tuple[Any, list[Any]]) -> bool:
+    """Two messages as :meth:`Messages.content` gives them: value, metadata's keys then values."""
+    if not _same_value(a[0], b[0]):
         return False
-    if a[2] == b[2]:  # a node that forwards its input's metadata: the timestamp too
+    if a[1] == b[1]:  # a node that forwards its input's metadata: the timestamp too
         return True
-    old, new = _untimed(a[2]), _untimed(b[2])
+    old, new = _untimed(_as_dict(a[1])), _untimed(_as_dict(b[1]))
     return old == new or _metadata_text(old) == _metadata_text(new)
 
 
@@ -330,17 +331,25 @@ def _untimed(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if k != "timestamp"}
 
 
-def _contents(messages: Sequence[Recorded]) -> Sequence[Entry]:
-    """Each message as an entry (read as kept, without making messages, where it can)."""
-    if type(messages) is Messages:
-        return messages.entries
+def _contents(messages: Sequence[Recorded]) -> Sequence[tuple[Any, list[Any]]]:
+    """Each message as :meth:`Messages.content` gives it (made as it is read, where it can be)."""
     if isinstance(messages, Messages):
-        return _Entries(messages)
-    return [_entry(m) for m in messages]
+        return _Contents(messages)
+    return [_content(m) for m in messages]
 
 
-class _Entries(Sequence[Entry]):
-    """The entries of :class:`Messages`, each made when it is read."""
+def _content(message: Recorded) -> tuple[Any, list[Any]]:
+    return message.value, [*message.metadata, *message.metadata.values()]
+
+
+def _as_dict(items: list[Any]) -> dict[str, Any]:
+    """Metadata from its keys then its values."""
+    half = len(items) // 2
+    return dict(zip(items[:half], items[half:], strict=True))
+
+
+class _Contents(Sequence[tuple[Any, list[Any]]]):
+    """The values and metadata of :class:`Messages`, each read when asked for."""
 
     def __init__(self, messages: Messages) -> None:
         self._messages = messages
@@ -348,13 +357,8 @@ class _Entries(Sequence[Entry]):
     def __len__(self) -> int:
         return len(self._messages)
 
-    def __getitem__(self, index: int) -> Entry:  # type: ignore[override]
-        return self._messages.entry(index)
-
-
-def _entry(message: Recorded) -> Entry:
-    edge = _Edge(message.node, message.output)
-    return (edge, message.seq, message.metadata, message.value, 0, message.nbytes)  # type: ignore[return-value]
+    def __getitem__(self, index: int) -> tuple[Any, list[Any]]:  # type: ignore[override]
+        return self._messages.content(index)
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -385,7 +389,7 @@ def _metadata_text(metadata: Mapping[str, Any]) -> str:
     return json.dumps(_untimed(dict(metadata)), default=str, sort_keys=True)
 
 
-def _recorded_window(sent: list[Entry], feed: _Feed) -> list[Entry]:
+def _recorded_window(sent: list[int], feed: _Feed) -> list[int]:
     """The recorded messages of one output that answer the replayed inputs.
 
     Those sent from the first replayed input on. With ``last``, a source
@@ -394,8 +398,9 @@ def _recorded_window(sent: list[Entry], feed: _Feed) -> list[Entry]:
     number is then estimated from the whole recording's outputs per input,
     and the window is that many, up to the end.
     """
-    start = feed.plan.entries[0][4]  # receive times, in ns
-    window = [entry for entry in sent if entry[4] >= start]
+    times = feed.plan.columns.times  # receive times, in ns
+    start = times[feed.plan.rows[0]]
+    window = [row for row in sent if times[row] >= start]
     if feed.total > len(feed.plan):
         expected = round(len(sent) * len(feed.plan) / feed.total)
         window = window[len(window) - expected :] if expected < len(window) else window
@@ -454,7 +459,7 @@ class _Feed:
     def __init__(
         self,
         node: str,
-        kept: list[Entry],
+        kept: Columns,
         edges: dict[str, tuple[str, str]],
         last: int | None,
     ) -> None:
@@ -471,15 +476,11 @@ class _Feed:
 
     def in_order(self, edges: Collection[tuple[str, str]]) -> Plan:
         """What :class:`~.playback.Playback` plays: the plan, of the inputs it plays."""
-        wanted = set(edges)
-        if wanted.issuperset(self.plan.edges):
-            return self.plan
-        kept = [i for i, key in enumerate(self.plan.edges) if key in wanted]
-        return Plan([self.plan.edges[i] for i in kept], [self.plan.entries[i] for i in kept])
+        return self.plan.only(edges)
 
-    def entries(self) -> list[Entry]:
-        plan = self.plan
-        return [(_Edge(*key), *e[1:]) for key, e in zip(plan.edges, plan.entries, strict=True)]  # type: ignore[misc]
+    def columns(self) -> Columns:
+        """The recording's columns the plan's rows are of."""
+        return self.plan.columns
 
     def recorded_edges(self) -> list[str]:
         return self._edges
@@ -496,18 +497,31 @@ class _Edge:
 
 
 class Messages(Sequence[Recorded]):
-    """Messages of one output as entries (:data:`~.record.Entry`), each made a
-    :class:`~.record.Recorded` message when it is read: a replay of 100,000
-    messages need not make 100,000 objects to compare them."""
+    """Messages of one output, each made a :class:`~.record.Recorded` message when it is
+    read: a replay of 100,000 messages need not make 100,000 objects to compare them.
 
-    def __init__(self, entries: list[Entry] | None = None) -> None:
-        self.entries: list[Entry] = [] if entries is None else entries
+    Here: rows of a recording's :class:`~.record.Columns`; :class:`Sent` keeps
+    what a replayed node sends.
+    """
+
+    def __init__(self, columns: Columns | None = None, rows: list[int] | None = None) -> None:
+        self._columns = columns
+        self._rows: list[int] = [] if rows is None else rows
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._rows)
 
     def entry(self, index: int) -> Entry:
-        return self.entries[index]
+        """Message ``index`` as an :data:`~.record.Entry` (made now)."""
+        assert self._columns is not None
+        return self._columns.entry(self._rows[index])
+
+    def content(self, index: int) -> tuple[Any, list[Any]]:
+        """Message ``index``'s value, and its metadata's keys then values (``timestamp``
+        included), as kept: what the diff compares, without making a dict."""
+        assert self._columns is not None
+        columns, row = self._columns, self._rows[index]
+        return columns.values[row], columns.flat[columns.starts[row] : columns.starts[row + 1]]
 
     @overload
     def __getitem__(self, index: int) -> Recorded: ...
@@ -550,13 +564,15 @@ class Sent(Messages):
         return len(self._values)
 
     def entry(self, index: int) -> Entry:
+        value, items = self.content(index)
+        size = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0
+        edge, time_ns = self._edge, self._times[index]
+        return (edge, index, _as_dict(items), value, time_ns, size)  # type: ignore[return-value]
+
+    def content(self, index: int) -> tuple[Any, list[Any]]:
         start = self._starts[index]
         end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._flat)
-        half = start + (end - start) // 2
-        meta = dict(zip(self._flat[start:half], self._flat[half:end], strict=True))
-        value = self._values[index]
-        size = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0
-        return (self._edge, index, meta, value, self._times[index], size)  # type: ignore[return-value]
+        return self._values[index], self._flat[start:end]
 
 
 class _Run:
