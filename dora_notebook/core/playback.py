@@ -209,38 +209,40 @@ class Playback:
         """Push ``plan``'s messages in order, each when due (``speed`` > 0) or when
         there is room (0).
 
-        The engine's lock is held for up to :data:`_CHUNK` messages at a time,
-        and let go while waiting (``room`` is a condition on it).
+        Messages go in chunks of :data:`_CHUNK`: each is made ready (its
+        metadata dict) without the engine's lock, then pushed under one hold
+        of it, which is let go while waiting (``room`` is a condition on it).
         """
         host, speed, stopping = self._host, self.speed, self._host.stopping
         columns, keys, rows = plan.columns, plan.edges, plan.rows
         times = columns.times
         began, first = time.monotonic(), times[rows[0]]
-        index, count = 0, len(rows)
-        while index < count:
+        for start in range(0, len(rows), _CHUNK):
+            chunk = [
+                (edges[keys[i]], rows[i], _metadata(columns, rows[i]))
+                for i in range(start, min(len(rows), start + _CHUNK))
+            ]
             with host.lock:
-                end = min(count, index + _CHUNK)
-                while index < end and not stopping.is_set():
-                    row = rows[index]
-                    routes = edges[keys[index]]
-                    if speed:
-                        gap = (times[row] - first) / 1e9 / speed
-                        delay = began + gap - time.monotonic()
-                        if delay > 0:
-                            host.room.wait(delay)
-                            continue  # woken early, or due: look again
-                    elif _full(routes):
-                        host.room_wanted += 1
-                        try:
-                            host.room.wait()
-                        finally:
-                            host.room_wanted -= 1
-                        continue
-                    _push(host, routes, columns, row)
-                    index += 1
-                self.played = index
-                if stopping.is_set():
-                    return
+                for routes, row, meta in chunk:
+                    while not stopping.is_set():
+                        if speed:
+                            gap = (times[row] - first) / 1e9 / speed
+                            delay = began + gap - time.monotonic()
+                            if delay <= 0:
+                                break
+                            host.room.wait(delay)  # woken early, or due: look again
+                        elif _full(routes):
+                            host.room_wanted += 1
+                            try:
+                                host.room.wait()
+                            finally:
+                                host.room_wanted -= 1
+                        else:
+                            break
+                    if stopping.is_set():
+                        return
+                    _push(host, routes, columns.values[row], meta)
+                self.played = start + len(chunk)
 
 
 def _full(routes: list[Route]) -> bool:
@@ -251,12 +253,19 @@ def _full(routes: list[Route]) -> bool:
     return False
 
 
-def _push(host: PlaybackHost, routes: list[Route], columns: Columns, row: int) -> None:
-    """Queue one recorded message on every subscriber, as it was sent (lock held)."""
-    meta: dict[str, Any] = columns.metadata(row)  # a new dict: the receiver's own
+def _metadata(columns: Columns, row: int) -> dict[str, Any]:
+    """Row ``row``'s metadata as it is sent again: a new dict, with its ``timestamp``."""
+    meta: dict[str, Any] = columns.metadata(row)
     if "timestamp" not in meta:  # recorded without one: it was sent when recorded
         meta["timestamp"] = recorded(columns.entry(row)).send_time
-    value = columns.values[row]
+    return meta
+
+
+def _push(host: PlaybackHost, routes: list[Route], value: Any, meta: dict[str, Any]) -> None:
+    """Queue one recorded message on every subscriber, as it was sent (lock held).
+
+    ``meta`` is the receiver's own (a new dict); each further receiver gets a copy.
+    """
     seq, sent = host.next_seq(), time.monotonic_ns()
     if len(routes) == 1:
         runner, queue = routes[0]
