@@ -258,8 +258,11 @@ def test_a_new_rate_applies_to_a_running_pump() -> None:
         rounds = list(pump.rounds)
     finally:
         pump.stop()
-    # At once, then every 20 ms, up to the final round when the graph ends at 1000 ms.
-    assert rounds == [0, *range(100, 1001, 20)]
+    # At once, then every 20 ms (counted from 2 ms before the wake, see WAKE_SLACK_S), up
+    # to the final round, the first after the graph ended at 1000 ms.
+    assert rounds[:2] == [0, 100] and 1000 <= rounds[-1] < 1020, rounds
+    steps = [b - a for a, b in itertools.pairwise(rounds[1:])]
+    assert set(steps) == {18, 20} and steps.count(18) == 1, rounds
 
 
 def _sent_bytes(updates: list[tuple[int, str, dict[str, Any]]]) -> int:

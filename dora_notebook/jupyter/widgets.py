@@ -76,6 +76,9 @@ PANEL_BYTES_PER_SECOND = 500_000
 #: How often the pump draws when no node reported anything: only counters changed
 #: (they change with every message, without a report), and a reader needs no more.
 IDLE_HZ = 4.0
+#: How late the UI thread may wake after a report without the next round coming
+#: later for it (seconds): the pump's own wake-up delay (see UIPump._run).
+WAKE_SLACK_S = 0.002
 #: A panel's header redraws its counters at most this often; a new status at once.
 #: A camera previewing at 30 Hz would otherwise re-render the header 30 times a
 #: second, one more widget message and page layout per frame.
@@ -632,7 +635,8 @@ class UIPump:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wake = threading.Event()  # set by stop(), a new hz and poke()
-        self._poked = False  # a node reported something since the last round
+        self._poke_lock = threading.Lock()
+        self._poked_at: float | None = None  # the first report since the last round came then
         self._thread: threading.Thread | None = None
         self.redraws = 0
 
@@ -653,7 +657,9 @@ class UIPump:
         is then drawn when it comes, not at the next round of a fixed period:
         at 30 Hz that period alone made a frame wait 16 ms on average.
         """
-        self._poked = True
+        with self._poke_lock:
+            if self._poked_at is None:
+                self._poked_at = self._clock.monotonic()
         self._wake.set()
 
     def panel(self, state: NodeState) -> NodePanel:
@@ -735,10 +741,21 @@ class UIPump:
         return changes
 
     def _run(self) -> None:
+        began = float("-inf")
         while True:
-            began = self._clock.monotonic()
+            now = self._clock.monotonic()
+            allowed = began + 1.0 / max(self._hz, 0.1)
+            with self._poke_lock:  # before the flush: what comes during it pokes again
+                poked_at, self._poked_at = self._poked_at, None
+            # A round a report brought counts from when the report came (or from when
+            # the rate allowed it), not from when this thread got to run: otherwise its
+            # own wake-up delay would push every later round back, and a 30 Hz camera
+            # at preview_hz 30 would wait half a period per frame again (measured: 17 ms).
+            began = now if poked_at is None else min(now, max(poked_at, allowed))
+            # ... but never from longer ago than such a delay: a report that waited out
+            # the rate (or a new rate) must not buy the next round early.
+            began = max(began, now - WAKE_SLACK_S)
             active = self._active()
-            self._poked = False  # before the flush: what comes during it pokes again
             self.flush(force=not active)
             if not active and not self.waiting():
                 return
@@ -751,7 +768,7 @@ class UIPump:
                 # A report is drawn one period after the last round at the earliest;
                 # counters change without any report, and are drawn at IDLE_HZ.
                 period = 1.0 / max(self._hz, 0.1)
-                if not self._poked:
+                if self._poked_at is None:
                     period = max(period, 1.0 / IDLE_HZ)
                 rest = period - (self._clock.monotonic() - began)
                 if rest <= 0 or not self._clock.wait(self._wake, rest):

@@ -243,8 +243,14 @@ class FrameEncoder:
     'image/png'
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._clock = clock
+        self._timer = timer  # times a PNG encoding (is it cheap enough to keep?)
         self._png = False  # the current choice for lossy frames
         self._checked = float("-inf")
 
@@ -265,9 +271,9 @@ class FrameEncoder:
         raw = frame.width * frame.height * len(image.getbands())
         self._png = False
         if raw <= _SMALL or len(jpeg) * _PNG_MAY_WIN < raw:
-            began = time.perf_counter()
+            began = self._timer()
             png = _save(image, "PNG", compress_level=1)
-            png_s = time.perf_counter() - began
+            png_s = self._timer() - began
             if len(png) < len(jpeg):
                 # Kept only if cheap too: a video must not cost the kernel its CPU.
                 self._png = png_s <= _PNG_CHEAP_S
