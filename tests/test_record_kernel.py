@@ -80,7 +80,7 @@ def test_record_every_edge_run_save_and_read_it_with_pandas(
     saved = lines(kernel.execute(f"%dora_record save {path}").text)
     assert len(saved) == 1, saved
     where = re.escape(str(path))
-    pattern = rf"saved {count} messages \([\d.]+ [KM]?B\) to {where} in [\d.]+ s, \d+ MB/s"
+    pattern = rf"saved {count} messages \([\d.]+ [KM]?B\) to {where} in [\d.]+ s, [\d.]+ MB/s"
     assert re.fullmatch(pattern, saved[0]), saved
 
     # The file, read as any pandas user would.

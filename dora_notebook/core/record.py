@@ -29,7 +29,8 @@ value          binary                      its value: Arrow IPC of one column ``
 The file's schema metadata (key ``dora_notebook.recording``) holds, as JSON,
 the graph's wiring and code when the recording started (``graph``: node id ->
 ``{"kind", "inputs", "outputs", "code"}``, see :func:`describe_graph`), the
-edges asked for, and the drop counts.
+edges asked for, and the counts of messages dropped (the budget) and lost (in
+transport, see :meth:`EdgeRecorder.skip`) per edge.
 
 >>> import pyarrow as pa
 >>> rec = Recording(max_bytes=1 << 20)
@@ -144,10 +145,11 @@ class EdgeRecorder:
     """What an engine holds for one recorded output: :meth:`record` per message sent.
 
     It numbers the output's messages and counts what the budget let go of
-    them. Made by :meth:`Recording.recorder`.
+    them, and what never reached it (:meth:`skip`). Made by
+    :meth:`Recording.recorder`.
     """
 
-    __slots__ = ("_put", "dropped", "node", "output", "recording", "seq")
+    __slots__ = ("_put", "dropped", "lost", "node", "output", "recording", "seq")
 
     def __init__(self, recording: Recording, node: str, output: str) -> None:
         self.recording = recording
@@ -155,7 +157,18 @@ class EdgeRecorder:
         self.output = output
         self.seq = 0  # messages seen on this output, kept or not
         self.dropped = 0
+        self.lost = 0
         self._put = recording._kept.appenders()
+
+    def skip(self, count: int) -> None:
+        """Count ``count`` messages sent on this output that never reached the recording.
+
+        The dora engine knows them by the gaps in its nodes' own numbering of
+        what they send (dora-rs 1.1 loses a few on the way to the kernel's
+        bridge); the next message's ``seq`` leaves the same gap.
+        """
+        self.seq += count
+        self.lost += count
 
     def record(self, value: Any, metadata: dict[str, Any], received_ns: int = 0) -> None:
         """Keep one message (a no-op once the recording stopped).
@@ -430,6 +443,13 @@ class Recording:
             edges = sorted(self._recorders.items())
         return {f"{n}/{o}": e.dropped for (n, o), e in edges if e.dropped}
 
+    def lost_by_edge(self) -> dict[str, int]:
+        """Messages sent that never reached the recording, per ``node/output`` (see
+        :meth:`EdgeRecorder.skip`); only the dora engine can tell, for cell nodes."""
+        with self._lock:
+            edges = sorted(self._recorders.items())
+        return {f"{n}/{o}": e.lost for (n, o), e in edges if e.lost}
+
     def __len__(self) -> int:
         return len(self._kept)
 
@@ -470,6 +490,7 @@ class Recording:
             count = len(self._kept)
             edges = sum(1 for e in self._recorders.values() if e.seq)
             dropped = sum(e.dropped for e in self._recorders.values())
+            lost = sum(e.lost for e in self._recorders.values())
         if not self._active:
             state = "stopped"
         elif self.started is None and not count:
@@ -477,7 +498,8 @@ class Recording:
         else:
             state = "recording"
         plural = "" if edges == 1 else "s"
-        note = f" ({self.note})" if self.note else ""
+        note = f", {lost} lost in transport" if lost else ""
+        note += f" ({self.note})" if self.note else ""
         return (
             f"{state}: {count} messages on {edges} edge{plural}, "
             f"{size_text(self._bytes)} of {size_text(self.max_bytes)}, {dropped} dropped{note}"
@@ -585,6 +607,9 @@ class Recording:
         for edge_name, count in (description.get("dropped") or {}).items():
             node, _, output = edge_name.partition("/")
             recording.recorder(node, output).dropped = int(count)
+        for edge_name, count in (description.get("lost") or {}).items():
+            node, _, output = edge_name.partition("/")
+            recording.recorder(node, output).lost = int(count)
         recording._active = False
         recording.path = source
         return recording
@@ -630,6 +655,7 @@ class Recording:
             "edges": None if self.edges is None else sorted(f"{n}/{o}" for n, o in self.edges),
             "max_bytes": self.max_bytes,
             "dropped": self.dropped_by_edge(),
+            "lost": self.lost_by_edge(),
             "started": None if self.started is None else self.started.isoformat(),
             "note": self.note,
             "graph": self.graph,

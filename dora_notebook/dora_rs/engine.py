@@ -95,7 +95,7 @@ from .export import has_context
 from .logrecords import dropped_input, panel_log, parse_record
 from .private import REPORTS_OUTPUT, private_descriptor
 from .procs import child_env, dora_cli, end_session, error_text, free_port
-from .shim import SEQ_KEY, read_stats, stats_path
+from .shim import SEQ_KEY, SEQ_SPAN, read_stats, stats_path
 from .swap import Swaps
 
 __all__ = [
@@ -236,6 +236,8 @@ class DoraEngine:
         self._recording: Recording | None = None
         self._recorded: dict[str, EdgeRecorder] = {}  # bridge input id -> its recorder
         self._timer_sources: dict[str, str] = {}  # bridge input id -> timer/millis/20...
+        self._stamps: dict[str, int] = {}  # bridge input id -> the last SEQ_KEY recorded
+        self._from_start = False  # whether the recording was attached before the start
         self._seen: dict[str, int] = {}  # tap input id -> messages the bridge got on it
         self._drops: dict[tuple[str, str], int] = {}  # (node, input) -> dora's drop warnings
         self._closed_taps: set[str] = set()
@@ -811,11 +813,33 @@ class DoraEngine:
         except ValueError:
             self.rejected += 1
             return
-        metadata.pop(SEQ_KEY, None)  # the shim's own stamp, which node code never sees
+        stamp = metadata.pop(SEQ_KEY, None)  # the shim's own stamp, which node code never sees
         if tap is not None:
             tap.record(value, metadata)
         if recorder is not None:
+            if isinstance(stamp, int):
+                self._count_lost(input_id, recorder, stamp)
             recorder.record(value, metadata, received)
+
+    def _count_lost(self, input_id: str, recorder: EdgeRecorder, stamp: int) -> None:
+        """Count what dora-rs lost on the way to the bridge, from a cell node's own numbering.
+
+        A cell node numbers what it sends on each output (:data:`~.shim.SEQ_KEY`,
+        per incarnation: a hot swap starts again); a number skipped is a
+        message the bridge never got (dora-rs 1.1 loses a few with its default
+        queue policy). Before the recording's first message of an output,
+        only a recording attached before the start knows what came before.
+        """
+        last = self._stamps.get(input_id)
+        self._stamps[input_id] = stamp
+        if last is None:
+            skipped = stamp % SEQ_SPAN if self._from_start else 0
+        elif stamp // SEQ_SPAN == last // SEQ_SPAN:
+            skipped = stamp - last - 1
+        else:
+            skipped = 0
+        if skipped > 0:
+            recorder.skip(skipped)
 
     def _output_closed(self, input_id: str, node_id: str, counts: NodeCounts) -> None:
         """A node without the shim whose outputs all closed has ended (:meth:`_check_closed`)."""
@@ -1086,6 +1110,8 @@ class DoraEngine:
                 return
             self._recording = recording
             self._recorded = {}
+            self._stamps = {}
+            self._from_start = not self._wired
             if self._wired:
                 self._attach(recording)
 

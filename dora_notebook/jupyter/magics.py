@@ -363,7 +363,8 @@ class DoraMagics(Magics):
         the oldest messages go and are counted. Started while the graph is
         stopped, it records from the next ``%dora_start``; it records one
         run. ``stop`` ends it (what it kept stays), ``status`` says how much
-        it holds and what it dropped per edge, ``save PATH`` writes it as
+        it holds and what it dropped per edge (and, on the dora engine, what
+        dora-rs lost before the kernel's bridge got it), ``save PATH`` writes it as
         Arrow IPC (``.arrow``) or Parquet (``.parquet``): one row per message
         with node, output, seq, send_time, receive_time, metadata (JSON),
         type and value (Arrow IPC bytes), readable with plain pandas or
@@ -394,9 +395,12 @@ class DoraMagics(Magics):
             if args.action == "stop":
                 recording.stop()
             print(recording.status())
-            drops = recording.dropped_by_edge()
-            if drops:
-                print("dropped: " + ", ".join(f"{e} {n}" for e, n in drops.items()))
+            for what, counts in (
+                ("dropped", recording.dropped_by_edge()),
+                ("lost in transport", recording.lost_by_edge()),
+            ):
+                if counts:
+                    print(f"{what}: " + ", ".join(f"{e} {n}" for e, n in counts.items()))
 
     @staticmethod
     def _record_start(edges: list[str], max_mb: float | None) -> None:
@@ -551,7 +555,7 @@ def _save(recording: Recording, path: str) -> str:
         raise UsageError(str(exc)) from None
     took = time.perf_counter() - began
     size = target.stat().st_size
-    rate = f", {size / took / (1 << 20):.0f} MB/s" if took > 0 else ""
+    rate = f", {size / took / (1 << 20):.1f} MB/s" if took > 0 else ""
     live = "; still recording: this is what it held now" if recording.active else ""
     return (
         f"saved {count} message{'' if count == 1 else 's'} ({size_text(size)}) to {target} "
