@@ -499,9 +499,13 @@ def test_previews_of_huge_wide_empty_and_unserialisable_payloads_keep_the_node_r
 # -- a million messages ---------------------------------------------------------------------
 
 
-def test_a_million_messages_are_all_accounted_for() -> None:
-    """1,000,000 arrays into a roomy and a tight, slow queue: every count adds up exactly."""
-    n = 1_000_000
+def test_a_flood_of_messages_is_all_accounted_for() -> None:
+    """200,000 arrays into a roomy and a tight, slow queue: every count adds up exactly.
+
+    (A million took 35 s of the suite, most of it the drop warning each of the tight
+    queue's ~900,000 drops logs, as dora-rs does; bench/ measures rates.)
+    """
+    n = 200_000
 
     def source() -> None:
         from dora_notebook import Node
@@ -538,7 +542,7 @@ def test_a_million_messages_are_all_accounted_for() -> None:
         assert flow.status(name).received == counts[name]
         assert last[name] == n - 1  # the very last message always arrives
     assert edge(flow, "src/out", "tight")["dropped"] > 0  # the tight queue really dropped
-    print(f"1,000,000 messages in {elapsed:.1f} s")
+    print(f"{n:,} messages in {elapsed:.1f} s")
 
 
 # -- the magic-argument parser ----------------------------------------------------------------
