@@ -110,7 +110,7 @@ _BATCH_BYTES = 16 << 20
 
 # One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes).
 _Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int]
-_Append = Any  # a deque's bound append
+_Append = Callable[[Any], None]  # a deque's bound append (or extend)
 #: One kept message as one tuple (:meth:`Columns.entry`): (its edge's
 #: :class:`EdgeRecorder`, with ``node`` and ``output``; seq; metadata as sent, its
 #: ``timestamp`` included where it had one; value; receive time in ns since the epoch;
