@@ -316,8 +316,10 @@ class Columns:
     def metadata(self, index: int) -> dict[str, Any]:
         """Row ``index``'s metadata as sent, ``timestamp`` included: a new dict."""
         start, end = self.starts[index], self.starts[index + 1]
-        half = (start + end) // 2
-        return dict(zip(self.flat[start:half], self.flat[half:end], strict=True))
+        count, flat = (end - start) // 2, self.flat
+        # A comprehension, not dict(zip(...)): a replay makes one per message it plays,
+        # and for dora's few keys this is 2-4 times quicker (no slices, no zip).
+        return {flat[i]: flat[i + count] for i in range(start, start + count)}
 
     def entry(self, index: int) -> Entry:
         """Row ``index`` as an :data:`Entry` (a new tuple and metadata dict)."""
