@@ -437,3 +437,32 @@ def test_counters_are_redrawn_at_counters_hz_while_previews_stream(frontend: Fro
     assert len(running) >= 2 * COUNTERS_HZ - 2  # redrawn all along, not only at the end
     assert "2000 received" in frontend.state(parts.header)["value"]  # the final count
     assert len(updates_of(frontend, parts.bar)) >= 2 * HZ - 1  # the previews at hz
+
+
+def test_settle_sends_the_final_chart_picture_from_the_calling_thread(
+    frontend: Frontend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A headless run keeps only what the waiting cell's thread sends (nbclient).
+
+    The UI thread may draw the final chart first, as the graph ends; settle() sends
+    its picture again from the cell's thread.
+    """
+    import dora_notebook.jupyter.widgets as module
+
+    sent: list[tuple[str, str]] = []
+
+    def update_display(bundle: dict[str, Any], raw: bool, display_id: str) -> None:
+        sent.append((threading.current_thread().name, display_id))
+        assert raw and bundle["image/png"]
+
+    monkeypatch.setattr(module, "update_display", update_display)
+    state = NodeState("plot", "operator")
+    report(state, "plot", {"name": "y", "x": [0.0], "y": [1.0], "window": 10}, 0)
+    pump = UIPump(lambda: False, hz=HZ, clock=frontend.time)
+    panel = pump.panel(state)
+    drawer = threading.Thread(target=pump.flush, name="dora-ui")
+    drawer.start()  # the UI thread draws the final state first
+    drawer.join()
+    assert sent == [("dora-ui", panel.display_id)]
+    pump.settle()  # the cell's thread
+    assert sent[-1] == (threading.current_thread().name, panel.display_id)

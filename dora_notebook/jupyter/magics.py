@@ -271,7 +271,7 @@ class DoraMagics(Magics):
                 print(f"still running after {timeout:g} s")
                 return
             print(f"stopped after {timeout:g} s" + _stop())
-        session.pump().flush()
+        session.pump().settle()
         print(session.summary())
 
     @magic_arguments()

@@ -245,6 +245,7 @@ class NodePanel(_FullText, widgets.VBox):
         self._header_status = ""  # the status the header last showed, and when it may
         self._header_due = float("-inf")  # show new counters (see COUNTERS_HZ)
         self._stale_chart = False  # points sent as chunks since the last full sync
+        self._picture_bundle: dict[str, Any] | None = None  # the final chart's (see _picture)
         self._lock = threading.Lock()
         super().__init__([self._header, self._progress, self._previews, self._log_box])
         self.add_class("dora-node-panel")
@@ -432,7 +433,9 @@ class NodePanel(_FullText, widgets.VBox):
     def _chart_update(self, s: NodeState, final: bool) -> int:
         """Send the chart the points plotted since the last redraw (all of them now and then)."""
         new = s.series_since(self._plotted)
-        if not new and not (final and self._chart is not None and self._stale_chart):
+        # Final: a last full sync and the picture, unless both are there already.
+        unfinished = self._stale_chart or self._picture_bundle is None
+        if not new and not (final and self._chart is not None and unfinished):
             return 0
         changes = 0
         if self._chart is None:
@@ -482,7 +485,20 @@ class NodePanel(_FullText, widgets.VBox):
         except Exception:  # a picture is a fallback: the chart itself is drawn anyway
             return
         bundle = {**self._repr_mimebundle_(), "image/png": base64.b64encode(png).decode("ascii")}
+        self._picture_bundle = bundle
         update_display(bundle, raw=True, display_id=self.display_id)
+
+    def show_picture(self) -> None:
+        """Send the final chart's picture again, from the calling thread (see UIPump.settle).
+
+        The UI thread may have sent it first, as the graph ended: a frontend
+        applies that update wherever it came from, but a headless run of the
+        notebook (nbclient, ``jupyter nbconvert --execute``) keeps only what the
+        running cell's own thread sends, and would save the notebook without it.
+        """
+        bundle = self._picture_bundle
+        if bundle is not None:
+            update_display(bundle, raw=True, display_id=self.display_id)
 
     def _log_update(self, s: NodeState) -> int:
         level = self._log_level.value
@@ -714,7 +730,7 @@ class UIPump:
         again: it ends once everything is shown.
         """
         self._halt()
-        self.flush()
+        self.settle()
         if self.waiting():
             self.start()
 
@@ -729,6 +745,19 @@ class UIPump:
         """Whether a panel has something its byte budget held back."""
         with self._lock:
             return any(panel.waiting for panel in self._panels.values())
+
+    def settle(self) -> int:
+        """Draw the final state from the calling thread (a cell's), pictures included.
+
+        What :meth:`flush` returns; each panel's final chart picture is sent
+        again from here (see :meth:`NodePanel.show_picture`).
+        """
+        changes = self.flush()
+        with self._lock:
+            panels = list(self._panels.values())
+        for panel in panels:
+            panel.show_picture()
+        return changes
 
     def flush(self, force: bool = True) -> int:
         """Redraw every panel and view; return how many widgets changed."""
