@@ -188,6 +188,7 @@ def test_hot_redefinition_under_load_loses_nothing(kernel: Kernel) -> None:
         kernel,
         "%%dora_node src --outputs n",
         """
+        import builtins
         import time
         import pyarrow as pa
         from dora import Node
@@ -196,6 +197,10 @@ def test_hot_redefinition_under_load_loses_nothing(kernel: Kernel) -> None:
             node.send_output("n", pa.array([i]))
             if i % 100 == 0:
                 time.sleep(0.01)
+            if i == 1500:  # halfway, until the test has redefined the operator (bounded)
+                deadline = time.monotonic() + 30
+                while not builtins.__dict__.get("KERNEL_GO") and time.monotonic() < deadline:
+                    time.sleep(0.005)
     """,
     )
     body = """
@@ -221,9 +226,10 @@ def test_hot_redefinition_under_load_loses_nothing(kernel: Kernel) -> None:
         body.replace("VERSION", "v2"),
     )
     assert redefined.text.strip().startswith("counter: running")
+    kernel.execute("import builtins\nbuiltins.KERNEL_GO = True")  # the rest under load
     kernel.execute("%dora_wait --timeout 20")
     check = kernel.execute(
-        "import builtins\nseen = builtins.KERNEL_SEEN\n"
+        "import builtins\ndel builtins.KERNEL_GO\nseen = builtins.KERNEL_SEEN\n"
         "print(len([v for t, v in seen if t != 'RELOAD']), "
         "[v for t, v in seen if t != 'RELOAD'] == list(range(3000)), "
         "sorted({t for t, _ in seen}))\ndel builtins.KERNEL_SEEN"
