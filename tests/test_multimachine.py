@@ -396,7 +396,9 @@ def test_swap_tap_counts_and_logs_across_the_two_daemons(
     counted = [int(f.group(1)) for f in found if f]
     assert counted == [min(new) - max(old) - 1], log  # exactly what neither version got
     elsewhere = (max(old) + 1 - len(old)) + (max(new) - min(new) + 1 - len(new))
-    assert elsewhere <= FLOWING // 200, elsewhere  # dora-rs's odd loss outside a swap
+    # dora-rs's own loss outside a swap: an odd message under load, and up to 9 early in a
+    # run (measured under plain dora run; see test_dora_observed's DORA_LOSS).
+    assert elsewhere <= FLOWING // 200 + 10, elsewhere
     assert max(new) == FLOWING - 1
     assert len(old) + len(new) + counted[0] + elsewhere == FLOWING
     received, dropped = state["receiver"]

@@ -735,7 +735,12 @@ class Swaps:
         path = stats_path(folder, node, self.incarnations.get(node, 0))
         inputs = list(old_spec.inputs)
         retire_inputs(path, inputs, moved)
-        return lambda flag: None if flag else retire_inputs(path, inputs, moved, flag=False)
+
+        def undo(flag: bool) -> None:
+            if not flag:
+                retire_inputs(path, inputs, moved, flag=False)
+
+        return undo
 
     def _replace_node(self, spec: NodeSpec) -> str | None:
         """``dora node replace``: a new process under the same id; its drops counted after.
@@ -904,7 +909,7 @@ class Swaps:
         discarded = read_discarded(stats_path(folder, node, number - 1), list(old_spec.inputs))
         discarded = {k: v for k, v in discarded.items() if k in moved and v}
         if discarded:
-            detail = ", ".join(f"{k}: {v} from {moved[k][1]}" for k, v in discarded.items())
+            detail = ", ".join(f"{k}: {v}, now from {moved[k][1]}" for k, v in discarded.items())
             total = sum(discarded.values())
             engine._emit(
                 node,
@@ -913,7 +918,7 @@ class Swaps:
                     "stdio": "warning",
                     "line": (
                         f"hot swap {number}: the version replaced discarded {total} message"
-                        f"{'' if total == 1 else 's'} of the new sources that reached it "
+                        f"{'' if total == 1 else 's'} that reached it on inputs being moved, "
                         f"before the new version started ({detail})"
                     ),
                 },

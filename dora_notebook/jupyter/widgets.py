@@ -246,6 +246,7 @@ class NodePanel(_FullText, widgets.VBox):
         self._header_due = float("-inf")  # show new counters (see COUNTERS_HZ)
         self._stale_chart = False  # points sent as chunks since the last full sync
         self._picture_bundle: dict[str, Any] | None = None  # the final chart's (see _picture)
+        self._picture_sender = 0  # the thread that sent it last
         self._lock = threading.Lock()
         super().__init__([self._header, self._progress, self._previews, self._log_box])
         self.add_class("dora-node-panel")
@@ -486,6 +487,7 @@ class NodePanel(_FullText, widgets.VBox):
             return
         bundle = {**self._repr_mimebundle_(), "image/png": base64.b64encode(png).decode("ascii")}
         self._picture_bundle = bundle
+        self._picture_sender = threading.get_ident()
         update_display(bundle, raw=True, display_id=self.display_id)
 
     def show_picture(self) -> None:
@@ -497,7 +499,8 @@ class NodePanel(_FullText, widgets.VBox):
         running cell's own thread sends, and would save the notebook without it.
         """
         bundle = self._picture_bundle
-        if bundle is not None:
+        if bundle is not None and self._picture_sender != threading.get_ident():
+            self._picture_sender = threading.get_ident()
             update_display(bundle, raw=True, display_id=self.display_id)
 
     def _log_update(self, s: NodeState) -> int:
