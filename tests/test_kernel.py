@@ -86,11 +86,11 @@ def test_panels_show_status_counts_progress_previews_and_logs(kernel: Kernel) ->
     # The panel shows the newest lines: the prints, in order up to the last, and, for
     # each tick a slow operator made its timer queue drop, dora's warning.
     shown = re.findall(r"^tick (\d+)(?=$|<)", t["log"], re.M)
-    assert shown == [str(n) for n in range(13 - len(shown), 13)] and len(shown) >= 3, t["log"]
-    assert all(
-        "Discarding event for input `tick`" in line
-        for line in re.findall(r"^.*WARN.*$", t["log"], re.M)
-    )
+    warned = re.findall(r"^.*WARN.*$", t["log"], re.M)
+    assert shown == [str(n) for n in range(13 - len(shown), 13)], t["log"]
+    # Under load the drop warnings can fill most of the 15 lines shown (CI11: 13 of them).
+    assert len(shown) + len(warned) >= 15 or len(shown) == 12, t["log"]
+    assert all("Discarding event for input `tick`" in line for line in warned)
     s = panel_parts(kernel, sink_id)
     table, plot = s["previews"]
     html = table[0]["data"]["text/html"]
