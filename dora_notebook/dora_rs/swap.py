@@ -905,7 +905,8 @@ class Swaps:
             return
         # Each incarnation's file holds its own definition's inputs, in their order.
         everything = read_stats(stats_path(folder, node, number - 1), list(old_spec.inputs))
-        moved = rewiring(old_spec, spec).moved
+        plan = rewiring(old_spec, spec)
+        moved = plan.moved
         discarded = read_discarded(stats_path(folder, node, number - 1), list(old_spec.inputs))
         discarded = {k: v for k, v in discarded.items() if k in moved and v}
         if discarded:
@@ -930,7 +931,7 @@ class Swaps:
         # Only an input whose source did not change has a "before" to compare with
         # (and timer ticks carry no sender's numbers: they are not counted).
         data = [k for k, v in spec.inputs.items() if not v.source.startswith("dora/")]
-        inputs = [k for k in rewiring(old_spec, spec).kept if k in data]
+        inputs = [k for k in plan.kept if k in data]
         if not inputs:
             if data:
                 engine._emit(
