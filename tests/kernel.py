@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import queue
 import re
+import signal
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -62,6 +65,43 @@ class Kernel:
         self.models: dict[str, dict[str, Any]] = {}
         self.comm_log: list[tuple[float, str, dict[str, Any]]] = []
         self.other: list[dict[str, Any]] = []
+        self._arm_stack_dump()
+
+    def _arm_stack_dump(self) -> None:
+        """Make SIGUSR1 write every kernel thread's Python stack to a file.
+
+        A cell that never finishes is a deadlock or a busy thread in the kernel;
+        the stacks say which, where a bare timeout says nothing. faulthandler
+        writes them from the signal handler, without the GIL, so a deadlocked
+        kernel still answers. The cell is silent: no execution count, no history.
+        """
+        fd, self._stack_file = tempfile.mkstemp(prefix="kernel-stacks-", suffix=".txt")
+        os.close(fd)
+        self.client.execute(
+            "__import__('faulthandler').register(__import__('signal').SIGUSR1, "
+            f"file=open({self._stack_file!r}, 'w'), all_threads=True)",
+            silent=True,
+        )
+        self.client.get_shell_msg(timeout=60)
+
+    def stacks(self) -> str:
+        """Every kernel thread's Python stack, now (for a timeout's message)."""
+        pid = getattr(self.manager.provisioner, "pid", None)
+        if pid is None:
+            return "(no kernel process to ask for its stacks)"
+        os.kill(pid, signal.SIGUSR1)
+        # The handler writes in the kernel process: the dump is whole once the
+        # file has stopped growing (a few hundred microseconds after the signal).
+        deadline = time.monotonic() + 5
+        text, size = "", -1
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            with open(self._stack_file) as f:
+                text = f.read()
+            if text and len(text) == size:
+                break
+            size = len(text)
+        return text or "(the kernel wrote no stacks within 5 s)"
 
     def execute(self, code: str, timeout: float = 60, allow_error: bool = False) -> CellResult:
         msg_id = self.client.execute(code)
@@ -70,7 +110,10 @@ class Kernel:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"cell did not finish within {timeout} s:\n{code}")
+                raise TimeoutError(
+                    f"cell did not finish within {timeout} s:\n{code}\n"
+                    f"kernel threads now:\n{self.stacks()}"
+                )
             try:
                 msg = self.client.get_iopub_msg(timeout=remaining)
             except queue.Empty:
@@ -101,7 +144,9 @@ class Kernel:
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {what}")
+                raise AssertionError(
+                    f"timed out waiting for {what}\nkernel threads now:\n{self.stacks()}"
+                )
             with contextlib.suppress(queue.Empty):
                 self._absorb(self.client.get_iopub_msg(timeout=remaining))
 
@@ -152,6 +197,8 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=False)
+        with contextlib.suppress(OSError):
+            os.unlink(self._stack_file)
 
     def __enter__(self) -> Kernel:
         return self
