@@ -54,6 +54,7 @@ __all__ = [
     "ByteBudget",
     "GraphView",
     "NodePanel",
+    "RoundSchedule",
     "TapThumbnails",
     "UIPump",
     "tap_thumbnails",
@@ -76,9 +77,6 @@ PANEL_BYTES_PER_SECOND = 500_000
 #: How often the pump draws when no node reported anything: only counters changed
 #: (they change with every message, without a report), and a reader needs no more.
 IDLE_HZ = 4.0
-#: How late the UI thread may wake after a report without the next round coming
-#: later for it (seconds): the pump's own wake-up delay (see UIPump._run).
-WAKE_SLACK_S = 0.002
 #: A panel's header redraws its counters at most this often; a new status at once.
 #: A camera previewing at 30 Hz would otherwise re-render the header 30 times a
 #: second, one more widget message and page layout per frame.
@@ -630,6 +628,73 @@ class RealTime:
         return event.wait(timeout)
 
 
+class RoundSchedule:
+    """When the UI pump's next round may come: ``hz`` a second, as the reports come.
+
+    A round is due one period after the last one. A report that comes
+    earlier waits for it; a node reporting faster than the rate (a flood) is
+    drawn exactly ``hz`` times a second. A node that reports at about the rate
+    (its report comes alone, or in the second half of the period) is
+    *followed*: its report is drawn at once if it comes up to
+    :attr:`TOLERANCE` of a period early, and each such round gives
+    :attr:`YIELD` of a period back to it. Without that, a 30 Hz camera at
+    ``preview_hz`` 30 (the source exactly as fast as the limit) could never
+    make up a delay: each late wake-up of the UI thread or late frame pushed
+    every later frame back for good (measured in a browser: frames waited 2,
+    then 4, then 17 ms for their round, 17 ms of the page's latency). A
+    followed node is drawn at most ``hz / (1 - YIELD)`` times a second.
+
+    A round that begins late (the thread woke late) counts from when it was
+    allowed, up to :attr:`CATCH_UP` of a period earlier than it began.
+
+    >>> schedule = RoundSchedule()
+    >>> schedule.begin(now=0.0, period=0.1, first=0.0, reports=50)
+    >>> schedule.allowed(period=0.1, first=0.001, reports=50)  # a flood: a full period
+    0.1
+    >>> schedule.allowed(period=0.1, first=0.08, reports=1)  # a camera a little early
+    0.08
+    """
+
+    #: How early (a share of the period) a followed node's report may be drawn.
+    TOLERANCE = 0.25
+    #: How much of a period each followed round gives back (so a delay is made up).
+    YIELD = 1 / 16
+    #: How much of a period a round that began late may count from before it began.
+    CATCH_UP = 0.5
+
+    def __init__(self) -> None:
+        self._last = float("-inf")  # when the last round began, as counted
+        self._carry = 0.0  # how much more than a period after it the next one is due
+        self._fresh = True  # the next round counts from when it begins
+
+    def restart(self) -> None:
+        """The rate changed: the next round counts from when it begins, not before."""
+        self._fresh = True
+
+    def _follows(self, period: float, first: float, reports: int) -> bool:
+        return reports == 1 or first >= self._last + self._carry + period / 2
+
+    def allowed(self, period: float, first: float | None, reports: int, idle: float = 0.0) -> float:
+        """When the next round may begin: ``first`` report since the last round came then
+        (None: none came; a round then waits ``idle`` seconds at least), ``reports`` came."""
+        due = self._last + period + self._carry
+        if first is None:
+            return max(due, self._last + idle)
+        if self._follows(period, first, reports):
+            return max(first, due - self.TOLERANCE * period)
+        return max(first, due)
+
+    def begin(self, now: float, period: float, first: float | None, reports: int) -> None:
+        """A round begins at ``now``, for what came since the last one."""
+        if first is None or self._fresh:
+            self._last, self._carry, self._fresh = now, 0.0, False
+            return
+        due = self._last + period + self._carry
+        given = self.YIELD * period if self._follows(period, first, reports) else 0.0
+        counted = min(now, max(self.allowed(period, first, reports), now - self.CATCH_UP * period))
+        self._last, self._carry = counted, max(0.0, due - given - counted)
+
+
 class UIPump:
     """One named thread that redraws panels at most ``hz`` times a second.
 
@@ -656,6 +721,8 @@ class UIPump:
         self._wake = threading.Event()  # set by stop(), a new hz and poke()
         self._poke_lock = threading.Lock()
         self._poked_at: float | None = None  # the first report since the last round came then
+        self._reports = 0  # how many came since the last round
+        self._schedule = RoundSchedule()
         self._thread: threading.Thread | None = None
         self.redraws = 0
 
@@ -667,6 +734,7 @@ class UIPump:
     def hz(self, value: float) -> None:
         self._hz = value
         # A pump waiting out a period of the old rate starts the new one now.
+        self._schedule.restart()
         self._wake.set()
 
     def poke(self) -> None:
@@ -679,6 +747,7 @@ class UIPump:
         with self._poke_lock:
             if self._poked_at is None:
                 self._poked_at = self._clock.monotonic()
+            self._reports += 1
         self._wake.set()
 
     def panel(self, state: NodeState) -> NodePanel:
@@ -773,20 +842,13 @@ class UIPump:
         return changes
 
     def _run(self) -> None:
-        began = float("-inf")
+        schedule = self._schedule
         while True:
-            now = self._clock.monotonic()
-            allowed = began + 1.0 / max(self._hz, 0.1)
+            period = 1.0 / max(self._hz, 0.1)
             with self._poke_lock:  # before the flush: what comes during it pokes again
-                poked_at, self._poked_at = self._poked_at, None
-            # A round a report brought counts from when the report came (or from when
-            # the rate allowed it), not from when this thread got to run: otherwise its
-            # own wake-up delay would push every later round back, and a 30 Hz camera
-            # at preview_hz 30 would wait half a period per frame again (measured: 17 ms).
-            began = now if poked_at is None else min(now, max(poked_at, allowed))
-            # ... but never from longer ago than such a delay: a report that waited out
-            # the rate (or a new rate) must not buy the next round early.
-            began = max(began, now - WAKE_SLACK_S)
+                first, self._poked_at = self._poked_at, None
+                reports, self._reports = self._reports, 0
+            schedule.begin(self._clock.monotonic(), period, first, reports)
             active = self._active()
             self.flush(force=not active)
             if not active and not self.waiting():
@@ -797,11 +859,11 @@ class UIPump:
                 self._wake.clear()  # before the checks: a later stop, hz or poke sets it again
                 if self._stopping.is_set():
                     return
-                # A report is drawn one period after the last round at the earliest;
-                # counters change without any report, and are drawn at IDLE_HZ.
+                # Counters change without any report: alone, they are drawn at IDLE_HZ.
                 period = 1.0 / max(self._hz, 0.1)
-                if self._poked_at is None:
-                    period = max(period, 1.0 / IDLE_HZ)
-                rest = period - (self._clock.monotonic() - began)
+                with self._poke_lock:
+                    first, reports = self._poked_at, self._reports
+                allowed = schedule.allowed(period, first, reports, idle=1.0 / IDLE_HZ)
+                rest = allowed - self._clock.monotonic()
                 if rest <= 0 or not self._clock.wait(self._wake, rest):
                     break
