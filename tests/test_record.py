@@ -205,7 +205,7 @@ def test_to_pandas_has_one_row_per_message_with_python_values() -> None:
     rec = Recording()
     rec.record("n", "a", pa.array([1, 2]), {"timestamp": T0, "k": "v"})
     frame = rec.to_pandas()
-    assert list(frame.columns) == [*SCHEMA.names[:6], "value"]
+    assert list(frame.columns) == [*SCHEMA.names[:6], "value", "number", "cause"]
     row = frame.iloc[0]
     assert (row["node"], row["output"], row["seq"], row["value"]) == ("n", "a", 0, [1, 2])
     assert row["metadata"] == {"k": "v"} and row["send_time"] == T0

@@ -95,6 +95,8 @@ def test_record_every_edge_run_save_and_read_it_with_pandas(
         "metadata",
         "type",
         "value",
+        "number",
+        "cause",
     ]
     edges = frame.groupby(["node", "output"]).size().to_dict()
     assert edges[("ticker", "n")] == edges[("doubler", "d")] == 12
@@ -109,6 +111,13 @@ def test_record_every_edge_run_save_and_read_it_with_pandas(
         [2 * n] for n in range(1, 13)
     ]
     assert (frame["receive_time"] >= frame["send_time"]).all()
+    # Which input each message answered: the engine's numbers, unique in the run.
+    assert frame["number"].is_unique and (frame["number"] >= 0).all()
+    ticks = frame[frame["node"] == "dora"]
+    assert set(ticker["cause"]) <= set(ticks["number"])  # each n answered a tick
+    assert ticker["cause"].is_monotonic_increasing and ticker["cause"].is_unique
+    assert frame[frame["node"] == "doubler"]["cause"].tolist() == ticker["number"].tolist()
+    assert (ticks["cause"] == -1).all()
     # And from the kernel's own Python: the recording, live, as pandas.
     frame_rows = kernel.execute(
         "import dora_notebook; r = dora_notebook.current().recording; "

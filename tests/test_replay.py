@@ -206,6 +206,113 @@ def test_last_n_replays_the_last_inputs_against_their_recorded_outputs() -> None
     out = result.outputs["out"]
     assert values(out.recorded) == [[2 * i] for i in range(25, 30)]
     assert result.diff["out"].line() == "op/out: 4 same, 1 changed (first: #2), 0 new, 0 missing"
+    assert result.estimated  # a recording made by hand says not which input caused what
+
+
+# Sends n % 3 copies of each number n: the outputs per input vary, which an estimate
+# from the whole run's outputs per input gets wrong.
+UNEVEN_OPERATOR = """
+import pyarrow as pa
+
+class Operator:
+    def on_event(self, event, send_output):
+        if event["type"] == "INPUT":
+            n = event["value"][0].as_py()
+            for _ in range(n % 3):
+                send_output("out", pa.array([n]), {"n": n})
+"""
+UNEVEN_NODE = """
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+for event in node:
+    if event["type"] == "INPUT":
+        n = event["value"][0].as_py()
+        for _ in range(n % 3):
+            node.send_output("out", pa.array([n]), {"n": n})
+"""
+COUNT_TO_40 = """
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+for i in range(40):
+    node.send_output("n", pa.array([i]), {"i": i})
+"""
+
+
+def uneven_run(kind: str) -> tuple[Dataflow, Recording]:
+    """A recorded run of 40 numbers into an op (operator or custom node) that sends
+    n % 3 copies of each: 39 outputs in all."""
+    flow = Dataflow(echo=False)
+    flow.add_node("src", COUNT_TO_40, outputs=["n"])
+    add = flow.add_operator if kind == "operator" else flow.add_node
+    add(
+        "op",
+        UNEVEN_OPERATOR if kind == "operator" else UNEVEN_NODE,
+        inputs={"x": "src/n"},
+        outputs=["out"],
+        queue_size=100,
+    )
+    rec = flow.record()
+    flow.start()
+    assert flow.wait(20)
+    flow.stop()
+    return flow, rec
+
+
+@pytest.mark.parametrize("kind", ["operator", "node"])
+def test_last_n_compares_exactly_the_outputs_those_inputs_caused(kind: str, tmp_path: Path) -> None:
+    flow, rec = uneven_run(kind)
+    inputs = {m.value[0].as_py(): m for m in rec.messages("src", "n")}
+    outputs = rec.messages("op", "out")
+    assert len(outputs) == 39
+    # The engine numbered every message, and each output names the input it answered.
+    assert all(m.number >= 0 for m in rec.messages())
+    assert len({m.number for m in rec.messages()}) == len(rec.messages())
+    assert [m.cause for m in outputs] == [inputs[m.value[0].as_py()].number for m in outputs]
+    assert all(m.cause == -1 for m in inputs.values())  # src handled no input
+    # The last 4 inputs (36-39) caused 0 + 1 + 2 + 0 outputs: those 3 are compared, where
+    # an estimate from the run's 39 outputs per 40 inputs would take the last 4 (35 too).
+    result = flow.replay("op", rec, last=4)
+    assert not result.estimated and "estimated" not in result.summary()
+    assert values(result.outputs["out"].recorded) == [[37], [38], [38]]
+    assert result.diff["out"].line() == "op/out: 3 same, 0 changed, 0 new, 0 missing"
+    # Saved and loaded, the numbers come back: still exact.
+    for suffix in (".arrow", ".parquet"):
+        loaded = Recording.load(rec.save(tmp_path / f"run{suffix}"))
+        assert [(m.number, m.cause) for m in loaded.messages()] == [
+            (m.number, m.cause) for m in rec.messages()
+        ]
+        again = flow.replay("op", loaded, last=4)
+        assert again.diff["out"].line() == result.diff["out"].line() and not again.estimated
+
+
+def test_a_file_without_the_numbers_loads_and_last_n_says_it_estimates(tmp_path: Path) -> None:
+    flow, rec = uneven_run("operator")
+    table = Recording.load(rec.save(tmp_path / "run.arrow")).to_arrow()
+    old = table.drop_columns(["number", "cause"])  # as saved before the columns existed
+    path = tmp_path / "old.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, old.schema) as writer:
+        writer.write_table(old)
+    loaded = Recording.load(path)
+    assert len(loaded) == len(rec) and all(m.number == m.cause == -1 for m in loaded.messages())
+    result = flow.replay("op", loaded, last=4)
+    assert result.estimated
+    assert (
+        result.summary()
+        .splitlines()[0]
+        .endswith(
+            "; the recorded outputs they answered are estimated from the outputs per input "
+            "(the recording does not say which input caused which output)"
+        )
+    )
+    # round(39 * 4 / 40) = 4 recorded outputs, the last: 35's second copy is one of them.
+    assert values(result.outputs["out"].recorded) == [[35], [37], [38], [38]]
+    assert result.diff["out"].line() == ("op/out: 1 same, 2 changed (first: #0), 0 new, 1 missing")
+    # Without last, nothing is estimated: every output from the first input on.
+    assert flow.replay("op", loaded).diff["out"].same == 39
 
 
 def test_inputs_are_merged_in_the_order_they_were_sent() -> None:

@@ -102,6 +102,52 @@ def test_record_fix_replay_shows_what_changed_and_leaves_the_graph_alone(
     assert "op/frame: 40 same" in text and "text/html" in data
 
 
+# Sends n % 3 copies of each number: the outputs per input vary.
+UNEVEN = """
+import pyarrow as pa
+
+class Operator:
+    def on_event(self, event, send_output):
+        if event["type"] == "INPUT":
+            n = event["value"][0].as_py()
+            for _ in range(n % 3):
+                send_output("out", pa.array([n]))
+"""
+#: A saved recording rewritten without its number and cause columns, as older files are.
+DROP_NUMBERS = """
+import pyarrow as pa
+table = pa.ipc.open_file(pa.memory_map({src!r})).read_all().drop_columns(["number", "cause"])
+with pa.OSFile({dst!r}, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    writer.write_table(table)
+"""
+
+
+def test_last_n_compares_the_outputs_those_inputs_caused(kernel: Kernel, tmp_path: Path) -> None:
+    define(kernel, "%%dora_node src --outputs n", COUNTER)
+    define(kernel, "%%dora_operator op --inputs n=src/n --outputs out --queue-size 100", UNEVEN)
+    kernel.execute("%dora_record start")
+    kernel.execute("%dora_start --wait --timeout 30")
+    # Inputs 36-39 caused 0 + 1 + 2 + 0 outputs: exactly those three are compared.
+    text, _ = outputs_of(kernel, "%dora_replay op --last 4")
+    lines = text.splitlines()
+    assert lines[0].startswith("replay of op (operator) on 4 recorded inputs (n: 4) at speed 0:")
+    assert "estimated" not in text
+    assert "op/out: 3 same, 0 changed, 0 new, 0 missing" in lines
+
+    # A file without the engine's numbers (saved before they were): the estimate, said so.
+    path, old = tmp_path / "run.arrow", tmp_path / "old.arrow"
+    kernel.execute(f"%dora_record save {path}")
+    kernel.execute(DROP_NUMBERS.format(src=str(path), dst=str(old)))
+    text, _ = outputs_of(kernel, f"%dora_replay op --from {old} --last 4")
+    lines = text.splitlines()
+    assert lines[0].endswith(
+        "the recorded outputs they answered are estimated from the outputs per input "
+        "(the recording does not say which input caused which output)"
+    )
+    # round(39 outputs * 4 / 40 inputs) = the last 4 recorded: one of 35's among them.
+    assert "op/out: 1 same, 2 changed (first: #0), 0 new, 1 missing" in lines
+
+
 def test_replay_while_the_graph_runs_keeps_it_running(kernel: Kernel) -> None:
     ticker = """
     from dora import Node

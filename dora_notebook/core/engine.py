@@ -539,10 +539,10 @@ class EmbeddedEngine:
             output = logs.node_settings(runner.spec.extra)[1]
             if output in runner.routes and not runner.finished:
                 runner.sent += 1
+                seq = self._push_all(runner.routes[output], value, meta)
                 sink = runner.taps.get(output)
                 if sink is not None:
-                    sink.record(value, meta)
-                self._push_all(runner.routes[output], value, meta)
+                    sink.record(value, meta, 0, seq)  # from no input: the node's code logged
             # dora-rs 1.1 never hands a node its own records (measured with dora run:
             # a dora/logs subscriber that prints would otherwise feed itself forever).
             routes = self._log_routes.items()
@@ -557,10 +557,12 @@ class EmbeddedEngine:
 
     def _push_all(
         self, routes: list[tuple[Runner, InputQueue]], value: pa.Array, meta: dict[str, Any]
-    ) -> None:
+    ) -> int:
+        """Queue one message on every subscriber, each with its own metadata: its number."""
         seq = next(self._seq)
         for target, queue in routes:
             target.push(queue, Message(value, dict(meta), seq))
+        return seq
 
     def log_routes(self, source: str) -> list[tuple[Runner, InputQueue]]:
         """The subscribers of a ``dora/logs[/LEVEL[/NODE]]`` source (made if new). Lock held."""
@@ -669,12 +671,14 @@ class EmbeddedEngine:
             if runner.finished:
                 return
             runner.sent += 1
+            # Its number (the arrival order) and send time (the edge's latency), which a
+            # recording keeps too, with the number of the input its node is handling.
+            seq, sent = next(self._seq), time.monotonic_ns()
             if runner.taps:  # the one check an output nobody taps or records costs
                 sink = runner.taps.get(output_id)
                 if sink is not None:
-                    sink.record(value, meta)
+                    sink.record(value, meta, sent, seq, runner.cause)
             if routes:
-                seq, sent = next(self._seq), time.monotonic_ns()  # sent: for the edge's latency
                 if len(routes) == 1:
                     target, queue = routes[0]
                     target.push(queue, Message(value, meta, seq, sent))
@@ -786,6 +790,8 @@ class EmbeddedEngine:
                     self._put_back([entry, *self._batch])
                 return False
             message = type(item) is Message
+            # What the operator sends while handling it answers it (a recording keeps this).
+            runner.cause = item.seq if message else -1  # type: ignore[union-attr]
             if queue is None:
                 event = stop_event(item)  # type: ignore[arg-type]
             elif not message:
@@ -1079,7 +1085,7 @@ class EmbeddedEngine:
                 if self._timer_recorders:
                     recorder = self._timer_recorders.get(spec)
                     if recorder is not None:
-                        recorder.record(_EMPTY, {"timestamp": now})
+                        recorder.record(_EMPTY, {"timestamp": now}, sent, seq)
             nxt = _next_due(due, interval)
             self.clock.call_at(nxt, self._ticker(spec, targets, nxt, interval))
 

@@ -24,7 +24,17 @@ receive_time   timestamp[ns, UTC]          when the recording got it
 metadata       string                      its other metadata, as JSON
 type           string                      the Arrow type of its value
 value          binary                      its value: Arrow IPC of one column ``value``
+number         int64                       the engine's number for it, unique in the run
+                                           (-1: the engine does not number messages)
+cause          int64                       the ``number`` of the input its node was
+                                           handling when it sent it (-1: none)
 =============  ==========================  ===========================================
+
+``number`` and ``cause`` say which input an output answered (what
+``%dora_replay --last N`` compares exactly). The embedded engine fills them:
+an operator's cause is the input ``on_event`` was handling, a custom node's
+the last input ``next()`` returned. On the dora engine, and in files saved
+before these columns, they are -1.
 
 The file's schema metadata (key ``dora_notebook.recording``) holds, as JSON,
 the graph's wiring and code when the recording started (``graph``: node id ->
@@ -45,7 +55,6 @@ transport, see :meth:`EdgeRecorder.skip`) per edge.
 from __future__ import annotations
 
 import inspect
-import itertools
 import json
 import os
 import queue
@@ -101,20 +110,27 @@ SCHEMA = pa.schema(
         ("metadata", pa.string()),
         ("type", pa.string()),
         ("value", pa.binary()),
+        ("number", pa.int64()),
+        ("cause", pa.int64()),
     ]
 )
+#: The columns a file saved before ``number`` and ``cause`` existed has (it still loads).
+_REQUIRED = SCHEMA.names[:8]
+#: The fields before a message's metadata in :class:`_Kept`'s one deque (see there).
+_HEADER = 8
 _SUFFIXES = (".arrow", ".parquet")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Rows per batch of a saved file: at most this many value bytes (binary offsets are int32).
 _BATCH_BYTES = 16 << 20
 
-# One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes).
-_Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int]
-_Append = Callable[[Any], None]  # a deque's bound append (or extend)
+# One kept message: (its edge, seq, metadata as sent, value, receive time in ns, bytes,
+# number, cause).
+_Item = tuple["EdgeRecorder", int, dict[str, Any], Any, int, int, int, int]
 #: One kept message as one tuple (:meth:`Columns.entry`): (its edge's
 #: :class:`EdgeRecorder`, with ``node`` and ``output``; seq; metadata as sent, its
 #: ``timestamp`` included where it had one; value; receive time in ns since the epoch;
-#: bytes).
+#: bytes; the engine's number for it; the number of the input that caused it; -1 for
+#: either where unknown).
 Entry = _Item
 
 
@@ -134,6 +150,10 @@ class Recorded:
     metadata: dict[str, Any]
     value: Any  # a pyarrow Array (by reference) or, for a value dora cannot send, as sent
     nbytes: int = field(default=0, compare=False)
+    #: The engine's number for it, and that of the input its node was handling when it
+    #: sent it (-1: unknown, or no input): see the module's docstring.
+    number: int = field(default=-1, compare=False)
+    cause: int = field(default=-1, compare=False)
 
     @property
     def edge(self) -> str:
@@ -149,16 +169,23 @@ class EdgeRecorder:
     :meth:`Recording.recorder`.
     """
 
-    __slots__ = ("_put", "dropped", "lost", "node", "output", "recording", "seq")
+    __slots__ = ("_base", "_put", "active", "dropped", "lost", "node", "output", "recording", "seq")
 
     def __init__(self, recording: Recording, node: str, output: str) -> None:
         self.recording = recording
         self.node = node
         self.output = output
+        self.active = recording._active
         self.seq = 0  # messages seen on this output, kept or not
         self.dropped = 0
         self.lost = 0
-        self._put = recording._kept.appenders()
+        self._base = 0  # seq of a loaded recording's first message not counted as dropped
+        self._put = recording._kept.items.extend
+
+    @property
+    def kept(self) -> int:
+        """How many of its messages the recording holds."""
+        return self.seq - self._base - self.dropped - self.lost
 
     def skip(self, count: int) -> None:
         """Count ``count`` messages sent on this output that never reached the recording.
@@ -170,120 +197,125 @@ class EdgeRecorder:
         self.seq += count
         self.lost += count
 
-    def record(self, value: Any, metadata: dict[str, Any], received_ns: int = 0) -> None:
+    def record(
+        self,
+        value: Any,
+        metadata: dict[str, Any],
+        received_ns: int = 0,
+        number: int = -1,
+        cause: int = -1,
+    ) -> None:
         """Keep one message (a no-op once the recording stopped).
+
+        ``received_ns``: when it was sent or received, ``time.monotonic_ns()``
+        (the embedded engine's send time, which it takes anyway; 0: now).
+        ``number``, ``cause``: the engine's numbers for the message and for the
+        input its node was handling (see the module's docstring).
 
         The engine calls it on its hot path, one call at a time (the embedded
         engine holds its lock, the dora engine has one bridge thread), so it
         takes no lock of its own (see :class:`_Kept` for how readers cope).
         The value is kept by reference (the engine never mutates a sent Arrow
         array), the metadata's keys and values as they are now (a receiver
-        may change the dict it was handed), the time as an integer; nothing
-        is made per message (see :class:`_Kept`), a :class:`Recorded` only
-        when read.
+        may change the dict it was handed), the time as an integer. It costs
+        three ``deque.extend`` calls and the value's size; nothing made per
+        message outlives the call (see :class:`_Kept`).
         """
-        rec = self.recording
-        if not rec._active:
+        if not self.active:
             return
         try:  # every buffer the array keeps alive; nbytes costs 30 times more
             size = value.get_total_buffer_size()
         except AttributeError:
             size = _nbytes(value)
-        seq = self.seq
+        put, seq = self._put, self.seq
+        # The row's header first, in one call: a reader sees all of it or none of it.
+        put(
+            (
+                self,
+                seq,
+                len(metadata),
+                value,
+                received_ns or time.monotonic_ns(),
+                size,
+                number,
+                cause,
+            )
+        )
+        put(metadata)  # as it is now: a receiver may change the dict it is handed
+        put(metadata.values())
         self.seq = seq + 1
-        edge, seqs, counts, flat, values, times, sizes = self._put
-        edge(self)
-        seqs(seq)
-        counts(len(metadata))
-        flat(metadata)  # as it is now, a receiver may change the dict it is handed
-        flat(metadata.values())
-        values(value)
-        times(received_ns or time.time_ns())
-        sizes(size)  # last: a row is complete once its size is there
+        rec = self.recording
         rec._bytes += size
         if rec._bytes > rec.max_bytes:
             rec._evict()
 
 
 class _Kept:
-    """The kept messages, one deque per field (oldest first), not one object per message.
+    """The kept messages in one deque, oldest first, not one object per message.
 
     Python's garbage collector makes a full pass over the whole heap (156 ms
     in the benchmark's process) when enough new objects have survived, and
     counts every new dict or tuple, tracked or not. A tuple per message holding
     its dict and array stayed tracked for good, and even one new dict per
     message (a copy of its metadata) made those passes come half again as
-    often in the benchmark chain. So a message's metadata is kept as its
-    length and, in one deque, its keys then its values: nothing is made per
-    message but the engine's own objects, and a dict only when read.
+    often in the benchmark chain. So a message is kept as a run of items in
+    one deque: a header of :data:`_HEADER` fields (its :class:`EdgeRecorder`,
+    seq, how many metadata keys, value, time, bytes, number, cause), then its
+    metadata's keys, then their values. The writer adds a message with three
+    ``extend`` calls (the header's tuple is gone once they return): nothing
+    is made per message but the engine's own objects, and a dict only when
+    read. Times are kept on ``time.monotonic_ns()``'s clock; ``offset`` turns
+    them into nanoseconds since the epoch as they are read.
 
-    The one writer appends to each deque in turn without a lock, its size
-    last; a reader holding the recording's lock (under which alone the oldest
-    are let go) copies the sizes first, then the other deques, which hold at
-    least as many rows.
+    The one writer extends the deque without a lock; each ``extend`` is whole
+    to a reader (the GIL is held through it). A reader holding the
+    recording's lock (under which alone the oldest are let go) copies the
+    deque and reads the messages that are complete in the copy.
     """
 
-    __slots__ = ("counts", "edges", "flat", "seqs", "sizes", "times", "values")
+    __slots__ = ("items", "offset")
 
-    def __init__(self) -> None:
-        self.edges: deque[EdgeRecorder] = deque()
-        self.seqs: deque[int] = deque()
-        self.counts: deque[int] = deque()  # keys in each message's metadata
-        self.flat: deque[Any] = deque()  # each message's metadata keys, then its values
-        self.values: deque[Any] = deque()
-        self.times: deque[int] = deque()
-        self.sizes: deque[int] = deque()
-
-    def appenders(self) -> tuple[_Append, ...]:
-        """How the writer adds a row: ``edge, seq, len(meta)``, ``flat.extend`` twice, then
-        ``value, time, size`` (see :meth:`EdgeRecorder.record`)."""
-        return (
-            self.edges.append,
-            self.seqs.append,
-            self.counts.append,
-            self.flat.extend,
-            self.values.append,
-            self.times.append,
-            self.sizes.append,
-        )
-
-    def __len__(self) -> int:
-        return len(self.sizes)
+    def __init__(self, offset: int) -> None:
+        self.items: deque[Any] = deque()
+        self.offset = offset
 
     def append(self, row: _Item) -> None:
-        """Add one row (a loaded recording's)."""
-        edge, seq, meta, value, received_ns, size = row
-        self.edges.append(edge)
-        self.seqs.append(seq)
-        self.counts.append(len(meta))
-        self.flat.extend(meta)
-        self.flat.extend(meta.values())
-        self.values.append(value)
-        self.times.append(received_ns)
-        self.sizes.append(size)
+        """Add one row (a loaded recording's: its time since the epoch, as ``offset`` is 0)."""
+        edge, seq, meta, value, received_ns, size, number, cause = row
+        put = self.items.extend
+        put((edge, seq, len(meta), value, received_ns, size, number, cause))
+        put(meta)
+        put(meta.values())
+        edge.seq = max(edge.seq, seq + 1)
 
     def popleft(self) -> tuple[EdgeRecorder, int]:
         """Let the oldest message go (the recording's lock held): its edge and bytes."""
-        edge = self.edges.popleft()
-        self.seqs.popleft()
-        flat = self.flat
-        for _ in range(2 * self.counts.popleft()):
-            flat.popleft()
-        self.values.popleft()
-        self.times.popleft()
-        return edge, self.sizes.popleft()
+        pop = self.items.popleft
+        edge, _, count, _, _, size, _, _ = (pop() for _ in range(_HEADER))
+        for _ in range(2 * count):
+            pop()
+        return edge, size
 
     def columns(self) -> Columns:
-        """Every complete row, field by field (the recording's lock held), oldest first."""
-        sizes = list(self.sizes)  # first: the rows complete now
-        count = len(sizes)
-        edges, seqs, counts, values, times = (
-            list(itertools.islice(d, count))
-            for d in (self.edges, self.seqs, self.counts, self.values, self.times)
+        """Every complete message, field by field (the recording's lock held), oldest first."""
+        items = list(self.items)
+        end, starts = len(items), []
+        at = 0
+        while at + _HEADER <= end:
+            start = at + _HEADER
+            at = start + 2 * items[at + 2]
+            if at > end:  # the writer is adding its metadata
+                break
+            starts.append(start)
+        # Each field in one pass over the header positions (a comprehension a field is
+        # quicker than unpacking each header).
+        edges, seqs, counts, values, times, sizes, numbers, causes = (
+            [items[s - _HEADER + k] for s in starts] for k in range(_HEADER)
         )
-        starts = [0, *itertools.accumulate(2 * n for n in counts)]
-        flat = list(itertools.islice(self.flat, starts[-1]))
-        return Columns(edges, seqs, values, times, sizes, starts, flat)
+        if self.offset:
+            offset = self.offset
+            times = [t + offset for t in times]
+        return Columns(edges, seqs, values, times, sizes, starts, counts, items, numbers, causes)
 
     def rows(self) -> list[_Item]:
         """Every complete row (the recording's lock held), oldest first."""
@@ -295,8 +327,9 @@ class _Kept:
 class Columns:
     """The kept messages field by field, oldest first (:meth:`Recording.columns`): row
     ``i`` is ``edges[i]`` (its :class:`EdgeRecorder`), ``seqs[i]``, ``values[i]``,
-    ``times[i]`` (receive ns), ``sizes[i]``, and its metadata as sent: the keys then
-    the values at ``flat[starts[i]:starts[i + 1]]`` (:meth:`metadata` makes the dict).
+    ``times[i]`` (receive ns since the epoch), ``sizes[i]``, ``numbers[i]``,
+    ``causes[i]``, and its metadata as sent: ``counts[i]`` keys at
+    ``flat[starts[i]:]``, then their values (:meth:`metadata` makes the dict).
 
     Nothing is made per message to read them so (Python's garbage collector would
     walk each new object again and again while they live, see :class:`_Kept`).
@@ -308,18 +341,30 @@ class Columns:
     times: list[int]
     sizes: list[int]
     starts: list[int]
+    counts: list[int]
     flat: list[Any]
+    numbers: list[int]
+    causes: list[int]
 
     def __len__(self) -> int:
-        return len(self.sizes)
+        return len(self.starts)
 
     def metadata(self, index: int) -> dict[str, Any]:
         """Row ``index``'s metadata as sent, ``timestamp`` included: a new dict."""
-        start, end = self.starts[index], self.starts[index + 1]
-        count, flat = (end - start) // 2, self.flat
-        # A comprehension, not dict(zip(...)): a replay makes one per message it plays,
-        # and for dora's few keys this is 2-4 times quicker (no slices, no zip).
+        start, count, flat = self.starts[index], self.counts[index], self.flat
+        # A replay makes one per message it plays. A display for dora's usual one or two
+        # keys (the timestamp and one more) takes half the time of a comprehension, which
+        # takes half that of dict(zip(...)) of two slices (no slices, no zip; timeit).
+        if count == 1:
+            return {flat[start]: flat[start + 1]}
+        if count == 2:
+            return {flat[start]: flat[start + 2], flat[start + 1]: flat[start + 3]}
         return {flat[i]: flat[i + count] for i in range(start, start + count)}
+
+    def items(self, index: int) -> list[Any]:
+        """Row ``index``'s metadata as kept: its keys, then their values (a new list)."""
+        start = self.starts[index]
+        return self.flat[start : start + 2 * self.counts[index]]
 
     def entry(self, index: int) -> Entry:
         """Row ``index`` as an :data:`Entry` (a new tuple and metadata dict)."""
@@ -330,6 +375,8 @@ class Columns:
             self.values[index],
             self.times[index],
             self.sizes[index],
+            self.numbers[index],
+            self.causes[index],
         )
 
 
@@ -355,7 +402,7 @@ class Recording:
         self.edges = None if edges is None else frozenset(edges)
         self.max_bytes = max_bytes
         self.graph: dict[str, dict[str, Any]] = dict(graph or {})
-        self._kept = _Kept()
+        self._kept = _Kept(_monotonic_to_epoch())
         self._lock = threading.Lock()
         self._recorders: dict[tuple[str, str], EdgeRecorder] = {}
         self._bytes = 0
@@ -397,26 +444,32 @@ class Recording:
         value: Any,
         metadata: dict[str, Any],
         received: datetime | None = None,
+        number: int = -1,
+        cause: int = -1,
     ) -> None:
         """Keep one message sent on ``node/output`` (a no-op once stopped or not wanted).
 
         ``metadata["timestamp"]``, when there, is its send time; the rest is
         kept as it is. The value is kept by reference: the engine never
-        mutates a sent Arrow array.
+        mutates a sent Arrow array. ``number`` and ``cause``: see the
+        module's docstring.
         """
         if self.wants(node, output):
-            self.recorder(node, output).record(value, metadata, _ns(received) if received else 0)
+            at = _ns(received) - self._kept.offset if received else 0
+            self.recorder(node, output).record(value, metadata, at, number, cause)
 
     def stop(self) -> None:
         """Stop recording; what was kept stays."""
         with self._lock:
             self._active = False
+            for edge in self._recorders.values():
+                edge.active = False
 
     def _evict(self) -> None:
         """Let the oldest messages go until the rest fit the budget (by the one writer)."""
         kept = self._kept
         with self._lock:
-            while self._bytes > self.max_bytes and kept:
+            while self._bytes > self.max_bytes and kept.items:
                 edge, size = kept.popleft()
                 self._bytes -= size
                 edge.dropped += 1
@@ -453,7 +506,8 @@ class Recording:
         return {f"{n}/{o}": e.lost for (n, o), e in edges if e.lost}
 
     def __len__(self) -> int:
-        return len(self._kept)
+        with self._lock:
+            return sum(e.kept for e in self._recorders.values())
 
     def _snapshot(self) -> list[_Item]:
         with self._lock:
@@ -489,7 +543,7 @@ class Recording:
         A recording armed before the graph started says it waits for the start.
         """
         with self._lock:
-            count = len(self._kept)
+            count = sum(e.kept for e in self._recorders.values())
             edges = sum(1 for e in self._recorders.values() if e.seq)
             dropped = sum(e.dropped for e in self._recorders.values())
             lost = sum(e.lost for e in self._recorders.values())
@@ -573,7 +627,7 @@ class Recording:
                     table = pa.ipc.open_file(mapped).read_all()
         except (pa.ArrowInvalid, OSError) as exc:
             raise RecordingError(f"{source.name}: not a recording ({exc})") from exc
-        missing = [name for name in SCHEMA.names if name not in table.schema.names]
+        missing = [name for name in _REQUIRED if name not in table.schema.names]
         if missing:
             raise RecordingError(f"{source.name}: not a recording (no column {missing[0]!r})")
         raw = (table.schema.metadata or {}).get(SCHEMA_KEY)
@@ -588,22 +642,30 @@ class Recording:
             recording.started = datetime.fromisoformat(description["started"])
         recording.note = str(description.get("note") or "")
         columns = table.select(["node", "output", "seq", "metadata"]).to_pydict()
-        times = {
+        ints = {
             name: table.column(name).cast(pa.int64()).to_pylist()
-            for name in ("send_time", "receive_time")
+            if name in table.schema.names
+            else [-1] * table.num_rows  # saved before the engine's numbers were
+            for name in ("send_time", "receive_time", "number", "cause")
         }
+        recording._kept.offset = 0  # the file's times are since the epoch
         values = table.column("value")
+        rows: dict[EdgeRecorder, int] = {}
         row = 0
         for chunk in values.chunks:
             for cell in chunk:
                 value = decode_value(cell.as_buffer())
                 meta = json.loads(columns["metadata"][row] or "{}")
-                meta["timestamp"] = _from_ns(times["send_time"][row])
+                meta["timestamp"] = _from_ns(ints["send_time"][row])
                 edge = recording.recorder(columns["node"][row], columns["output"][row])
-                seq = columns["seq"][row]
-                edge.seq = max(edge.seq, seq + 1)
+                rows[edge] = rows.get(edge, 0) + 1
                 size = _nbytes(value)
-                recording._kept.append((edge, seq, meta, value, times["receive_time"][row], size))
+                received, number, cause = (
+                    ints[k][row] for k in ("receive_time", "number", "cause")
+                )
+                recording._kept.append(
+                    (edge, columns["seq"][row], meta, value, received, size, number, cause)
+                )
                 recording._bytes += size
                 row += 1
         for edge_name, count in (description.get("dropped") or {}).items():
@@ -612,7 +674,9 @@ class Recording:
         for edge_name, count in (description.get("lost") or {}).items():
             node, _, output = edge_name.partition("/")
             recording.recorder(node, output).lost = int(count)
-        recording._active = False
+        for edge in recording._recorders.values():  # what it holds is what was loaded
+            edge._base = edge.seq - edge.dropped - edge.lost - rows.get(edge, 0)
+        recording.stop()
         recording.path = source
         return recording
 
@@ -630,10 +694,12 @@ class Recording:
                 "receive_time": m.receive_time,
                 "metadata": m.metadata,
                 "value": m.value.to_pylist() if isinstance(m.value, pa.Array) else m.value,
+                "number": m.number,
+                "cause": m.cause,
             }
             for m in items
         ]
-        return pd.DataFrame(rows, columns=[*SCHEMA.names[:6], "value"])
+        return pd.DataFrame(rows, columns=[*SCHEMA.names[:6], "value", "number", "cause"])
 
     def to_pytest(self, node: str, path: str | Path, code: str | Path | None = None) -> Path:
         """Write a pytest file that replays ``node``'s recorded inputs into its code.
@@ -772,7 +838,7 @@ def _batches(
         values = pa.BinaryArray.from_buffers(
             pa.binary(), len(chunk), [None, pa.array(offsets, pa.int32()).buffers()[1], data]
         )
-        metas = [dict(meta) for _, _, meta, _, _, _ in chunk]
+        metas = [dict(item[2]) for item in chunk]
         sent = [_ns(meta.pop("timestamp", None)) for meta in metas]
         received = [item[4] for item in chunk]
         columns = [
@@ -784,6 +850,8 @@ def _batches(
             pa.array([json.dumps(meta, default=str) for meta in metas], pa.string()),
             pa.array([str(_as_array(item[3]).type) for item in chunk], pa.string()),
             values,
+            pa.array([item[6] for item in chunk], pa.int64()),
+            pa.array([item[7] for item in chunk], pa.int64()),
         ]
         yield pa.record_batch(columns, schema=SCHEMA), scratch
         start = end
@@ -872,11 +940,11 @@ def recorded(entry: Entry) -> Recorded:
     >>> recorded(rec.columns().entry(0)) == rec.messages()[0]
     True
     """
-    edge, seq, meta, value, received_ns, size = entry
+    edge, seq, meta, value, received_ns, size, number, cause = entry
     meta = dict(meta)
     received = _from_ns(received_ns)
     sent = _utc(meta.pop("timestamp", None)) or received
-    return Recorded(edge.node, edge.output, seq, sent, received, meta, value, size)
+    return Recorded(edge.node, edge.output, seq, sent, received, meta, value, size, number, cause)
 
 
 def _as_array(value: Any) -> pa.Array:
@@ -907,6 +975,18 @@ def _ns(stamp: Any) -> int:
     if when is None:
         return 0
     return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _monotonic_to_epoch() -> int:
+    """What to add to a ``time.monotonic_ns()`` to read it in ns since the epoch.
+
+    Receive times are kept as the engine takes them (its send time, for the
+    edge's latency), read since the epoch. Never early: the monotonic clock is
+    read first, and a microsecond is added, since a send ``timestamp`` is the
+    wall clock rounded to the microsecond and a receive time must not precede it.
+    """
+    before = time.monotonic_ns()
+    return time.time_ns() - before + 1000
 
 
 def _from_ns(ns: int) -> datetime:

@@ -41,6 +41,7 @@ double/out: 3 same, 1 changed (first: #3), 0 new, 0 missing
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import threading
 import time
@@ -127,7 +128,10 @@ class ReplayResult:
     messages each input was given; ``previews`` (slot -> payload, the
     latest), ``logs`` (printed lines and log records), ``warnings`` and
     ``errors`` of the replayed node; ``status`` as a node's (``finished`` or
-    ``failed``). The notebook shows it with the diff side by side
+    ``failed``); ``estimated``: whether the recorded outputs compared with
+    ``last`` are estimated from the outputs per input (the recording does not
+    say which input caused which output: the dora engine's, an older file).
+    The notebook shows it with the diff side by side
     (:mod:`dora_notebook.jupyter.replayview`).
     """
 
@@ -143,6 +147,7 @@ class ReplayResult:
     logs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    estimated: bool = False
 
     @property
     def identical(self) -> bool:
@@ -166,9 +171,15 @@ class ReplayResult:
         """A header line, one line per output (see :meth:`OutputDiff.line`), then any errors."""
         total = sum(self.inputs.values())
         given = ", ".join(f"{name}: {count}" for name, count in self.inputs.items())
+        estimate = (
+            "; the recorded outputs they answered are estimated from the outputs per input "
+            "(the recording does not say which input caused which output)"
+            if self.estimated
+            else ""
+        )
         lines = [
             f"replay of {self.node} ({self.kind}) on {total} recorded inputs ({given}) at "
-            f"speed {self.speed:g}: {self.status} in {self.seconds:.2f} s"
+            f"speed {self.speed:g}: {self.status} in {self.seconds:.2f} s{estimate}"
         ]
         lines += [d.line() for d in self.diff.values()]
         if not self.diff:
@@ -207,10 +218,8 @@ def replay(
         raise ReplayError(f"the recording has no message for {spec.id!r}'s inputs ({wired})")
     outputs_now = _outputs(spec, recording)
     sent = select(kept, lambda r: [(r.node, r.output)] if r.node == spec.id else [])
-    recorded = {
-        out: Messages(kept, _recorded_window(sent.only([(spec.id, out)]).rows, feed))
-        for out in outputs_now
-    }
+    windows = {out: _recorded_window(sent.only([(spec.id, out)]).rows, feed) for out in outputs_now}
+    recorded = {out: Messages(kept, rows) for out, (rows, _) in windows.items()}
     run = _Run(spec.id)
     private = copy.copy(spec)
     private.inputs = {
@@ -259,6 +268,7 @@ def replay(
         logs=run.logs,
         warnings=run.warnings,
         errors=run.errors,
+        estimated=any(estimated for _, estimated in windows.values()),
     )
 
 
@@ -389,22 +399,35 @@ def _metadata_text(metadata: Mapping[str, Any]) -> str:
     return json.dumps(_untimed(dict(metadata)), default=str, sort_keys=True)
 
 
-def _recorded_window(sent: list[int], feed: _Feed) -> list[int]:
-    """The recorded messages of one output that answer the replayed inputs.
+def _recorded_window(sent: list[int], feed: _Feed) -> tuple[list[int], bool]:
+    """The recorded messages of one output that answer the replayed inputs, and whether
+    they are estimated.
 
-    Those sent from the first replayed input on. With ``last``, a source
-    faster than the node leaves outputs of earlier inputs after that point,
-    and a recording does not say which input an output answered: their
-    number is then estimated from the whole recording's outputs per input,
-    and the window is that many, up to the end.
+    Where the engine numbered the messages (the embedded engine's recordings,
+    see :mod:`.record`), exactly: those caused by a replayed input, and those
+    caused by none (sent on INPUT_CLOSED, STOP, a parameter change) from the
+    first replayed input on. Otherwise (the dora engine's recordings, files
+    saved before the numbers were): those sent from the first replayed input
+    on; with ``last``, a source faster than the node leaves outputs of
+    earlier inputs after that point, so their number is then estimated from
+    the whole recording's outputs per input, and the window is that many, up
+    to the end.
     """
-    times = feed.plan.columns.times  # receive times, in ns
+    columns = feed.plan.columns
+    times, numbers, causes = columns.times, columns.numbers, columns.causes
     start = times[feed.plan.rows[0]]
+    inputs = {numbers[row] for row in feed.plan.rows}
+    if -1 not in inputs and all(numbers[row] >= 0 for row in sent):
+        return [
+            row
+            for row in sent
+            if causes[row] in inputs or (causes[row] < 0 and times[row] >= start)
+        ], False
     window = [row for row in sent if times[row] >= start]
     if feed.total > len(feed.plan):
         expected = round(len(sent) * len(feed.plan) / feed.total)
-        window = window[len(window) - expected :] if expected < len(window) else window
-    return window
+        return window[len(window) - expected :] if expected < len(window) else window, True
+    return window, False
 
 
 def _input_edges(spec: NodeSpec, recording: Any) -> dict[str, tuple[str, str]]:
@@ -521,7 +544,7 @@ class Messages(Sequence[Recorded]):
         included), as kept: what the diff compares, without making a dict."""
         assert self._columns is not None
         columns, row = self._columns, self._rows[index]
-        return columns.values[row], columns.flat[columns.starts[row] : columns.starts[row + 1]]
+        return columns.values[row], columns.items(row)
 
     @overload
     def __getitem__(self, index: int) -> Recorded: ...
@@ -542,23 +565,36 @@ class Sent(Messages):
     """What the replayed node sent on one output, kept as the recording keeps messages:
     no object per message that Python's garbage collector would walk over again and again
     while the replay runs (each message's metadata as its keys then its values, in one
-    list), an entry made when one is read."""
+    list), an entry made when one is read.
+
+    The engine hands it each message (:meth:`record`, as a tap: its lock held).
+    """
 
     def __init__(self, node: str, output: str) -> None:
         super().__init__()
         self._edge = _Edge(node, output)
         self._values: list[Any] = []
-        self._starts: list[int] = []  # where each message's metadata begins in _flat
+        self._counts: list[int] = []  # how many keys each message's metadata has
         self._flat: list[Any] = []
-        self._times: list[int] = []
+        self._times: list[int] = []  # when each was sent, time.monotonic_ns()
+        self._starts: list[int] = []  # where each message's metadata begins, once read
+        self._offset = time.time_ns() - time.monotonic_ns()
 
-    def append(self, value: Any, metadata: dict[str, Any]) -> None:
-        """Keep one message (the engine's lock held)."""
+    def record(
+        self,
+        value: Any,
+        metadata: dict[str, Any],
+        sent_ns: int = 0,
+        number: int = -1,
+        cause: int = -1,
+    ) -> None:
+        """Keep one message: four list calls and no clock read (the engine's send time)."""
         self._values.append(value)
-        self._starts.append(len(self._flat))
-        self._flat += metadata
-        self._flat += metadata.values()
-        self._times.append(time.time_ns())
+        self._counts.append(len(metadata))
+        flat = self._flat
+        flat += metadata
+        flat += metadata.values()
+        self._times.append(sent_ns or time.monotonic_ns())
 
     def __len__(self) -> int:
         return len(self._values)
@@ -566,13 +602,15 @@ class Sent(Messages):
     def entry(self, index: int) -> Entry:
         value, items = self.content(index)
         size = value.get_total_buffer_size() if isinstance(value, pa.Array) else 0
-        edge, time_ns = self._edge, self._times[index]
-        return (edge, index, _as_dict(items), value, time_ns, size)  # type: ignore[return-value]
+        edge, time_ns = self._edge, self._times[index] + self._offset
+        return (edge, index, _as_dict(items), value, time_ns, size, -1, -1)  # type: ignore[return-value]
 
     def content(self, index: int) -> tuple[Any, list[Any]]:
-        start = self._starts[index]
-        end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._flat)
-        return self._values[index], self._flat[start:end]
+        starts, counts = self._starts, self._counts
+        if len(starts) < len(counts):  # made when first read, once the node has sent them all
+            starts[:] = [0, *itertools.accumulate(2 * n for n in counts)][: len(counts)]
+        start = starts[index]
+        return self._values[index], self._flat[start : start + 2 * self._counts[index]]
 
 
 class _Run:
@@ -588,8 +626,9 @@ class _Run:
         self.status = "running"
         self._lock = threading.Lock()
 
-    def sink(self, output: str) -> _Sink:
-        return _Sink(self, output)
+    def sink(self, output: str) -> Sent:
+        """What the engine hands what the node sends on ``output`` (a tap)."""
+        return self.sent.setdefault(output, Sent(self.node, output))
 
     def report(self, report: Report) -> None:
         kind, data = report.kind, report.data
@@ -604,18 +643,6 @@ class _Run:
                 _keep(self.warnings, str(data))
             elif kind == "error":
                 _keep(self.errors, str(data))
-
-
-class _Sink:
-    """Takes what the replayed node sends on one output (the engine's tap hook, lock held)."""
-
-    __slots__ = ("_sent",)
-
-    def __init__(self, run: _Run, output: str) -> None:
-        self._sent = run.sent.setdefault(output, Sent(run.node, output))
-
-    def record(self, value: Any, metadata: dict[str, Any]) -> None:
-        self._sent.append(value, metadata)
 
 
 def _keep(lines: list[str], line: str) -> None:

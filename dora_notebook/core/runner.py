@@ -249,6 +249,10 @@ class Runner:
         # Handling time in ns (see busy): what is closed, and when the open stretch began.
         self.busy_ns = 0
         self.busy_since = 0
+        # The number of the input message the node's code is handling (-1: none), which
+        # a recording keeps beside what it sends: an operator's in on_event, a custom
+        # node's the last one next() returned.
+        self.cause = -1
         self.ready = False
         self.finished = False
         self.stop_reason: str | None = None
@@ -300,6 +304,7 @@ class Runner:
 
     def take(self) -> Event | None:
         """The next event in arrival order, or None when nothing is queued."""
+        self.cause = -1
         if self.stop_reason is not None:
             if self.stop_delivered:
                 return None  # nothing follows a STOP
@@ -331,6 +336,7 @@ class Runner:
                 self.engine.made_room()
             if item.sent:
                 best.latency[best.received & (LATENCY_RING - 1)] = time.monotonic_ns() - item.sent
+            self.cause = item.seq
             event = input_event(best.input_id, item.value, item.metadata)
         self.context._set_event(event)
         return event

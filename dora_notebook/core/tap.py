@@ -32,9 +32,21 @@ __all__ = ["Sink", "Tap", "Tee"]
 
 
 class Sink(Protocol):
-    """What the engine hands each message sent on an output that someone watches."""
+    """What the engine hands each message sent on an output that someone watches.
 
-    def record(self, value: Any, metadata: dict[str, Any]) -> None: ...
+    With the message: when it was sent (``time.monotonic_ns()``, 0 if not
+    taken), the engine's number for it and that of the input its node was
+    handling (-1: none), which a recording keeps (see :mod:`.record`).
+    """
+
+    def record(
+        self,
+        value: Any,
+        metadata: dict[str, Any],
+        sent_ns: int = 0,
+        number: int = -1,
+        cause: int = -1,
+    ) -> None: ...
 
 
 class Tee:
@@ -42,7 +54,7 @@ class Tee:
 
     >>> seen = []
     >>> class Keep:
-    ...     def record(self, value, metadata): seen.append(value)
+    ...     def record(self, value, metadata, sent_ns=0, number=-1, cause=-1): seen.append(value)
     >>> Tee(Keep(), Keep()).record(1, {}); seen
     [1, 1]
     """
@@ -52,9 +64,16 @@ class Tee:
     def __init__(self, *sinks: Sink) -> None:
         self.sinks = sinks
 
-    def record(self, value: Any, metadata: dict[str, Any]) -> None:
+    def record(
+        self,
+        value: Any,
+        metadata: dict[str, Any],
+        sent_ns: int = 0,
+        number: int = -1,
+        cause: int = -1,
+    ) -> None:
         for sink in self.sinks:
-            sink.record(value, metadata)
+            sink.record(value, metadata, sent_ns, number, cause)
 
 
 class Tap:
@@ -74,7 +93,15 @@ class Tap:
             if size > self.size:
                 self._items = deque(self._items, maxlen=size)
 
-    def record(self, value: Any, metadata: dict[str, Any]) -> None:
+    def record(
+        self,
+        value: Any,
+        metadata: dict[str, Any],
+        sent_ns: int = 0,
+        number: int = -1,
+        cause: int = -1,
+    ) -> None:
+        """Keep one message (the times and numbers a recording keeps are not needed here)."""
         with self._cond:
             self._items.append((metadata.get("timestamp"), metadata, value))
             self.total += 1

@@ -807,7 +807,7 @@ class DoraEngine:
         recorder = self._recorded.get(input_id)
         if tap is None and recorder is None:
             return
-        received = time.time_ns()
+        received = time.monotonic_ns()  # the recording's clock
         try:
             value, metadata = read_tap(message)
         except ValueError:
@@ -819,6 +819,7 @@ class DoraEngine:
         if recorder is not None:
             if isinstance(stamp, int):
                 self._count_lost(input_id, recorder, stamp)
+            # No number or cause: dora-rs does not say which input a node was handling.
             recorder.record(value, metadata, received)
 
     def _count_lost(self, input_id: str, recorder: EdgeRecorder, stamp: int) -> None:
