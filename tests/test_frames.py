@@ -144,6 +144,49 @@ def test_a_video_keeps_to_jpeg_where_png_is_smaller_but_slow() -> None:
     assert encoder.encode(normalize(big)["data"])[0] == "image/jpeg"  # the next as JPEG
 
 
+def test_a_video_tries_png_less_often_while_it_stays_too_slow() -> None:
+    # Each try costs a PNG encoding of the frame (and that frame waits for it): twice
+    # RECHECK_S after the first (PNG was smaller, but slow), then 8 s, 16, and every 32 s
+    # at most (RECHECK_MAX_S).
+    big = normalize(gradient(480, 640))["data"]
+    now = [0.0]
+    tries = []
+    slow = encodings_taking(0.006)
+
+    def timer() -> float:
+        tries.append(now[0])
+        return slow()
+
+    encoder = FrameEncoder(lambda: now[0], timer=timer)
+    for frame in range(30 * 100):  # 100 s at 30 frames a second
+        now[0] = frame / 30
+        encoder.encode(big)
+    began = sorted(set(tries))  # the timer is read twice per try
+    assert [round(b - a) for a, b in itertools.pairwise(began)] == [4, 8, 16, 32, 32], began
+
+
+def test_one_encoder_shows_frames_of_any_encoding_and_size_in_turn() -> None:
+    """An encoder reads raw frames into one reused image; each frame is shown as it is."""
+    encoder = FrameEncoder()
+    pixels = photo(3)
+    pil = Image.fromarray(pixels[:, :, ::-1])
+    before = np.asarray(pil).copy()
+    cases = [
+        (frame_from(pixels, {"width": W, "height": H, "encoding": "rgb8"}), pixels),
+        (frame_from(pixels, {"width": W, "height": H, "encoding": "bgr8"}), pixels[:, :, ::-1]),
+        (normalize(pil)["data"], before),
+        (frame_from(pixels[:4, :4].copy(), {"width": 4, "height": 4, "encoding": "rgb8"}), None),
+        (normalize(pixels[:, :, 0])["data"], pixels[:, :, 0]),  # mono8, not contiguous
+        (frame_from(pixels, {"width": W, "height": H, "encoding": "rgb8"}), pixels),
+    ]
+    cases[3] = (cases[3][0], pixels[:4, :4])
+    for frame, expected in cases:
+        mime, data = encoder.encode(frame)
+        assert mime == "image/png"  # small frames: PNG, lossless
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), expected), frame
+    assert np.array_equal(np.asarray(pil), before)  # a node's own image is never written to
+
+
 @pytest.mark.parametrize(
     ("value", "metadata", "message"),
     [

@@ -63,10 +63,18 @@ __all__ = [
 ENCODINGS = ("rgb8", "bgr8", "rgba8", "mono8", "jpeg", "png")
 #: Channels per pixel of the raw encodings.
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "mono8": 1}
+#: The Pillow mode a raw encoding is shown in, and the raw mode its bytes are read as
+#: (Pillow swaps bgr8 to RGB as it reads it: no swapped copy of the frame).
+_PIL_MODES = {"rgb8": ("RGB", "RGB"), "bgr8": ("RGB", "BGR"), "mono8": ("L", "L")}
 #: The quality of the JPEG a frame is shown as.
 JPEG_QUALITY = 80
 #: How often (seconds) a slot tries PNG again beside JPEG, to keep the smaller.
 RECHECK_S = 2.0
+#: The longest a slot waits between two such tries: each time PNG was smaller
+#: but too slow to keep (a video of a smooth scene), the wait doubles, up to this,
+#: since trying costs a PNG encoding (~5 ms of a 640x480 frame) and that frame
+#: waits for it.
+RECHECK_MAX_S = 32.0
 #: A JPEG smaller than raw / this may be beaten by PNG (smooth or synthetic
 #: images); a larger one never is (photos, noise): PNG is not tried then.
 _PNG_MAY_WIN = 8
@@ -253,19 +261,25 @@ class FrameEncoder:
         self._timer = timer  # times a PNG encoding (is it cheap enough to keep?)
         self._png = False  # the current choice for lossy frames
         self._checked = float("-inf")
+        self._recheck = RECHECK_S  # until PNG is tried again (see RECHECK_MAX_S)
+        # The Pillow image raw frames are read into, reused: a new one per frame costs
+        # an allocation and a fill, 0.1-0.4 ms of a 640x480 frame (measured).
+        self._canvas: Any = None
 
     def encode(self, frame: Frame) -> tuple[str, bytes]:
         """``(mime, data)`` of ``frame``: JPEG or PNG bytes (JPEG/PNG input passes as is)."""
         if frame.encoding in ("jpeg", "png"):
             return f"image/{frame.encoding}", _as_bytes(frame.pixels)
-        image = _pil_image(frame)
+        image = _pil_image(frame, self._canvas)
+        if frame.encoding in _CHANNELS:
+            self._canvas = image
         if frame.lossless or image.mode not in ("L", "RGB"):  # alpha: JPEG has none
             return "image/png", _save(image, "PNG", compress_level=1)
         now = self._clock()
-        if self._png and now - self._checked < RECHECK_S:
+        if self._png and now - self._checked < self._recheck:
             return "image/png", _save(image, "PNG", compress_level=1)
         jpeg = _save(image, "JPEG", quality=JPEG_QUALITY)
-        if now - self._checked < RECHECK_S:
+        if now - self._checked < self._recheck:
             return "image/jpeg", jpeg
         self._checked = now
         raw = frame.width * frame.height * len(image.getbands())
@@ -275,9 +289,12 @@ class FrameEncoder:
             png = _save(image, "PNG", compress_level=1)
             png_s = self._timer() - began
             if len(png) < len(jpeg):
-                # Kept only if cheap too: a video must not cost the kernel its CPU.
+                # Kept only if cheap too: a video must not cost the kernel its CPU. Too
+                # slow, it is tried again less often: it is likely to stay so.
                 self._png = png_s <= _PNG_CHEAP_S
+                self._recheck = RECHECK_S if self._png else min(2 * self._recheck, RECHECK_MAX_S)
                 return "image/png", png
+        self._recheck = RECHECK_S
         return "image/jpeg", jpeg
 
 
@@ -307,7 +324,7 @@ def _as_bytes(pixels: Any) -> bytes:
     return bytes(pixels)
 
 
-def _pil_image(frame: Frame) -> Any:
+def _pillow() -> Any:
     try:
         from PIL import Image
     except ImportError:
@@ -315,17 +332,32 @@ def _pil_image(frame: Frame) -> Any:
             "showing an image frame needs Pillow: pip install pillow "
             "(it comes with dora-notebook[jupyter])"
         ) from None
+    return Image
+
+
+def _pil_image(frame: Frame, canvas: Any = None) -> Any:
+    """``frame`` as a Pillow image in mode L, RGB or RGBA.
+
+    The pixels of a raw frame are read into ``canvas`` when it has the mode and
+    size (a new image otherwise); a PIL frame is returned as it is, or converted.
+    """
+    image_module = _pillow()
     if frame.encoding == "pil":
         image = frame.pixels
         if image.mode in ("L", "RGB", "RGBA"):
             return image
         return image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    pixels = frame.pixels
-    if frame.encoding == "bgr8":
-        pixels = pixels[:, :, ::-1]
-    elif frame.encoding == "rgba8" and bool((pixels[:, :, 3] == 255).all()):
-        pixels = pixels[:, :, :3]  # opaque: as RGB, so that JPEG may show it
-    return Image.fromarray(np.ascontiguousarray(pixels))
+    pixels = np.ascontiguousarray(frame.pixels)
+    if frame.encoding == "rgba8":
+        opaque = bool((pixels[:, :, 3] == 255).all())  # then as RGB, so that JPEG may show it
+        mode, raw_mode = ("RGB", "RGBX") if opaque else ("RGBA", "RGBA")
+    else:
+        mode, raw_mode = _PIL_MODES[frame.encoding]
+    size = (frame.width, frame.height)
+    if canvas is None or canvas.mode != mode or canvas.size != size:
+        canvas = image_module.new(mode, size)
+    canvas.frombytes(pixels, "raw", raw_mode)
+    return canvas
 
 
 def _save(image: Any, fmt: str, **options: Any) -> bytes:
