@@ -215,7 +215,7 @@ class Playback:
         """
         host, speed, stopping = self._host, self.speed, self._host.stopping
         columns, keys, rows = plan.columns, plan.edges, plan.rows
-        times = columns.times
+        times, values = columns.times, columns.values
         began, first = time.monotonic(), times[rows[0]]
         for start in range(0, len(rows), _CHUNK):
             chunk = [
@@ -224,29 +224,32 @@ class Playback:
             ]
             with host.lock:
                 for routes, row, meta in chunk:
-                    while not stopping.is_set():
-                        if speed:
-                            gap = (times[row] - first) / 1e9 / speed
-                            delay = began + gap - time.monotonic()
-                            if delay <= 0:
-                                break
-                            host.room.wait(delay)  # woken early, or due: look again
-                        elif _full(routes):
-                            host.room_wanted += 1
-                            try:
-                                host.room.wait()
-                            finally:
-                                host.room_wanted -= 1
-                        else:
-                            break
                     if stopping.is_set():
                         return
-                    _push(host, routes, columns.values[row], meta)
+                    if speed:
+                        gap = (times[row] - first) / 1e9 / speed
+                        while (delay := began + gap - time.monotonic()) > 0:
+                            host.room.wait(delay)  # woken early, or due: look again
+                            if stopping.is_set():
+                                return
+                    elif _full(routes):
+                        host.room_wanted += 1
+                        try:
+                            while _full(routes) and not stopping.is_set():
+                                host.room.wait()
+                        finally:
+                            host.room_wanted -= 1
+                        if stopping.is_set():
+                            return
+                    _push(host, routes, values[row], meta)
                 self.played = start + len(chunk)
 
 
 def _full(routes: list[Route]) -> bool:
     """Whether a live subscriber's queue has no room (lent messages count: see Runner.lend)."""
+    if len(routes) == 1:  # the usual: one input takes the edge (a replay's node)
+        runner, queue = routes[0]
+        return len(queue.items) + queue.lent >= queue.capacity and not runner.finished
     for runner, queue in routes:
         if len(queue.items) + queue.lent >= queue.capacity and not runner.finished:
             return True

@@ -55,6 +55,7 @@ transport, see :meth:`EdgeRecorder.skip`) per edge.
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import os
 import queue
@@ -116,7 +117,7 @@ SCHEMA = pa.schema(
 )
 #: The columns a file saved before ``number`` and ``cause`` existed has (it still loads).
 _REQUIRED = SCHEMA.names[:8]
-#: The fields before a message's metadata in :class:`_Kept`'s one deque (see there).
+#: The fields of a message's header in :class:`_Kept` (see there).
 _HEADER = 8
 _SUFFIXES = (".arrow", ".parquet")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -169,7 +170,18 @@ class EdgeRecorder:
     :meth:`Recording.recorder`.
     """
 
-    __slots__ = ("_base", "_put", "active", "dropped", "lost", "node", "output", "recording", "seq")
+    __slots__ = (
+        "_base",
+        "_flat",
+        "_head",
+        "active",
+        "dropped",
+        "lost",
+        "node",
+        "output",
+        "recording",
+        "seq",
+    )
 
     def __init__(self, recording: Recording, node: str, output: str) -> None:
         self.recording = recording
@@ -180,7 +192,8 @@ class EdgeRecorder:
         self.dropped = 0
         self.lost = 0
         self._base = 0  # seq of a loaded recording's first message not counted as dropped
-        self._put = recording._kept.items.extend
+        self._head = recording._kept.heads.extend
+        self._flat = recording._kept.flat.extend
 
     @property
     def kept(self) -> int:
@@ -227,22 +240,12 @@ class EdgeRecorder:
             size = value.get_total_buffer_size()
         except AttributeError:
             size = _nbytes(value)
-        put, seq = self._put, self.seq
-        # The row's header first, in one call: a reader sees all of it or none of it.
-        put(
-            (
-                self,
-                seq,
-                len(metadata),
-                value,
-                received_ns or time.monotonic_ns(),
-                size,
-                number,
-                cause,
-            )
-        )
-        put(metadata)  # as it is now: a receiver may change the dict it is handed
-        put(metadata.values())
+        flat, seq = self._flat, self.seq
+        flat(metadata)  # as it is now: a receiver may change the dict it is handed
+        flat(metadata.values())
+        at = received_ns or time.monotonic_ns()
+        # The header last, in one call: the message is complete once it is there.
+        self._head((self, seq, len(metadata), value, at, size, number, cause))
         self.seq = seq + 1
         rec = self.recording
         rec._bytes += size
@@ -251,71 +254,65 @@ class EdgeRecorder:
 
 
 class _Kept:
-    """The kept messages in one deque, oldest first, not one object per message.
+    """The kept messages in two deques, oldest first, not one object per message.
 
     Python's garbage collector makes a full pass over the whole heap (156 ms
     in the benchmark's process) when enough new objects have survived, and
     counts every new dict or tuple, tracked or not. A tuple per message holding
     its dict and array stayed tracked for good, and even one new dict per
     message (a copy of its metadata) made those passes come half again as
-    often in the benchmark chain. So a message is kept as a run of items in
-    one deque: a header of :data:`_HEADER` fields (its :class:`EdgeRecorder`,
-    seq, how many metadata keys, value, time, bytes, number, cause), then its
+    often in the benchmark chain. So a message is kept as a run of items: in
+    ``heads``, :data:`_HEADER` fields (its :class:`EdgeRecorder`, seq, how
+    many metadata keys, value, time, bytes, number, cause); in ``flat``, its
     metadata's keys, then their values. The writer adds a message with three
     ``extend`` calls (the header's tuple is gone once they return): nothing
     is made per message but the engine's own objects, and a dict only when
-    read. Times are kept on ``time.monotonic_ns()``'s clock; ``offset`` turns
-    them into nanoseconds since the epoch as they are read.
+    read; a reader takes each field with one slice. Times are kept on
+    ``time.monotonic_ns()``'s clock; ``offset`` turns them into nanoseconds
+    since the epoch as they are read.
 
-    The one writer extends the deque without a lock; each ``extend`` is whole
-    to a reader (the GIL is held through it). A reader holding the
-    recording's lock (under which alone the oldest are let go) copies the
-    deque and reads the messages that are complete in the copy.
+    The one writer extends the deques without a lock, the header last; each
+    ``extend`` is whole to a reader (the GIL is held through it). A reader
+    holding the recording's lock (under which alone the oldest are let go)
+    copies ``heads`` first (the messages complete now), then ``flat``, which
+    holds at least their metadata.
     """
 
-    __slots__ = ("items", "offset")
+    __slots__ = ("flat", "heads", "offset")
 
     def __init__(self, offset: int) -> None:
-        self.items: deque[Any] = deque()
+        self.heads: deque[Any] = deque()
+        self.flat: deque[Any] = deque()
         self.offset = offset
 
     def append(self, row: _Item) -> None:
         """Add one row (a loaded recording's: its time since the epoch, as ``offset`` is 0)."""
         edge, seq, meta, value, received_ns, size, number, cause = row
-        put = self.items.extend
-        put((edge, seq, len(meta), value, received_ns, size, number, cause))
-        put(meta)
-        put(meta.values())
+        self.flat.extend(meta)
+        self.flat.extend(meta.values())
+        self.heads.extend((edge, seq, len(meta), value, received_ns, size, number, cause))
         edge.seq = max(edge.seq, seq + 1)
 
     def popleft(self) -> tuple[EdgeRecorder, int]:
         """Let the oldest message go (the recording's lock held): its edge and bytes."""
-        pop = self.items.popleft
+        pop = self.heads.popleft
         edge, _, count, _, _, size, _, _ = (pop() for _ in range(_HEADER))
+        pop = self.flat.popleft
         for _ in range(2 * count):
             pop()
         return edge, size
 
     def columns(self) -> Columns:
         """Every complete message, field by field (the recording's lock held), oldest first."""
-        items = list(self.items)
-        end, starts = len(items), []
-        at = 0
-        while at + _HEADER <= end:
-            start = at + _HEADER
-            at = start + 2 * items[at + 2]
-            if at > end:  # the writer is adding its metadata
-                break
-            starts.append(start)
-        # Each field in one pass over the header positions (a comprehension a field is
-        # quicker than unpacking each header).
+        heads = list(self.heads)  # first: the messages complete now
         edges, seqs, counts, values, times, sizes, numbers, causes = (
-            [items[s - _HEADER + k] for s in starts] for k in range(_HEADER)
+            heads[k::_HEADER] for k in range(_HEADER)
         )
+        starts = [0, *itertools.accumulate(map((2).__mul__, counts))]
+        flat = list(itertools.islice(self.flat, starts.pop()))
         if self.offset:
-            offset = self.offset
-            times = [t + offset for t in times]
-        return Columns(edges, seqs, values, times, sizes, starts, counts, items, numbers, causes)
+            times = [t + self.offset for t in times]
+        return Columns(edges, seqs, values, times, sizes, starts, counts, flat, numbers, causes)
 
     def rows(self) -> list[_Item]:
         """Every complete row (the recording's lock held), oldest first."""
@@ -469,7 +466,7 @@ class Recording:
         """Let the oldest messages go until the rest fit the budget (by the one writer)."""
         kept = self._kept
         with self._lock:
-            while self._bytes > self.max_bytes and kept.items:
+            while self._bytes > self.max_bytes and kept.heads:
                 edge, size = kept.popleft()
                 self._bytes -= size
                 edge.dropped += 1
