@@ -126,6 +126,25 @@ def test_both_engines_record_the_same_rows(recordings: dict[str, Recording]) -> 
             assert message.receive_time >= message.send_time
 
 
+def test_only_the_embedded_engine_says_which_input_each_output_answered(
+    recordings: dict[str, Recording],
+) -> None:
+    embedded, dora = recordings["embedded"], recordings["dora"]
+    images = {m.number: m.metadata["n"] for m in embedded.messages("src", "image")}
+    doubled = embedded.messages("op", "double")
+    assert [images[m.cause] for m in doubled] == [m.metadata["n"] for m in doubled]
+    # dora-rs does not say which input a node was handling: no numbers, and a replay of
+    # the last inputs estimates which recorded outputs answered them, saying so.
+    assert all(m.number == m.cause == -1 for m in dora.messages())
+    exact, estimated = (build().replay("op", r, last=5) for r in (embedded, dora))
+    assert not exact.estimated
+    assert exact.diff["double"].line() == "op/double: 5 same, 0 changed, 0 new, 0 missing"
+    assert (
+        estimated.estimated
+        and "are estimated from the outputs per input" in (estimated.summary().splitlines()[0])
+    )
+
+
 def test_the_timer_is_recorded_on_dora_too(recordings: dict[str, Recording]) -> None:
     for engine, recording in recordings.items():
         ticks = recording.messages("dora", "timer/millis/20")

@@ -215,13 +215,16 @@ class Playback:
         """
         host, speed, stopping = self._host, self.speed, self._host.stopping
         columns, keys, rows = plan.columns, plan.edges, plan.rows
-        times, values = columns.times, columns.values
+        times, values, metadata = columns.times, columns.values, columns.metadata
         began, first = time.monotonic(), times[rows[0]]
         for start in range(0, len(rows), _CHUNK):
             chunk = [
-                (edges[keys[i]], rows[i], _metadata(columns, rows[i]))
+                (edges[keys[i]], rows[i], metadata(rows[i]))
                 for i in range(start, min(len(rows), start + _CHUNK))
             ]
+            for _, row, meta in chunk:
+                if "timestamp" not in meta:  # recorded without one: sent when recorded
+                    meta["timestamp"] = recorded(columns.entry(row)).send_time
             with host.lock:
                 for routes, row, meta in chunk:
                     if stopping.is_set():
@@ -254,14 +257,6 @@ def _full(routes: list[Route]) -> bool:
         if len(queue.items) + queue.lent >= queue.capacity and not runner.finished:
             return True
     return False
-
-
-def _metadata(columns: Columns, row: int) -> dict[str, Any]:
-    """Row ``row``'s metadata as it is sent again: a new dict, with its ``timestamp``."""
-    meta: dict[str, Any] = columns.metadata(row)
-    if "timestamp" not in meta:  # recorded without one: it was sent when recorded
-        meta["timestamp"] = recorded(columns.entry(row)).send_time
-    return meta
 
 
 def _push(host: PlaybackHost, routes: list[Route], value: Any, meta: dict[str, Any]) -> None:
