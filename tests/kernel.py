@@ -77,12 +77,26 @@ class Kernel:
         """
         fd, self._stack_file = tempfile.mkstemp(prefix="kernel-stacks-", suffix=".txt")
         os.close(fd)
-        self.client.execute(
+        msg_id = self.client.execute(
             "__import__('faulthandler').register(__import__('signal').SIGUSR1, "
             f"file=open({self._stack_file!r}, 'w'), all_threads=True)",
             silent=True,
         )
-        self.client.get_shell_msg(timeout=60)
+        self.reply(msg_id, timeout=60)
+
+    def reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        """The shell reply to request ``msg_id``, skipping replies to earlier requests.
+
+        A kernel slow to start (under load) gets a second ``kernel_info_request``
+        from ``wait_for_ready`` and answers both: the extra reply would
+        otherwise be taken for the next request's, and every reply after it
+        for the one before.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.client.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
 
     def stacks(self) -> str:
         """Every kernel thread's Python stack, now (for a timeout's message)."""
@@ -128,7 +142,7 @@ class Kernel:
                 result.outputs.append(msg)
             elif kind == "error":
                 result.error = msg["content"]
-        reply = self.client.get_shell_msg(timeout=timeout)
+        reply = self.reply(msg_id, timeout=timeout)
         result.status = reply["content"]["status"]
         if result.error is not None and not allow_error:
             raise AssertionError("cell failed:\n" + "\n".join(result.error["traceback"]))

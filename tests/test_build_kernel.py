@@ -36,7 +36,7 @@ def test_dora_build_has_help_and_a_one_line_usage_error(kernel: Kernel) -> None:
     assert result.error is None
     lines = [x for x in result.text.splitlines() if x.strip()]
     assert len(lines) == 1 and "unrecognized arguments: extra" in lines[0], result.text
-    kernel.client.execute("%dora_build?")
-    reply = kernel.client.get_shell_msg(timeout=30)
+    msg_id = kernel.client.execute("%dora_build?")
+    reply = kernel.reply(msg_id, timeout=30)
     pages = [p for p in reply["content"].get("payload", []) if p.get("source") == "page"]
     assert pages and "%dora_build" in pages[0]["data"]["text/plain"]

@@ -301,7 +301,7 @@ def test_interrupt_while_a_node_is_mid_burst_then_start_again(kernel: Kernel) ->
     kernel.until(lambda: kernel.received("sink") > 0, 10, "the burst to reach the sink")
     began = time.monotonic()
     kernel.manager.interrupt_kernel()
-    reply = kernel.client.get_shell_msg(timeout=10)
+    reply = kernel.reply(msg_id, timeout=10)
     assert time.monotonic() - began < 5
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "error"
@@ -406,7 +406,7 @@ def test_an_interrupt_during_reset_ends_the_wait_not_the_reset(kernel: Kernel) -
     kernel.until(lambda: "stop seen" in kernel.model(log).get("value", ""), 10, "the STOP")
     kernel.manager.interrupt_kernel()
     printed = cell_text(kernel, msg_id)
-    reply = kernel.client.get_shell_msg(timeout=10)
+    reply = kernel.reply(msg_id, timeout=10)
     assert reply["content"]["status"] == "ok"  # no KeyboardInterrupt traceback
     # The node is named; where it is blocked too, unless the interrupt (a SIGINT the
     # process got) already ended its read.

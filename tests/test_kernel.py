@@ -277,8 +277,7 @@ def test_interrupt_during_wait_stops_the_graph_and_the_kernel_stays_usable(kerne
     msg_id = kernel.client.execute("%dora_start --wait")
     kernel.until(lambda: kernel.received("forever") >= 5, 10, "forever's first ticks")
     kernel.manager.interrupt_kernel()
-    reply = kernel.client.get_shell_msg(timeout=10)
-    assert reply["parent_header"]["msg_id"] == msg_id
+    reply = kernel.reply(msg_id, timeout=10)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     after = kernel.execute(
@@ -416,8 +415,8 @@ def test_every_magic_has_help(kernel: Kernel) -> None:
         "dora_reset",
         "dora_param",
     ):
-        kernel.client.execute(f"%{magic}?")
-        reply = kernel.client.get_shell_msg(timeout=30)
+        msg_id = kernel.client.execute(f"%{magic}?")
+        reply = kernel.reply(msg_id, timeout=30)
         pages = [p for p in reply["content"].get("payload", []) if p.get("source") == "page"]
         assert pages, magic
         text = pages[0]["data"]["text/plain"]

@@ -212,7 +212,7 @@ def test_dora_record_has_help(kernel: Kernel) -> None:
     shown = kernel.execute("%dora_record -h").text
     assert "%dora_record start [EDGE ...] [--max-mb N]" in shown
     assert "start|stop|status|save" in shown and "--max-mb N" in shown
-    kernel.client.execute("%dora_record?")
-    reply = kernel.client.get_shell_msg(timeout=30)
+    msg_id = kernel.client.execute("%dora_record?")
+    reply = kernel.reply(msg_id, timeout=30)
     pages = [p for p in reply["content"].get("payload", []) if p.get("source") == "page"]
     assert pages and "save PATH" in pages[0]["data"]["text/plain"]

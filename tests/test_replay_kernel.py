@@ -212,8 +212,8 @@ def test_replay_errors_are_one_line_and_the_magic_has_help(kernel: Kernel) -> No
         assert result.error is None  # no traceback
         lines = [x for x in result.text.splitlines() if x.strip()]
         assert len(lines) == 1 and lines[0].startswith(f"UsageError: {message}"), result.text
-    kernel.client.execute("%dora_replay?")
-    reply = kernel.client.get_shell_msg(timeout=30)
+    msg_id = kernel.client.execute("%dora_replay?")
+    reply = kernel.reply(msg_id, timeout=30)
     pages = [p for p in reply["content"].get("payload", []) if p.get("source") == "page"]
     text = pages[0]["data"]["text/plain"]
     assert text.split("::", 1)[1].split()[0] == "%dora_replay"
