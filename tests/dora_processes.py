@@ -12,6 +12,13 @@ import psutil
 from dora_notebook import Dataflow
 from dora_notebook.dora_rs.engine import DoraEngine
 
+#: dora-rs 1.1.0 itself loses a few messages early in a run, without a warning, for any
+#: consumer of the default queue policy: under plain ``dora run`` (a counter at 50 Hz,
+#: three sinks with ``queue_size: 10000``) 12 of 30 sinks missed 1 to 9 of 40 messages.
+#: The kernel's bridge is such a consumer (see private.py for why it stays one), and so
+#: are the nodes: what they count is what dora-rs delivered them, within this bound.
+DORA_LOSS = 10
+
 
 def live_descendants() -> list[psutil.Process]:
     """Every live (not zombie) process below this one: after a run, there should be none."""

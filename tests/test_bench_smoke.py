@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .dora_processes import DORA_LOSS
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -100,8 +102,10 @@ def test_engines_notebook_benchmark_quick_run_has_sane_tables(tmp_path: Path) ->
             if engine == "embedded":
                 assert phase["received"] == phase["sent"], where  # it loses nothing
             elif phase["kind"] == "latency":
-                # dora-rs drops bursts, and now and then a paced message under load.
-                assert phase["received"] >= 0.9 * phase["sent"], where
+                # dora-rs drops bursts, now and then a paced message under load, and
+                # early in a run a few messages without a warning (DORA_LOSS; CI12:
+                # plain `dora run` delivered 29 of 40 paced messages at load 6).
+                assert phase["received"] >= 0.9 * phase["sent"] - DORA_LOSS, where
             if phase["kind"] == "latency":
                 assert 0 < phase["p50_us"] <= phase["p95_us"], where
                 assert 0 < phase["hop_p50_us"] <= phase["hop_p95_us"], where

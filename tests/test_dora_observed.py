@@ -19,7 +19,7 @@ from dora_notebook import Dataflow
 from dora_notebook.dora_rs.engine import EDGE_NOTE
 from dora_notebook.jupyter.graphview import render_svg, render_text
 
-from .dora_processes import live_descendants
+from .dora_processes import DORA_LOSS, live_descendants
 
 pytestmark = pytest.mark.dora
 
@@ -31,12 +31,6 @@ class Operator:
             print("cell got", dora_event["value"][0].as_py())
 """
 SENT = 40  # counter.py sends this many messages on n
-#: dora-rs 1.1.0 itself loses a few messages early in a run, without a warning, for any
-#: consumer of the default queue policy: under plain ``dora run`` (this counter, three
-#: sinks with ``queue_size: 10000``) 12 of 30 sinks missed 1 to 9 of the 40. The
-#: kernel's bridge is such a consumer (see private.py for why it stays one), and so is
-#: the cell: what they count and show is what dora-rs delivered them, within this bound.
-DORA_LOSS = 10
 #: counter.py's Python logging record, in its panel. dora-rs 1.1 itself loses it now
 #: and then: its own log of the node (out/ID/log_counter.jsonl) lacked it in 2 of 9 runs
 #: (the node.log record before it and the prints after it were there), so it is not
