@@ -37,8 +37,12 @@ mkdir "$scratch/binder"
 TMPDIR="$scratch/binder" python -m pytest -p no:cacheprovider tests/test_binder.py \
     >"$scratch/binder.log" 2>&1 &
 binder=$!
+# Two workers, a test file each at a time (a file's kernel and servers are made once):
+# most tests spend their time waiting on the processes they start (kernels, dora-rs,
+# a browser), so two share the two cores of a small machine (CI12 serially: 21 min).
 status=0
-TMPDIR="$scratch" python -m pytest --ignore=tests/test_binder.py || status=$?
+TMPDIR="$scratch" python -m pytest -n 2 --dist loadfile --ignore=tests/test_binder.py \
+    || status=$?
 binder_status=0
 wait "$binder" || binder_status=$?
 echo "==> pytest tests/test_binder.py (run beside the rest)"
