@@ -79,8 +79,11 @@ PANEL_BYTES_PER_SECOND = 500_000
 IDLE_HZ = 4.0
 #: A panel's header redraws its counters at most this often; a new status at once.
 #: A camera previewing at 30 Hz would otherwise re-render the header 30 times a
-#: second, one more widget message and page layout per frame.
-COUNTERS_HZ = 4.0
+#: second, one more widget message and page layout per frame. Even at 4 Hz, the two
+#: headers of a camera and its viewer cost the browser more than the frames' own
+#: extra work: Chromium 57-61 % against the stock-Image reference's 50-54 %, and
+#: 52-57 % against 54-57 % at 1 Hz (bench/video.py, issue 15).
+COUNTERS_HZ = 1.0
 
 _STDIO_COLOURS = {
     "stderr": "#b35900",
