@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from dora_notebook import Dataflow
@@ -245,18 +247,22 @@ def test_progress_is_throttled_on_the_way_to_the_kernel_too() -> None:
     flow.add_operator("count", COUNTER, inputs={"n": "src/n"}, queue_size=1000)
     progress: list[tuple[float, float]] = []
     flow.subscribe(lambda r: progress.append((r.time, r.data)) if r.kind == "progress" else None)
+    began = time.monotonic()
     flow.start(engine="dora")
     try:
         assert flow.wait(60)
     finally:
         flow.stop()
+    span = time.monotonic() - began  # the node sent its reports within this
     assert flow.node("count").status == "finished", flow.node("count").errors
     received = flow.node("count").received
     assert received > 200  # dora-rs may drop some of a burst
     assert progress[-1][1] == pytest.approx(received / 3)  # the last value always arrives
-    span = progress[-1][0] - progress[0][0]
-    # One report per interval, plus the first and the final flush.
+    # One report per interval of the node's, plus the first and the final flush. The
+    # node's clock, not the kernel's: under load the bridge hands the kernel a backlog
+    # at once (CI13: 4 reports within 0.3 ms of each other).
     assert len(progress) <= span / PROGRESS_INTERVAL + 3, (len(progress), span)
+    assert len(progress) < received / 4, (len(progress), received)
 
 
 STEADY = """

@@ -29,6 +29,7 @@ comparison runs dora again (once) before it counts; dora-notebook runs once.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -226,12 +227,72 @@ def comparable(name: str, run: Run) -> dict[str, Any]:
     }
 
 
-def assert_same_records(name: str, dora: Run, notebook: Run) -> None:
-    """Both runs recorded the same nodes and, node by node, the same records."""
-    for run in (dora, notebook):
-        for node, records in run.records.items():
-            after = _events_after_stop(records)
-            assert not after, f"{run.engine}: {node} got events after STOP: {after}"
+def _as_dora_promises(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """A dora-rs run's records of a per-input node, put in the order dora-rs promises,
+    and what had to be moved.
+
+    Under load dora-rs 1.1.0 now and then delivers an input's last message after that
+    input's ``INPUT_CLOSED``, or after the node's ``STOP`` (CI13, load 10-14: a 4 MB
+    ``large`` input after its close under plain ``dora run``; a ``relayed`` timestamp
+    after STOP on the dora engine). The messages are all there; their order is dora-rs's
+    race. Compared per input, a dora-rs run's close goes after that input's messages
+    and its STOP after every message. dora-notebook's own run is never reordered.
+
+    >>> closed, late = {"event": "INPUT_CLOSED", "id": "a"}, {"event": "INPUT", "id": "a"}
+    >>> ordered, moved = _as_dora_promises([closed, {"event": "STOP"}, late, {"note": 1}])
+    >>> [r.get("event", "note") for r in ordered]
+    ['INPUT', 'INPUT_CLOSED', 'STOP', 'note']
+    >>> moved
+    ['1 event(s) after STOP', "an input 'a' after its INPUT_CLOSED"]
+    """
+    moved: list[str] = []
+    stop = next((i for i, r in enumerate(records) if r.get("event") == "STOP"), None)
+    if stop is not None and (late := [r for r in records[stop + 1 :] if "event" in r]):
+        moved.append(f"{len(late)} event(s) after STOP")
+        notes = [r for r in records[stop + 1 :] if "event" not in r]
+        records = [*records[:stop], *late, records[stop], *notes]
+    last_input = {r["id"]: i for i, r in enumerate(records) if r.get("event") == "INPUT"}
+    late_close = {
+        r["id"]: r
+        for i, r in enumerate(records)
+        if r.get("event") == "INPUT_CLOSED" and i < last_input.get(r["id"], -1)
+    }
+    moved += [f"an input {k!r} after its INPUT_CLOSED" for k in late_close]
+    ordered: list[dict[str, Any]] = []
+    for i, record in enumerate(records):
+        input_id = record.get("id")
+        if record.get("event") == "INPUT_CLOSED" and input_id in late_close:
+            continue  # goes after the input's last message
+        ordered.append(record)
+        if input_id in late_close and i == last_input[input_id]:
+            ordered.append(late_close[input_id])
+    return ordered, moved
+
+
+def assert_same_records(
+    name: str, dora: Run, notebook: Run, report: Callable[[str], None] | None = None
+) -> None:
+    """Both runs recorded the same nodes and, node by node, the same records.
+
+    ``dora`` is the run carried by dora-rs (``dora run``, or the dora engine),
+    ``notebook`` the embedded engine's. For :data:`ORDER_PER_INPUT` nodes the
+    dora-rs run's late messages are put back in order first (each move reported,
+    see :func:`_as_dora_promises`); the embedded engine's order must be right.
+    """
+    per_input = ORDER_PER_INPUT.get(name, set())
+    for node, records in notebook.records.items():
+        after = _events_after_stop(records)
+        assert not after, f"{notebook.engine}: {node} got events after STOP: {after}"
+    promised = {}
+    for node, records in dora.records.items():
+        if node in per_input:
+            records, moved = _as_dora_promises(records)
+            if moved and report is not None:
+                report(f"{name}: {dora.engine} run, {node}: dora-rs delivered {', '.join(moved)}")
+        after = _events_after_stop(records)
+        assert not after, f"{dora.engine}: {node} got events after STOP: {after}"
+        promised[node] = records
+    dora = dataclasses.replace(dora, records=promised)
     expected, got = comparable(name, dora), comparable(name, notebook)
     assert sorted(got) == sorted(expected), (
         f"nodes that recorded: dora {sorted(expected)}, dora-notebook {sorted(got)}\n"
@@ -324,7 +385,9 @@ def report(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[str], None]
 def test_dataflow_records_match_dora(
     name: str, tmp_path: Path, report: Callable[[str], None]
 ) -> None:
-    run_and_check(name, tmp_path, functools.partial(assert_same_records, name), report)
+    run_and_check(
+        name, tmp_path, functools.partial(assert_same_records, name, report=report), report
+    )
 
 
 def test_queue_overflow(tmp_path: Path, report: Callable[[str], None]) -> None:

@@ -100,7 +100,7 @@ def compare_engines(name: str, tmp_path: Path, run: Runner, report: Callable[[st
             if name == "queue_overflow":
                 check_queue_overflow(dora, embedded, report)
             else:
-                assert_same_records(name, dora, embedded)
+                assert_same_records(name, dora, embedded, report)
             return
         except AssertionError as exc:
             if attempt == DORA_ATTEMPTS:
