@@ -13,7 +13,10 @@ to that first message at the sink:
 * ``%dora_start`` (the embedded engine), for scale;
 * plain ``dora run`` of the folder ``%dora_export`` wrote from the same
   cells, started by this script: dora-rs's own start-up, no kernel, no
-  coordinator, no bridge.
+  coordinator, no bridge;
+* ``dora run`` of the same graph written as plain dora-rs nodes, without
+  dora-notebook in them (the operator calls ``send_output``): dora-rs's floor
+  on this machine, alternated with the export's runs.
 
 ``%dora_stop`` is timed too (cell sent to kernel idle). Each dora engine
 start also says when its nodes were spawned and when the bridge joined (the
@@ -78,6 +81,42 @@ for event in Node():
 """
 
 
+PLAIN_OPERATOR = """from dora import DoraStatus
+
+
+class Operator:
+    def on_event(self, dora_event, send_output):
+        if dora_event["type"] == "INPUT":
+            send_output("y", dora_event["value"], dora_event["metadata"])
+        return DoraStatus.CONTINUE
+"""
+
+PLAIN_DESCRIPTOR = """nodes:
+  - id: src
+    path: src.py
+    inputs: {tick: dora/timer/millis/10}
+    outputs: [x]
+  - id: op
+    operator:
+      python: op.py
+      inputs: {x: src/x}
+      outputs: [y]
+  - id: sink
+    path: sink.py
+    inputs: {y: op/y}
+"""
+
+
+def plain_folder(folder: Path, first: Path) -> Path:
+    """The same graph as plain dora-rs files, no dora-notebook in them: dora-rs's floor."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "src.py").write_text(SOURCE, encoding="utf-8")
+    (folder / "op.py").write_text(PLAIN_OPERATOR, encoding="utf-8")
+    (folder / "sink.py").write_text(SINK.format(path=str(first)), encoding="utf-8")
+    (folder / "dataflow.yml").write_text(PLAIN_DESCRIPTOR, encoding="utf-8")
+    return folder
+
+
 def cells(first: Path) -> list[str]:
     """The three cells; the sink appends its first message's time to ``first``."""
     return [
@@ -95,6 +134,8 @@ class Startups:
     dora_warm: list[float] = field(default_factory=list)
     embedded: list[float] = field(default_factory=list)
     dora_run: list[float] = field(default_factory=list)
+    #: ``dora run`` of the same graph written as plain dora-rs nodes (no dora-notebook).
+    dora_run_plain: list[float] = field(default_factory=list)
     dora_stop: list[float] = field(default_factory=list)
     #: Per dora engine start: [spawned, bridge joined] seconds after the start command.
     dora_phases: list[list[float | None]] = field(default_factory=list)
@@ -194,7 +235,9 @@ def _in_kernel(
         _run_cell(kernel, "%dora_stop")
 
 
-def _dora_run(folder: Path, first: Path, out: Startups, seen: _Seen) -> None:
+def _dora_run(
+    folder: Path, first: Path, out: Startups, seen: _Seen, into: list[float] | None = None
+) -> None:
     cli = dora_cli()
     if cli is None:
         out.errors.append("the dora CLI is not installed")
@@ -219,9 +262,9 @@ def _dora_run(folder: Path, first: Path, out: Startups, seen: _Seen) -> None:
         kill_leftovers(proc.pid, folder)
         proc.wait()
     if seconds is None:
-        out.errors.append("dora run: no message reached the sink within 30 s")
+        out.errors.append(f"dora run {folder.name}: no message reached the sink within 30 s")
     else:
-        out.dora_run.append(seconds)
+        (out.dora_run if into is None else into).append(seconds)
 
 
 def measure(repeats: int, progress: Callable[[str], None] = print) -> Startups:
@@ -248,9 +291,11 @@ def measure(repeats: int, progress: Callable[[str], None] = print) -> Startups:
                 _in_kernel(kernel, "%dora_start", first, out.embedded, out, seen)
             _run_cell(kernel, f"%dora_export {export}")
         if dora_cli() is not None:
-            for index in range(repeats):
-                progress(f"dora run {index + 1}/{repeats}")
+            plain = plain_folder(Path(tmp) / "plain", first)
+            for index in range(repeats):  # alternated: the two see the same load
+                progress(f"dora run {index + 1}/{repeats}: the export, then plain nodes")
                 _dora_run(export, first, out, seen)
+                _dora_run(plain, first, out, seen, out.dora_run_plain)
     out.left_running = seen.alive()
     return out
 
@@ -272,6 +317,7 @@ def table(out: Startups) -> str:
     lines.append(_row("%dora_start --engine dora, cold", out.dora_cold))
     lines.append(_row("%dora_start --engine dora, warm", out.dora_warm))
     lines.append(_row("dora run (its own start-up)", out.dora_run))
+    lines.append(_row("dora run, plain dora-rs nodes", out.dora_run_plain))
     lines.append(_row("%dora_start (embedded)", out.embedded))
     lines.append(_row("%dora_stop --engine dora (cell)", out.dora_stop))
     spawned = [p[0] for p in out.dora_phases if p[0] is not None]

@@ -89,7 +89,8 @@ def test_engines_notebook_benchmark_quick_run_has_sane_tables(tmp_path: Path) ->
     assert list(runs) == engines
     startup = data["startup"]
     assert startup["errors"] == [] and startup["left_running"] == []
-    kinds = ["embedded", "dora_cold", "dora_warm", "dora_run"] if _dora_cli_installed() else []
+    kinds = ["embedded", "dora_cold", "dora_warm", "dora_run", "dora_run_plain"]
+    kinds = kinds if _dora_cli_installed() else []
     for kind in kinds or ["embedded"]:
         assert len(startup[kind]) == 1 and 0 < startup[kind][0] < 30, (kind, startup[kind])
     log_phase = next(p["name"] for p in data["plan"]["phases"] if p["log"])
