@@ -19,6 +19,20 @@ from .kernel import CellResult, Kernel, define
 pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_builtins(kernel: Kernel) -> None:
+    """What a test that failed left in the kernel's builtins does not reach the next one.
+
+    (CI14: a test failing before it popped ``FAULTS_SEEN`` made the next test's
+    node append to the same list, and that test failed too.)
+    """
+    kernel.execute(
+        "import builtins\n"
+        "for _name in ('FAULTS_GO', 'FAULTS_SEEN', 'FAULTS_SENT'):\n"
+        "    builtins.__dict__.pop(_name, None)"
+    )
+
+
 def accounts(kernel: Kernel) -> dict[str, object]:
     """Edges and per-node sent counts of the kernel's dataflow, read in the kernel."""
     result = kernel.execute(
@@ -214,8 +228,27 @@ for i in range({n}):
     node.send_output("n", pa.array([i]))
     if i % 100 == 0:
         time.sleep({pause})
+    if i == {halfway}:  # until the test has redefined the receiver (bounded)
+        deadline = time.monotonic() + 30
+        while not builtins.__dict__.get("FAULTS_GO") and time.monotonic() < deadline:
+            time.sleep(0.005)
 builtins.FAULTS_SENT = {n}
 """
+
+
+def burst(n: int, pause: float, halfway: int = -1) -> str:
+    """A source of ``n`` messages; with ``halfway``, it waits there for :func:`go`.
+
+    A test that redefines a node mid-burst waits so: under load the burst
+    could otherwise end before the redefinition (CI14: "counter: defined").
+    """
+    return BURST.format(n=n, pause=pause, halfway=halfway)
+
+
+def go(kernel: Kernel) -> None:
+    """Let a :func:`burst` waiting halfway go on."""
+    kernel.execute("import builtins\nbuiltins.FAULTS_GO = True")
+
 
 COUNTING_NODE = """
 import builtins
@@ -229,12 +262,13 @@ for event in Node():
 
 def test_redefining_a_custom_node_mid_burst_loses_nothing(kernel: Kernel) -> None:
     """Re-running a node cell during a burst: old + new versions receive all 3,000 messages."""
-    define(kernel, "%%dora_node src --outputs n", BURST.format(n=3000, pause=0.03))
+    define(kernel, "%%dora_node src --outputs n", burst(3000, pause=0.03, halfway=1500))
     header = "%%dora_node counter --inputs n=src/n --queue-size 5000"
     define(kernel, header, COUNTING_NODE.replace("VERSION", "v1"))
     kernel.execute("%dora_start")
     kernel.until(lambda: kernel.received("counter") > 0, 10, "the burst to reach the counter")
     redefined = define(kernel, header, COUNTING_NODE.replace("VERSION", "v2"))
+    go(kernel)
     assert redefined.text.strip().startswith("counter: running")
     waited = kernel.execute("%dora_wait --timeout 30")
     assert "counter: finished" in waited.text
@@ -254,7 +288,7 @@ def test_redefining_an_operator_with_a_tight_queue_mid_burst_counts_every_drop(
     kernel: Kernel,
 ) -> None:
     """A small queue drops under load across a hot swap; every message is delivered or counted."""
-    define(kernel, "%%dora_node src --outputs n", BURST.format(n=20000, pause=0.01))
+    define(kernel, "%%dora_node src --outputs n", burst(20000, pause=0.01, halfway=10000))
     body = """
     import builtins
     import time
@@ -270,6 +304,7 @@ def test_redefining_an_operator_with_a_tight_queue_mid_burst_counts_every_drop(
     kernel.execute("%dora_start")
     kernel.until(lambda: kernel.received("slow") > 0, 10, "the burst to reach the operator")
     define(kernel, header, body.replace("VERSION", "v2"))
+    go(kernel)
     kernel.execute("%dora_wait --timeout 60")
     check = kernel.execute(
         "import builtins\nseen = builtins.__dict__.pop('FAULTS_SEEN')\n"
@@ -287,7 +322,7 @@ def test_redefining_an_operator_with_a_tight_queue_mid_burst_counts_every_drop(
 
 def test_interrupt_while_a_node_is_mid_burst_then_start_again(kernel: Kernel) -> None:
     """An interrupt during --wait stops a node stuck sending; the next start runs to the end."""
-    define(kernel, "%%dora_node src --outputs n", BURST.format(n=500_000, pause=0.002))
+    define(kernel, "%%dora_node src --outputs n", burst(500_000, pause=0.002))
     define(
         kernel,
         "%%dora_operator sink --inputs n=src/n --queue-size 1000",
@@ -322,7 +357,7 @@ def test_interrupt_while_a_node_is_mid_burst_then_start_again(kernel: Kernel) ->
     assert row["queued"] == 0, row
     assert kernel.execute("print('still here')").text == "still here\n"
     kernel.execute("import builtins\nbuiltins.__dict__.pop('FAULTS_SENT', None)")
-    define(kernel, "%%dora_node src --outputs n", BURST.format(n=5_000, pause=0))
+    define(kernel, "%%dora_node src --outputs n", burst(5_000, pause=0))
     done = kernel.execute("%dora_start --wait --timeout 30")
     assert "src: finished, 0 received, 5000 sent" in done.text
     assert "sink: finished" in done.text
