@@ -153,8 +153,10 @@ def test_example_shows_its_lines_in_its_panels(
         for node, found in state.items()
         if found["lines"]
     }
-    if engine == "dora":  # two runs of dora-rs side by side: whether a queue fills is timing
-        lines, shown = (_no_drops(d) for d in (lines, shown))
+    # Two runs side by side, on either engine: whether a queue fills is timing (CI14,
+    # python-async on the embedded engine under load: a drop warning in the kernel's
+    # run only).
+    lines, shown = (_no_drops(d) for d in (lines, shown))
     problems = differences(name, kinds_of(lines), kinds_of(shown), "printed", "in the panel")
     assert not problems, "\n".join(problems)
 
