@@ -589,11 +589,18 @@ class EmbeddedEngine:
     def _finish(self, runner: Runner) -> None:
         if runner.finished:
             return
+        # The node's last lines go out on its send_logs_as output (and to dora/logs
+        # inputs) before that output closes, as dora-rs sends a node's records while
+        # it runs: queued here for later, they would find the node finished and be
+        # dropped (1 run in 4 lost a last print).
+        runner.sink.flush()
+        if self._log_out:
+            self._deliver_logs()
         runner.finished = True
         runner.clear()
         self.made_room()  # a playback waiting for its queue plays on (into nothing)
         self._close_outputs(runner)
-        runner.sink.flush()
+        runner.sink.flush()  # what the node's other threads printed meanwhile
         runner.context.flush_progress()  # the last progress precedes the final status
         self._set_status(runner, "failed" if runner.error is not None else "finished")
         self._maybe_done()
