@@ -77,6 +77,7 @@ class Kernel:
         """
         fd, self._stack_file = tempfile.mkstemp(prefix="kernel-stacks-", suffix=".txt")
         os.close(fd)
+        self._armed_pid = getattr(self.manager.provisioner, "pid", None)
         msg_id = self.client.execute(
             "__import__('faulthandler').register(__import__('signal').SIGUSR1, "
             f"file=open({self._stack_file!r}, 'w'), all_threads=True)",
@@ -103,6 +104,8 @@ class Kernel:
         pid = getattr(self.manager.provisioner, "pid", None)
         if pid is None:
             return "(no kernel process to ask for its stacks)"
+        if pid != self._armed_pid:  # restarted: SIGUSR1 would end it, not dump it
+            return "(the kernel was restarted since it was asked to dump its stacks)"
         os.kill(pid, signal.SIGUSR1)
         # The handler writes in the kernel process: the dump is whole once the
         # file has stopped growing (a few hundred microseconds after the signal).
