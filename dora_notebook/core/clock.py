@@ -20,12 +20,49 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-__all__ = ["Clock", "monotonic_utc"]
+__all__ = ["Clock", "monotonic_utc", "wait_event"]
 
 # One reading of the wall clock anchors the monotonic one: what
 # monotonic_utc gives never goes backwards, even when the system clock is
 # set back, as dora's hybrid logical clock never does.
 _WALL_AT_ZERO = time.time() - time.monotonic()
+
+
+#: How often the main thread looks at an event it waits for (seconds).
+MAIN_THREAD_POLL_S = 0.005
+
+
+def wait_event(event: threading.Event, timeout: float | None = None) -> bool:
+    """``event.wait(timeout)``, which a KeyboardInterrupt cannot break for other threads.
+
+    Python delivers signals to the main thread, and an interrupt that lands
+    inside ``Event.wait`` can leave the event's own lock held (a ``with``
+    statement is not atomic against an asynchronous exception: CPython's
+    bpo-29988). Every later ``set()`` then blocks for good, in a thread that
+    may hold more: an interrupted ``%dora_start --wait`` left the engine's
+    runtime thread stuck in ``done.set()`` with the engine's lock, and the next
+    ``%dora_reset`` waited for that lock forever (seen in CI, 1 run in 4 of a
+    test that interrupts a wait, under load). On the main thread the event is
+    polled instead, without its lock; elsewhere this is ``event.wait``.
+
+    >>> done = threading.Event()
+    >>> wait_event(done, 0.01)
+    False
+    >>> done.set(); wait_event(done)
+    True
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return event.wait(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not event.is_set():
+        if deadline is None:
+            time.sleep(MAIN_THREAD_POLL_S)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(remaining, MAIN_THREAD_POLL_S))
+    return True
 
 
 def monotonic_utc() -> datetime:

@@ -36,7 +36,7 @@ import pyarrow as pa
 from ..errors import GraphError, NodeError, StopInterrupted
 from . import capture, logs
 from .blocked import blocked_at
-from .clock import Clock, monotonic_utc
+from .clock import Clock, monotonic_utc, wait_event
 from .events import (
     Event,
     check_metadata,
@@ -199,7 +199,7 @@ class EmbeddedEngine:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every node has finished; False if ``timeout`` passed first."""
-        return self.done.wait(timeout)
+        return wait_event(self.done, timeout)  # safe against an interrupt (see there)
 
     # -- what the Dataflow asks of every engine (core.protocol.Engine) -------------
 

@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import yaml12
+from ..core.clock import wait_event
 from ..core.events import Event
 from ..core.graph import Graph, NodeSpec
 from ..core.logs import STDOUT
@@ -992,7 +993,7 @@ class DoraEngine:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the dataflow ends (and this run is cleaned up)."""
-        if not self.done.wait(timeout):
+        if not wait_event(self.done, timeout):  # safe against an interrupt (see there)
             return False
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
