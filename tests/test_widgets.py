@@ -330,10 +330,13 @@ def test_a_node_reporting_faster_than_the_rate_is_held_to_it() -> None:
         rounds = list(pump.rounds)
     finally:
         pump.stop()
-    busiest = max(sum(1 for t in rounds if start <= t < start + 1000) for start in rounds)
+    # SPEC: at most hz rounds a second over the run (RoundSchedule.BURST, 2, saved up at
+    # the start, and the final round when the graph ended, on top); one second may hold
+    # the one saved up. (Without the cap, this node, followed early, drew 53 in 5 s.)
+    *running, _final = rounds
+    busiest = max(sum(1 for t in running if start <= t < start + 1000) for start in running)
     assert busiest <= HZ + 1, rounds
-    assert len(rounds) <= 5 * HZ / (1 - RoundSchedule.YIELD) + 2, rounds
-    assert len(rounds) >= 5 * HZ, rounds  # the rate is reached, not undercut
+    assert 5 * HZ <= len(running) <= 5 * HZ + 2, rounds
 
 
 def _sent_bytes(updates: list[tuple[int, str, dict[str, Any]]]) -> int:

@@ -650,6 +650,12 @@ class RoundSchedule:
     A round that begins late (the thread woke late) counts from when it was
     allowed, up to :attr:`CATCH_UP` of a period earlier than it began.
 
+    Whatever the above allows, rounds come at most ``hz`` a second over a run
+    (SPEC: at most ``preview_hz`` times a second): each takes a token, tokens
+    come ``hz`` a second and at most :attr:`BURST` wait, so a node followed
+    early now and then, or one round after a pause, spends what the rate
+    saved, never more.
+
     >>> schedule = RoundSchedule()
     >>> schedule.begin(now=0.0, period=0.1, first=0.0, reports=50)
     >>> schedule.allowed(period=0.1, first=0.001, reports=50)  # a flood: a full period
@@ -664,11 +670,16 @@ class RoundSchedule:
     YIELD = 1 / 16
     #: How much of a period a round that began late may count from before it began.
     CATCH_UP = 0.5
+    #: How many rounds' worth of rate may be saved up (a round after a pause, and
+    #: the slack a followed node's early rounds draw on).
+    BURST = 2.0
 
     def __init__(self) -> None:
         self._last = float("-inf")  # when the last round began, as counted
         self._carry = 0.0  # how much more than a period after it the next one is due
         self._fresh = True  # the next round counts from when it begins
+        self._tokens = self.BURST  # rounds the rate allows now ...
+        self._tokens_at = float("-inf")  # ... as of then
 
     def restart(self) -> None:
         """The rate changed: the next round counts from when it begins, not before."""
@@ -682,13 +693,18 @@ class RoundSchedule:
         (None: none came; a round then waits ``idle`` seconds at least), ``reports`` came."""
         due = self._last + period + self._carry
         if first is None:
-            return max(due, self._last + idle)
-        if self._follows(period, first, reports):
-            return max(first, due - self.TOLERANCE * period)
-        return max(first, due)
+            allowed = max(due, self._last + idle)
+        elif self._follows(period, first, reports):
+            allowed = max(first, due - self.TOLERANCE * period)
+        else:
+            allowed = max(first, due)
+        # ... and when the rate has a token for it.
+        return max(allowed, self._tokens_at + max(0.0, 1.0 - self._tokens) * period)
 
     def begin(self, now: float, period: float, first: float | None, reports: int) -> None:
         """A round begins at ``now``, for what came since the last one."""
+        saved = self._tokens + (now - self._tokens_at) / period
+        self._tokens, self._tokens_at = min(self.BURST, saved) - 1.0, now
         if first is None or self._fresh:
             self._last, self._carry, self._fresh = now, 0.0, False
             return
