@@ -241,6 +241,15 @@ class RoundCounter(UIPump):
         self.rounds.append(self.time.ms)
         return 0
 
+    def run(self) -> list[int]:
+        """Start the pump, let it run until the graph ends, stop it: its rounds' times."""
+        self.start()
+        try:
+            wait_for(lambda: not self.running(), 30, "the pump to end")
+            return list(self.rounds)
+        finally:
+            self.stop()
+
 
 def test_a_new_rate_applies_to_a_running_pump() -> None:
     """`%config DoraMagics.preview_hz = 50` sets ``hz`` while the pump waits out 2 s."""
@@ -253,12 +262,7 @@ def test_a_new_rate_applies_to_a_running_pump() -> None:
             pump.hz = 50.0
 
     time.between = between
-    pump.start()
-    try:
-        wait_for(lambda: not pump.running(), 30, "the pump to end")
-        rounds = list(pump.rounds)
-    finally:
-        pump.stop()
+    rounds = pump.run()
     # At once, at the new rate's first wake (the change wakes the pump), then every 20 ms
     # up to the final round, the first after the graph ended at 1000 ms.
     assert rounds[:2] == [0, 100] and 1000 <= rounds[-1] < 1020, rounds
@@ -305,12 +309,7 @@ def test_a_node_reporting_at_the_rate_is_drawn_as_it_reports() -> None:
             pump.poke()
 
     time.between = between
-    pump.start()
-    try:
-        wait_for(lambda: not pump.running(), 30, "the pump to end")
-        rounds = list(pump.rounds)
-    finally:
-        pump.stop()
+    rounds = pump.run()
     delays = _delays(reports, rounds)
     late = delays[6:9]  # the three reports after the late one: it is made up at once
     assert max(delays[:6] + delays[9:]) <= 8, delays  # otherwise a late wake-up, no more
@@ -324,12 +323,7 @@ def test_a_node_reporting_faster_than_the_rate_is_held_to_it() -> None:
     time = FakeTime()
     pump = RoundCounter(time, hz=HZ, until_ms=5000)
     time.between = lambda ms: pump.poke() if ms % 70 == 0 else None
-    pump.start()
-    try:
-        wait_for(lambda: not pump.running(), 30, "the pump to end")
-        rounds = list(pump.rounds)
-    finally:
-        pump.stop()
+    rounds = pump.run()
     # SPEC: at most hz rounds a second over the run (RoundSchedule.BURST, 2, saved up at
     # the start, and the final round when the graph ended, on top); one second may hold
     # the one saved up. (Without the cap, this node, followed early, drew 53 in 5 s.)
