@@ -556,6 +556,10 @@ class DoraEngine:
                     chunk = os.read(fd, 1 << 16)
                     if not chunk:
                         return  # the bridge process ended
+                    if end_at is not None:
+                        # The dataflow has ended, but the bridge still relays what was
+                        # queued for it (bridge._drain): read on while lines come.
+                        end_at = max(end_at, now + 0.5)
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         message = protocol_message(line)
@@ -653,6 +657,10 @@ class DoraEngine:
         self.rejected += refused
         if counts is None:
             return
+        if counts.closed_at is not None and records:
+            # dora-rs 1.1 can deliver INPUT_CLOSED ahead of the reports still queued
+            # for the bridge: the grace of _check_closed runs from the last of them.
+            counts.closed_at = time.monotonic()
         for record in records:
             if counts.crashed and record["kind"] == "status":
                 continue  # dora-rs said the process failed: a late "finished" is not the end

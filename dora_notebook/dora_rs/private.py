@@ -33,10 +33,15 @@ IDLE_OUTPUT = "dora_notebook_idle"
 #: The queue of each of the bridge's inputs from the nodes' outputs: large, since
 #: it counts what it gets (it drains them at once; see bridge.Relay).
 TAP_QUEUE = 10000
-# The bridge's inputs keep dora's default queue policy, as every consumer the
-# user wrote has it: the bridge observes the graph, and must not change how
-# dora-rs carries its messages. (dora-rs 1.1.0 loses a few messages early in a
-# run under that policy, without a warning, however large the queue: under plain
+# The bridge's inputs from the nodes' outputs keep dora's default queue policy, as
+# every consumer the user wrote has it: the bridge observes the graph, and must not
+# change how dora-rs carries its messages. Its inputs of reports (an output of our
+# own, which only the bridge takes) have ``queue_policy: backpressure``: under the
+# default, dora-rs lost reports in a burst, however large the queue, and a node's
+# final status or error could go with them (a node printing 3000 lines just before
+# it ended, under load: the kernel got 2692 to 2973 lines in 4 runs of 4; with
+# backpressure, 3000 in 21 of 21 runs). (dora-rs 1.1.0 also loses a few messages early
+# in a run under the default policy, without a warning, however large the queue: under plain
 # ``dora run``, one producer at 50 Hz and three consumers with ``queue_size:
 # 10000``, 12 of 30 consumers missed 1 to 9 of 40 messages; with ``queue_policy:
 # backpressure``, 0 of 30. But that policy changes how dora-rs carries the
@@ -94,6 +99,7 @@ def private_descriptor(
         sources[spec.id] = {
             "source": f"{spec.id}/{REPORTS_OUTPUT}",
             "queue_size": 100000,
+            "queue_policy": "backpressure",
         }
     sources.update(_tap_inputs(descriptor["nodes"], graph, placed, machine))
     for number, timer in enumerate(sorted(set(timers))):
