@@ -54,9 +54,12 @@ def test_panels_show_status_counts_progress_previews_and_logs(kernel: Kernel) ->
         "from dora import DoraStatus\n" + TICKER,
     )
     assert ticker.text.strip() == "ticker: defined, 0 received, 0 sent"
+    # The sink draws a figure per message, slower than the ticker under load: a queue
+    # that holds all 12 keeps the table complete (the landing run of stop 20 dropped 1
+    # of 12 at the default queue of 10).
     sink = define(
         kernel,
-        "%%dora_operator sink --inputs n=ticker/n",
+        "%%dora_operator sink --inputs n=ticker/n --queue-size 16",
         """
         import pandas as pd
         from matplotlib.figure import Figure
