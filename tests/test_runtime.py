@@ -680,3 +680,34 @@ def test_an_interrupt_while_stop_waits_ends_the_wait_not_the_stop() -> None:
     assert flow.node("stuck").status == "failed"
     gate.set()
     wait_for(lambda: not flow.blocked(), 10, "the node's thread to end")
+
+
+def test_a_long_wait_on_the_main_thread_wakes_it_at_most_20_times_a_second(monkeypatch) -> None:
+    """The main thread polls what it waits for (an interrupt must not land in Event.wait):
+    finely at first, then every 50 ms, not every 5 ms for the whole of a long run."""
+    from dora_notebook.core import clock
+
+    now = [0.0]
+    sleeps: list[float] = []
+
+    class FakeTime:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            now[0] += seconds
+
+    monkeypatch.setattr(clock, "time", FakeTime)
+    assert threading.current_thread() is threading.main_thread()
+    assert clock.wait_event(threading.Event(), timeout=10.0) is False
+    assert now[0] == pytest.approx(10.0)
+    assert sleeps[:4] == pytest.approx([0.005, 0.01, 0.02, 0.04])  # a short wait ends soon
+    assert max(sleeps) == pytest.approx(clock.MAIN_THREAD_POLL_MAX_S)
+    assert len(sleeps) <= 10 * 20 + 5  # was 2000 looks in 10 s
+    done = threading.Event()
+    done.set()
+    sleeps.clear()
+    assert clock.wait_event(done, timeout=10.0) is True and sleeps == []
