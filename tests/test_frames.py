@@ -187,6 +187,57 @@ def test_one_encoder_shows_frames_of_any_encoding_and_size_in_turn() -> None:
     assert np.array_equal(np.asarray(pil), before)  # a node's own image is never written to
 
 
+def smooth_photo(h: int, w: int) -> np.ndarray:
+    """A smooth picture whose channels differ everywhere (a swap of them shows)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "as_rgb"),
+    [
+        ("rgb8", lambda p: p),
+        ("bgr8", lambda p: p),  # its bytes are the picture's, swapped: it shows the picture
+        ("rgba8", lambda p: p),
+        ("mono8", lambda p: np.repeat(p[:, :, :1], 3, axis=2)),
+    ],
+)
+@pytest.mark.parametrize("encoder", ["simplejpeg", "pillow"])
+def test_a_big_frame_shows_as_jpeg_from_its_pixels(encoding, as_rgb, encoder, monkeypatch) -> None:
+    """A 640x480 frame is JPEG (PNG tried once, and too slow to keep), read as it is."""
+    import simplejpeg  # a dependency of the [jupyter] extra: CI must have it
+
+    from dora_notebook.preview import frames
+
+    rgb = smooth_photo(480, 640)
+    pixels = {
+        "bgr8": rgb[:, :, ::-1],
+        "rgba8": np.dstack([rgb, np.full((480, 640), 255, np.uint8)]),
+        "mono8": rgb[:, :, 0],
+    }.get(encoding, rgb)
+    frame = frame_from(
+        np.ascontiguousarray(pixels), {"width": 640, "height": 480, "encoding": encoding}
+    )
+    if encoder == "pillow":  # as without simplejpeg installed
+        monkeypatch.setattr(frames, "_simplejpeg", lambda: None)
+    else:
+        assert frames._simplejpeg() is simplejpeg
+        # The frame goes to simplejpeg as it is, never read into a Pillow image.
+        monkeypatch.setattr(frames, "_pil_image", lambda *args: pytest.fail("read into Pillow"))
+        monkeypatch.setattr(frames.FrameEncoder, "_png_of", lambda *args: b"\x89PNG" + bytes(9))
+    coder = FrameEncoder(lambda: 0.0, timer=encodings_taking(0.006))
+    coder.encode(frame)  # the first frame tries PNG too
+    mime, data = coder.encode(frame)
+    assert mime == "image/jpeg"
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG" and image.size == (640, 480)
+    assert image.mode == ("L" if encoding == "mono8" else "RGB")
+    shown_rgb = np.asarray(image.convert("RGB")).astype(int)
+    error = np.abs(shown_rgb - as_rgb(rgb).astype(int)).mean()
+    assert error < 2.0, error  # the picture itself, channels in their places
+    assert len(data) < 0.1 * pixels.nbytes
+
+
 @pytest.mark.parametrize(
     ("value", "metadata", "message"),
     [

@@ -29,12 +29,13 @@ What becomes a frame:
 >>> mime, data[:3] == b"\\xff\\xd8\\xff" or data[:4] == b"\\x89PNG"
 ('image/png', True)
 
-The module is pure: numpy and pyarrow, and Pillow imported only when a
-frame is encoded.
+The module is pure: numpy and pyarrow, and Pillow (or simplejpeg, for a
+raw frame shown as JPEG) imported only when a frame is encoded.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +67,8 @@ _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "mono8": 1}
 #: The Pillow mode a raw encoding is shown in, and the raw mode its bytes are read as
 #: (Pillow swaps bgr8 to RGB as it reads it: no swapped copy of the frame).
 _PIL_MODES = {"rgb8": ("RGB", "RGB"), "bgr8": ("RGB", "BGR"), "mono8": ("L", "L")}
+#: The simplejpeg colorspace a raw encoding is read as (an rgba8 frame only if opaque).
+_JPEG_SPACES = {"rgb8": "RGB", "bgr8": "BGR", "mono8": "GRAY", "rgba8": "RGBX"}
 #: The quality of the JPEG a frame is shown as.
 JPEG_QUALITY = 80
 #: How often (seconds) a slot tries PNG again beside JPEG, to keep the smaller.
@@ -270,23 +273,28 @@ class FrameEncoder:
         """``(mime, data)`` of ``frame``: JPEG or PNG bytes (JPEG/PNG input passes as is)."""
         if frame.encoding in ("jpeg", "png"):
             return f"image/{frame.encoding}", _as_bytes(frame.pixels)
-        image = _pil_image(frame, self._canvas)
-        if frame.encoding in _CHANNELS:
-            self._canvas = image
-        if frame.lossless or image.mode not in ("L", "RGB"):  # alpha: JPEG has none
-            return "image/png", _save(image, "PNG", compress_level=1)
+        # A raw frame goes to simplejpeg as it is; Pillow needs it read into an image
+        # first (a third of the cost of a 640x480 frame), only made when needed.
+        source = None if frame.lossless else _jpeg_source(frame)
+        if source is None:
+            image = self._image(frame)
+            if frame.lossless or image.mode not in ("L", "RGB"):  # alpha: JPEG has none
+                return "image/png", _save(image, "PNG", compress_level=1)
+            bands = len(image.getbands())
+        else:
+            image, bands = None, min(source[0].shape[2], 3)  # RGBX: shown as RGB
         now = self._clock()
         if self._png and now - self._checked < self._recheck:
-            return "image/png", _save(image, "PNG", compress_level=1)
-        jpeg = _save(image, "JPEG", quality=JPEG_QUALITY)
+            return "image/png", self._png_of(frame, image)
+        jpeg = _save(image, "JPEG", quality=JPEG_QUALITY) if source is None else _jpeg(*source)
         if now - self._checked < self._recheck:
             return "image/jpeg", jpeg
         self._checked = now
-        raw = frame.width * frame.height * len(image.getbands())
+        raw = frame.width * frame.height * bands
         self._png = False
         if raw <= _SMALL or len(jpeg) * _PNG_MAY_WIN < raw:
             began = self._timer()
-            png = _save(image, "PNG", compress_level=1)
+            png = self._png_of(frame, image)
             png_s = self._timer() - began
             if len(png) < len(jpeg):
                 # Kept only if cheap too: a video must not cost the kernel its CPU. Too
@@ -296,6 +304,17 @@ class FrameEncoder:
                 return "image/png", png
         self._recheck = RECHECK_S
         return "image/jpeg", jpeg
+
+    def _image(self, frame: Frame) -> Any:
+        """``frame`` as a Pillow image (a raw frame read into the reused one)."""
+        image = _pil_image(frame, self._canvas)
+        if frame.encoding in _CHANNELS:
+            self._canvas = image
+        return image
+
+    def _png_of(self, frame: Frame, image: Any) -> bytes:
+        """PNG bytes of ``frame`` (``image``: its Pillow image, if made already)."""
+        return _save(image if image is not None else self._image(frame), "PNG", compress_level=1)
 
 
 def thumbnail(frame: Frame, size: tuple[int, int] = (160, 120)) -> tuple[str, bytes]:
@@ -322,6 +341,40 @@ def _as_bytes(pixels: Any) -> bytes:
     if isinstance(pixels, np.ndarray):
         return pixels.tobytes()
     return bytes(pixels)
+
+
+@functools.cache
+def _simplejpeg() -> Any:
+    """simplejpeg (libjpeg-turbo on numpy arrays), or None: Pillow encodes then."""
+    try:
+        import simplejpeg
+    except ImportError:
+        return None
+    return simplejpeg
+
+
+def _jpeg_source(frame: Frame) -> tuple[np.ndarray, str] | None:
+    """The ``HxWxC`` pixels and colorspace simplejpeg encodes ``frame`` from, or None.
+
+    None for a frame it cannot take as it is (a PIL image, a translucent
+    rgba8 frame: PNG shows those), or without simplejpeg.
+    """
+    colorspace = _JPEG_SPACES.get(frame.encoding)
+    if colorspace is None or _simplejpeg() is None:
+        return None
+    pixels = np.ascontiguousarray(frame.pixels)
+    if colorspace == "RGBX" and not bool((pixels[:, :, 3] == 255).all()):
+        return None
+    return (pixels[:, :, None] if pixels.ndim == 2 else pixels), colorspace
+
+
+def _jpeg(pixels: np.ndarray, colorspace: str) -> bytes:
+    """JPEG bytes of ``pixels`` by simplejpeg, as Pillow makes them (4:2:0, JPEG_QUALITY)."""
+    encode = _simplejpeg().encode_jpeg
+    try:
+        return encode(pixels, quality=JPEG_QUALITY, colorspace=colorspace, colorsubsampling="420")
+    except Exception as exc:
+        raise PreviewError(f"cannot encode the image as JPEG: {exc}") from None
 
 
 def _pillow() -> Any:
