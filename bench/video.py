@@ -30,6 +30,10 @@ first frame or point to the last):
 * CPU: psutil, the kernel process and every Chromium process, in % of one core;
 * websocket: frames and bytes the page received (Playwright's ``websocket``
   events);
+* page work: Chromium's own counters for the page (CDP ``Performance.getMetrics``),
+  from the 30th frame or point to the end: the renderer's main thread busy (ms a
+  second), style recalculations and layouts a second. Less noisy than the CPU of
+  Chromium's processes, which includes its GPU and browser processes;
 * chart: points plotted against points the chart finally draws (lost), and how
   often the chart redrew (its ``data-points`` attribute is set on each draw).
 
@@ -462,6 +466,9 @@ class Result:
     ws_bytes_s: float = float("nan")
     frame_bytes: float = float("nan")
     draws_s: float = float("nan")
+    page_task_ms_s: float = float("nan")
+    style_recalcs_s: float = float("nan")
+    layouts_s: float = float("nan")
     points_shown: int = 0
     lost: int = 0
     decode_errors: int = 0
@@ -505,7 +512,12 @@ def run_case(browser: Any, server: Server, case: str, seconds: float) -> Result:
         try:
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            cdp = context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            page.wait_for_function(STEADY_JS, polling=100, timeout=(seconds + 120) * 1000)
+            before = _page_metrics(cdp)
             page.wait_for_function(DONE_JS, arg=DONE, polling=500, timeout=(seconds + 120) * 1000)
+            after = _page_metrics(cdp)
             # The last frame's decode and the chart's final draw.
             page.wait_for_timeout(500)
         finally:
@@ -515,7 +527,22 @@ def run_case(browser: Any, server: Server, case: str, seconds: float) -> Result:
     finally:
         context.close()
         server.shutdown_kernels()
-    return _measure(server.app, case, seconds, record, frames, sampler, outputs)
+    result = _measure(server.app, case, seconds, record, frames, sampler, outputs)
+    span = after["Timestamp"] - before["Timestamp"]
+    if span > 0:
+        result.page_task_ms_s = 1000 * (after["TaskDuration"] - before["TaskDuration"]) / span
+        result.style_recalcs_s = (after["RecalcStyleCount"] - before["RecalcStyleCount"]) / span
+        result.layouts_s = (after["LayoutCount"] - before["LayoutCount"]) / span
+    return result
+
+
+#: True once the page has shown 30 frames or chart draws: the page work is counted from then.
+STEADY_JS = "() => window.__bench.sets.length + window.__bench.draws.length >= 30"
+
+
+def _page_metrics(cdp: Any) -> dict[str, float]:
+    """Chromium's performance counters of the page (``Timestamp`` in seconds)."""
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
 
 
 def _wait_for_kernel(page: Any) -> None:
@@ -602,6 +629,13 @@ def table(results: list[Result]) -> str:
             f"{_f(r.ws_bytes_s / 1024, 0)} | {_f(r.frame_bytes / 1024)} | "
             f"{_f(r.draws_s) if chart else '-'} | "
             f"{f'{r.lost} of {r.sent}' if chart else '-'} |"
+        )
+    rows += ["", "| app | case | page main thread (ms/s) | style recalcs/s | layouts/s |"]
+    rows.append("|" + "---|" * 5)
+    for r in results:
+        rows.append(
+            f"| {r.app} | {r.case} | {_f(r.page_task_ms_s, 0)} | {_f(r.style_recalcs_s)} | "
+            f"{_f(r.layouts_s)} |"
         )
     return "\n".join(rows)
 

@@ -163,3 +163,29 @@ def test_record_benchmark_quick_run_checks_the_budget(tmp_path: Path) -> None:
     assert all(run["bytes"] >= 64 << 20 and run["fsync_mb_s"] > 0 for run in runs.values())
     for title in ("(a) chain throughput", "(b) 300 frames", "(c) save of 64 messages"):
         assert title in result.stdout
+
+
+def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Path) -> None:
+    from .needs import missing
+
+    if shutil.which("chromium") is None:
+        missing("chromium (apt-get install chromium)")
+    raw = tmp_path / "raw.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "video.py"), "--quick", "--out", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = {run["case"]: run for run in json.loads(raw.read_text(encoding="utf-8"))}
+    assert list(runs) == ["gradient", "chart"]
+    camera, chart = runs["gradient"], runs["chart"]
+    assert camera["shown_fps"] > 5  # the page saw a video
+    assert 0 < camera["latency_set_p50"] <= camera["latency_set_p95"] < 5000
+    assert camera["ws_frames_s"] > 5 and camera["frame_bytes"] > 1000
+    assert chart["lost"] == 0 and chart["points_shown"] == chart["sent"]  # every point drawn
+    for run in (camera, chart):
+        assert run["kernel_cpu"] > 0 and run["chromium_cpu"] > 0, run
+        assert run["page_task_ms_s"] > 0 and run["layouts_s"] >= 0, run
+        assert run["summary"] and all("finished" in line for line in run["summary"]), run
