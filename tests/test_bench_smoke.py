@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .dora_processes import DORA_LOSS
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -165,6 +167,7 @@ def test_record_benchmark_quick_run_checks_the_budget(tmp_path: Path) -> None:
         assert title in result.stdout
 
 
+@pytest.mark.timeout(240)  # 30 s quiet: a server, Chromium and two kernels start
 def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Path) -> None:
     from .needs import missing
 
@@ -175,7 +178,7 @@ def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Pa
         [sys.executable, str(BENCH / "video.py"), "--quick", "--out", str(raw)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=200,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = {run["case"]: run for run in json.loads(raw.read_text(encoding="utf-8"))}
