@@ -274,7 +274,7 @@ class FrameEncoder:
         if frame.encoding in ("jpeg", "png"):
             return f"image/{frame.encoding}", _as_bytes(frame.pixels)
         # A raw frame goes to simplejpeg as it is; Pillow needs it read into an image
-        # first (a third of the cost of a 640x480 frame), only made when needed.
+        # first (about a quarter of the cost of a 640x480 frame), made only when needed.
         source = None if frame.lossless else _jpeg_source(frame)
         if source is None:
             image = self._image(frame)
@@ -369,7 +369,7 @@ def _jpeg_source(frame: Frame) -> tuple[np.ndarray, str] | None:
 
 
 def _jpeg(pixels: np.ndarray, colorspace: str) -> bytes:
-    """JPEG bytes of ``pixels`` by simplejpeg, as Pillow makes them (4:2:0, JPEG_QUALITY)."""
+    """JPEG bytes of ``pixels`` by simplejpeg, with Pillow's settings (4:2:0, JPEG_QUALITY)."""
     encode = _simplejpeg().encode_jpeg
     try:
         return encode(pixels, quality=JPEG_QUALITY, colorspace=colorspace, colorsubsampling="420")
