@@ -8,9 +8,11 @@ while the graph runs, and only what stays true once it stopped.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 
 from dora_notebook import Dataflow
@@ -63,14 +65,27 @@ def test_latency_p50_is_the_median_of_the_kept_times() -> None:
 def test_embedded_latency_grows_with_the_wait_in_a_slow_operators_queue() -> None:
     """A burst of 9 messages to an operator that takes 20 ms each: the i-th waits i x 20 ms."""
     pause, burst = 0.02, 9
+    sent = threading.Event()
+
+    def src() -> None:
+        from dora_notebook import Node
+
+        node = Node()
+        for i in range(burst):
+            node.send_output("n", pa.array([i]))
+        sent.set()
+
+    class Operator:
+        def on_event(self, event, context):
+            if event["type"] == "INPUT":
+                # The whole burst is sent before the first is handled, whatever the load
+                # (CI21: the source, slower than the sink, sent the 5th 3 ms after the 1st).
+                sent.wait(10)
+                time.sleep(pause)
+
     flow = Dataflow(echo=False)
-    flow.add_node(
-        "src",
-        f"import pyarrow as pa\nfrom dora import Node\nnode = Node()\n"
-        f"for i in range({burst}):\n    node.send_output('n', pa.array([i]))\n",
-        outputs=["n"],
-    )
-    flow.add_operator("sink", SLOW_SINK.format(pause=pause), inputs={"n": "src/n"})
+    flow.add_node("src", src, outputs=["n"])
+    flow.add_operator("sink", Operator, inputs={"n": "src/n"})
     flow.start(engine="embedded")
     try:
         assert flow.wait(timeout=20)
