@@ -210,24 +210,34 @@ def test_last_n_replays_the_last_inputs_against_their_recorded_outputs() -> None
 
 
 # Sends n % 3 copies of each number n: the outputs per input vary, which an estimate
-# from the whole run's outputs per input gets wrong.
+# from the whole run's outputs per input gets wrong. It starts once the source has
+# sent all 40 (a flag in builtins): a source faster than the node, whatever the load,
+# as the estimate's expected numbers assume (CI23: the node kept up, "[37], [38], [38]").
 UNEVEN_OPERATOR = """
+import builtins
+import time
 import pyarrow as pa
 
 class Operator:
     def on_event(self, event, send_output):
         if event["type"] == "INPUT":
+            while not getattr(builtins, "REPLAY_SOURCE_DONE", False):
+                time.sleep(0.001)
             n = event["value"][0].as_py()
             for _ in range(n % 3):
                 send_output("out", pa.array([n]), {"n": n})
 """
 UNEVEN_NODE = """
+import builtins
+import time
 import pyarrow as pa
 from dora import Node
 
 node = Node()
 for event in node:
     if event["type"] == "INPUT":
+        while not getattr(builtins, "REPLAY_SOURCE_DONE", False):
+            time.sleep(0.001)
         n = event["value"][0].as_py()
         for _ in range(n % 3):
             node.send_output("out", pa.array([n]), {"n": n})
@@ -239,12 +249,17 @@ from dora import Node
 node = Node()
 for i in range(40):
     node.send_output("n", pa.array([i]), {"i": i})
+import builtins
+builtins.REPLAY_SOURCE_DONE = True
 """
 
 
 def uneven_run(kind: str) -> tuple[Dataflow, Recording]:
     """A recorded run of 40 numbers into an op (operator or custom node) that sends
     n % 3 copies of each: 39 outputs in all."""
+    import builtins
+
+    builtins.REPLAY_SOURCE_DONE = False  # type: ignore[attr-defined]
     flow = Dataflow(echo=False)
     flow.add_node("src", COUNT_TO_40, outputs=["n"])
     add = flow.add_operator if kind == "operator" else flow.add_node
