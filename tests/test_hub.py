@@ -393,8 +393,11 @@ def test_opencv_video_capture_runs_on_the_dora_engine_from_its_command(tmp_path:
     """``--engine dora`` exports ``path: opencv-video-capture`` as it is; dora finds it on PATH."""
     opencv_video_capture()
     # dora queues the ticks while the nodes start, and the camera reads one
-    # frame per tick: a longer clip, so that the first frames are the clip's.
-    write_video(tmp_path / "clip.avi", frames=200)
+    # frame per tick: a longer clip, so that the first frames are the clip's. The
+    # camera (no shim) does not wait for the kernel's bridge as the counter does: 20 s
+    # of clip at 50 frames a second (CI23: 200 frames were over before the counter's
+    # first, which was a blank one).
+    write_video(tmp_path / "clip.avi", frames=1000)
     # CI=true: at the clip's end the node sends blank frames instead of failing.
     camera = CAMERA.format(video=tmp_path / "clip.avi") + "      CI: 'true'\n"
     (tmp_path / "dataflow.yml").write_text(camera)
