@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,54 +17,47 @@ from .dora_processes import DORA_LOSS
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def test_engine_benchmark_quick_run_prints_its_table() -> None:
+def bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/script`` with ``args``; it must exit 0 (its output's tails say why not)."""
     result = subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--quick"],
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def quick_run(script: str, tmp_path: Path, timeout: float = 300) -> tuple[str, Any]:
+    """``bench/script --quick --out raw.json``: its printed output and the JSON it wrote."""
+    raw = tmp_path / "raw.json"
+    result = bench(script, "--quick", "--out", str(raw), timeout=timeout)
+    return result.stdout, json.loads(raw.read_text(encoding="utf-8"))
+
+
+def test_engine_benchmark_quick_run_prints_its_table() -> None:
+    result = bench("run.py", "--quick")
     for engine in ("dora-notebook", "dora-rs", "streamz"):
         assert engine in result.stdout
     assert "chain throughput" in result.stdout and "op -> op hop" in result.stdout
 
 
 def test_notebook_benchmark_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "notebook.py"), "--seconds", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = bench("notebook.py", "--seconds", "2")
     assert "runtime saturated" in result.stdout and "iopub traffic" in result.stdout
 
 
 def test_soak_benchmark_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "soak.py"), "--minutes", "0.1", "--every", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = bench("soak.py", "--minutes", "0.1", "--every", "2")
     assert "memory after warm-up" in result.stdout and "iopub peak" in result.stdout
     assert "a: finished" in result.stdout  # the graph really ran and was stopped
 
 
 def test_replay_benchmark_quick_run_replays_every_message(tmp_path: Path) -> None:
-    raw = tmp_path / "raw.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "replay.py"), "--quick", "--out", str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
     # The script fails unless every replay finds all its messages the same.
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "every replay: 10,000 same, 0 changed" in result.stdout
-    data = json.loads(raw.read_text(encoding="utf-8"))
+    printed, data = quick_run("replay.py", tmp_path)
+    assert "every replay: 10,000 same, 0 changed" in printed
     assert data["count"] == 10_000 and data["recorded_messages"] == 20_000
     rates = [value for key, value in data.items() if key.startswith(("live_", "replay_"))]
     assert len(rates) == 7 and all(rate > 0 for rate in rates)
@@ -76,15 +70,7 @@ def _dora_cli_installed() -> bool:
 
 
 def test_engines_notebook_benchmark_quick_run_has_sane_tables(tmp_path: Path) -> None:
-    raw = tmp_path / "raw.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "engines_notebook.py"), "--quick", "--out", str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    data = json.loads(raw.read_text(encoding="utf-8"))
+    printed, data = quick_run("engines_notebook.py", tmp_path)
     assert data["left_running"] == []  # no kernel, coordinator, daemon or node outlived it
     engines = ["embedded", "dora engine", "dora run"] if _dora_cli_installed() else ["embedded"]
     runs = {run["engine"]: run for run in data["runs"]}
@@ -124,19 +110,13 @@ def test_engines_notebook_benchmark_quick_run_has_sane_tables(tmp_path: Path) ->
             if engine == "dora engine":
                 assert run["bridge_messages"] >= logged
     for title in ("1. Latency by payload", "2. Throughput", "3. The bridge's cost", "Runs"):
-        assert title in result.stdout
+        assert title in printed
 
 
 def test_import_cost_benchmark_runs_and_the_shim_loads_nothing_heavy() -> None:
     # The timing is printed, not asserted (2 shared cores make it noisy); what the
     # shim loads is deterministic and is what the 0.1 s budget rests on.
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "import_cost.py"), "--runs", "3", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = bench("import_cost.py", "--runs", "3", "--json")
     figures = json.loads(result.stdout)
     assert figures["heavy_loaded"] == []
     assert figures["pyarrow_s"] > 0 and figures["shim_s"] > 0
@@ -144,15 +124,7 @@ def test_import_cost_benchmark_runs_and_the_shim_loads_nothing_heavy() -> None:
 
 
 def test_record_benchmark_quick_run_checks_the_budget(tmp_path: Path) -> None:
-    raw = tmp_path / "raw.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "record.py"), "--quick", "--out", str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    data = json.loads(raw.read_text(encoding="utf-8"))
+    printed, data = quick_run("record.py", tmp_path)
     rates = data["throughput"]
     assert rates["plain"] > 0 and rates["recorded"] > 0
     assert "0 dropped" in rates["status"]
@@ -164,7 +136,7 @@ def test_record_benchmark_quick_run_checks_the_budget(tmp_path: Path) -> None:
     assert set(runs) == {"plain write", "save .arrow", "save .parquet"}
     assert all(run["bytes"] >= 64 << 20 and run["fsync_mb_s"] > 0 for run in runs.values())
     for title in ("(a) chain throughput", "(b) 300 frames", "(c) save of 64 messages"):
-        assert title in result.stdout
+        assert title in printed
 
 
 @pytest.mark.timeout(240)  # 30 s quiet: a server, Chromium and two kernels start
@@ -173,15 +145,8 @@ def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Pa
 
     if shutil.which("chromium") is None:
         missing("chromium (apt-get install chromium)")
-    raw = tmp_path / "raw.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "video.py"), "--quick", "--out", str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=200,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    runs = {run["case"]: run for run in json.loads(raw.read_text(encoding="utf-8"))}
+    _, data = quick_run("video.py", tmp_path, timeout=200)
+    runs = {run["case"]: run for run in data}
     assert list(runs) == ["gradient", "chart"]
     camera, chart = runs["gradient"], runs["chart"]
     assert camera["shown_fps"] > 5  # the page saw a video
