@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .kernel import Kernel, define
+from .test_replay import COUNT_TO_40, UNEVEN_OPERATOR  # the op waits for the source's flag
 
 pytestmark = pytest.mark.usefixtures("fresh_graph")
 
@@ -102,24 +103,6 @@ def test_record_fix_replay_shows_what_changed_and_leaves_the_graph_alone(
     assert "op/frame: 40 same" in text and "text/html" in data
 
 
-# COUNTER, which then says it has sent all 40 (in the kernel's builtins).
-COUNTER_THEN_DONE = COUNTER + "import builtins\nbuiltins.REPLAY_SOURCE_DONE = True\n"
-# Sends n % 3 copies of each number: the outputs per input vary. It starts once the
-# source has sent everything: a source faster than the node, whatever the load.
-UNEVEN = """
-import builtins
-import time
-import pyarrow as pa
-
-class Operator:
-    def on_event(self, event, send_output):
-        if event["type"] == "INPUT":
-            while not getattr(builtins, "REPLAY_SOURCE_DONE", False):
-                time.sleep(0.001)
-            n = event["value"][0].as_py()
-            for _ in range(n % 3):
-                send_output("out", pa.array([n]))
-"""
 #: A saved recording rewritten without its number and cause columns, as older files are.
 DROP_NUMBERS = """
 import pyarrow as pa
@@ -131,8 +114,9 @@ with pa.OSFile({dst!r}, "wb") as sink, pa.ipc.new_file(sink, table.schema) as wr
 
 def test_last_n_compares_the_outputs_those_inputs_caused(kernel: Kernel, tmp_path: Path) -> None:
     kernel.execute("import builtins\nbuiltins.REPLAY_SOURCE_DONE = False")
-    define(kernel, "%%dora_node src --outputs n", COUNTER_THEN_DONE)
-    define(kernel, "%%dora_operator op --inputs n=src/n --outputs out --queue-size 100", UNEVEN)
+    define(kernel, "%%dora_node src --outputs n", COUNT_TO_40)
+    magic = "%%dora_operator op --inputs n=src/n --outputs out --queue-size 100"
+    define(kernel, magic, UNEVEN_OPERATOR)
     kernel.execute("%dora_record start")
     kernel.execute("%dora_start --wait --timeout 30")
     # Inputs 36-39 caused 0 + 1 + 2 + 0 outputs: exactly those three are compared.
