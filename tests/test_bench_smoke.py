@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from .dora_processes import DORA_LOSS
@@ -155,5 +157,71 @@ def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Pa
     assert chart["lost"] == 0 and chart["points_shown"] == chart["sent"]  # every point drawn
     for run in (camera, chart):
         assert run["kernel_cpu"] > 0 and run["chromium_cpu"] > 0, run
+        # The page's own process did work, and the parts add up to the whole.
+        assert run["chromium_by_type"]["renderer"] > 0, run
+        assert sum(run["chromium_by_type"].values()) == pytest.approx(run["chromium_cpu"])
         assert run["page_task_ms_s"] > 0 and run["layouts_s"] >= 0, run
         assert run["summary"] and all("finished" in line for line in run["summary"]), run
+
+
+def _video_module() -> Any:
+    """bench/video.py as a module (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_video", BENCH / "video.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def test_video_pairs_compare_each_gradient_run_with_the_reference_run_beside_it() -> None:
+    video = _video_module()
+    runs = [
+        ("gradient", 60.0, {"renderer": 40.0, "gpu": 20.0}),
+        ("reference", 64.0, {"renderer": 42.0, "gpu": 22.0}),
+        ("reference", 70.0, {"renderer": 50.0, "gpu": 20.0}),  # ABBA: the second pair
+        ("gradient", 69.0, {"renderer": 50.0, "gpu": 19.0}),
+        ("gradient", 66.0, {"renderer": 45.0, "gpu": 21.0}),
+        ("reference", 66.0, {"renderer": 44.0, "gpu": 22.0}),
+    ]
+    results = [
+        video.Result("lab", case, 20.0, 600, chromium_cpu=cpu, chromium_by_type=types)
+        for case, cpu, types in runs
+    ]
+    (pairs,) = video.paired(results)
+    assert pairs.app == "lab" and pairs.differences == [-4.0, -1.0, 0.0]
+    assert pairs.by_type == {"gpu": [-2.0, -1.0, -1.0], "renderer": [-2.0, 0.0, 1.0]}
+    assert pairs.mean == pytest.approx(-5 / 3)
+    # t(0.975, 2 df) = 4.303; the differences' standard deviation is sqrt(13/3).
+    assert pairs.half_width == pytest.approx(4.303 * (13 / 3) ** 0.5 / 3**0.5)
+    lines = video.targets(results)
+    assert "met    lab gradient: Chromium CPU minus the reference's, mean of 3 pair(s): -1.7" in (
+        "\n".join(lines)
+    )
+    table = video.paired_table([pairs])
+    assert "| lab | 3 | -4.0, -1.0, +0.0 | -1.7 (-6.8 to +3.5) |" in table
+    # One pair more for the gradient runs than the reference's: it has no partner.
+    results.append(video.Result("lab", "gradient", 20.0, 600, chromium_cpu=99.0))
+    assert video.paired(results)[0].differences == [-4.0, -1.0, 0.0]
+
+
+def test_video_cpu_sampler_counts_each_chromium_process_inside_the_span() -> None:
+    video = _video_module()
+    sampler = video.CpuSampler(psutil.Process(), every=60.0)
+    sampler.stop()
+    sampler.types = {1: "renderer", 2: "renderer", 3: "gpu", 4: "browser"}
+    sampler.samples = [
+        (0.0, 0.0, {1: 5.0, 3: 1.0, 4: 9.0}),  # before the span
+        (10.0, 1.0, {1: 5.0, 3: 1.0, 4: 9.0}),
+        (11.0, 1.1, {1: 5.5, 2: 0.0, 3: 1.2, 4: 9.1}),  # renderer 2 starts
+        (12.0, 1.2, {2: 0.4, 3: 1.4, 4: 9.2}),  # renderer 1 has ended
+        (20.0, 9.0, {2: 9.0, 3: 9.0, 4: 9.0}),  # after the span
+    ]
+    kernel, chromium = sampler.percent(10.0, 12.0)
+    assert kernel == pytest.approx(10.0)
+    # Renderer 1 used 0.5 s until it ended, renderer 2 0.4 s from its start: 0.9 s in 2 s.
+    assert chromium == pytest.approx({"renderer": 45.0, "gpu": 20.0, "browser": 10.0})
+    assert sampler.percent(10.5, 11.5) == (pytest.approx(float("nan"), nan_ok=True), {})
