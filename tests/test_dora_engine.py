@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 
 from dora_notebook import Dataflow
 from dora_notebook.core.observe import Report
+from dora_notebook.dora_rs.procs import free_port
+from dora_notebook.errors import DataflowError
 
 from .dora_processes import live_descendants
 from .waiting import wait_for
@@ -127,6 +130,56 @@ def test_stop_ends_a_running_dataflow() -> None:
     assert not flow.running
     assert flow.node("ticker").status == "finished"
     assert flow.node("ticker").log_text()[0] == "got 1"
+    assert live_descendants() == []
+
+
+@pytest.mark.parametrize("taken", ["coordinator", "daemon", "zenoh"])
+def test_a_port_taken_before_the_cluster_binds_it_costs_a_new_start_not_the_run(
+    taken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port found free can be taken before dora-rs binds it (CI23's "no unnamed
+    daemon connections": a daemon that failed to bind, and 20 s of retried starts)."""
+    from dora_notebook.dora_rs import engine
+
+    # The order the engine picks ports in, after the one its __init__ picks.
+    order = ["coordinator", "daemon", "zenoh"]
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        calls: list[int] = []
+
+        def picked() -> int:
+            calls.append(0)
+            if len(calls) == 2 + order.index(taken):  # the 1st call is __init__'s
+                return int(blocker.getsockname()[1])
+            return free_port()
+
+        monkeypatch.setattr(engine, "free_port", picked)
+        flow = Dataflow(echo=False)
+        flow.add_operator("src", SOURCE, inputs={"tick": "dora/timer/millis/50"}, outputs=["x"])
+        flow.start(engine="dora")
+        try:
+            assert flow.wait(60)
+        finally:
+            flow.stop()
+    assert flow.node("src").status == "finished", flow.node("src").errors
+    assert flow.node("src").sent == 5
+    assert len(calls) >= 6  # __init__'s, three ports taken once, and the one asked again
+    assert live_descendants() == []
+
+
+def test_a_cluster_process_that_fails_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a port: the error is the one dora-rs printed, at once, not a timeout later."""
+    from dora_notebook.dora_rs import engine
+
+    monkeypatch.setattr(engine, "free_port", lambda: 70000)  # not a port at all
+    flow = Dataflow(echo=False)
+    flow.add_operator("src", SOURCE, inputs={"tick": "dora/timer/millis/50"}, outputs=["x"])
+    started = time.monotonic()
+    with pytest.raises(DataflowError, match=r"dora coordinator failed: .*70000"):
+        flow.start(engine="dora")
+    assert time.monotonic() - started < 10
+    assert not flow.running
     assert live_descendants() == []
 
 

@@ -138,6 +138,13 @@ _DORA_TARGETS = ("daemon", "coordinator", "spawner")
 #: The daemon's record once a node's process has ended (dora-rs 1.1, measured).
 _NODE_ENDED = "handling node stop with exit status"
 _NO_DAEMON = "no unnamed daemon connections"
+#: How dora-rs 1.1's coordinator and daemon fail when a port given them is taken (the
+#: coordinator's and the daemon's zenoh listener), and the daemon's warning when its
+#: dynamic-node port is (it goes on without that listener: the bridge could not join).
+_PORT_TAKEN = ("Address already in use", "Daemon listen port already in use")
+#: Starts of the coordinator or the daemon a taken port may cost: a port found free
+#: can be taken before the process binds it (other programs' connections and servers).
+_CLUSTER_ATTEMPTS = 3
 
 
 def parse_coordinator(text: str) -> tuple[str, int]:
@@ -340,7 +347,7 @@ class DoraEngine:
                 self._attach(recording)
         return write_files({DESCRIPTOR: yaml12.dump(descriptor).encode()}, folder)[0]
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         assert self._folder is not None
         log = open(self._folder / f"{name}.log", "wb")  # noqa: SIM115 - kept by the child
         with log:
@@ -354,6 +361,7 @@ class DoraEngine:
                 start_new_session=True,
             )
         self._children.append(proc)
+        return proc
 
     def _start_cluster(self) -> None:
         """A coordinator and a daemon of this run's own, on loopback ports.
@@ -362,32 +370,61 @@ class DoraEngine:
         multicast scouting group (224.0.0.224:7446) and binds a UDP socket on
         every interface; one daemon needs no scouting (it hands its nodes
         their endpoints itself), and its zenoh listener is pinned to loopback.
+        The daemon is up once the coordinator has it: the bridge and ``dora
+        start`` need that. A port taken between :func:`free_port` and the bind
+        costs a new start on new ports, not the run.
         """
-        self._daemon_port = free_port()
-        self._zenoh_port = free_port()  # named, so the bridge process can be told it
-        port = str(self._port)
-        assert self._folder is not None
-        self._spawn(
-            "coordinator",
-            ["coordinator", "--interface", "127.0.0.1", "--port", port, "--store", "memory"],
-        )
-        # A daemon that finds no coordinator yet tries again only a second later.
-        self._await_log("coordinator.log", _COORDINATOR_LISTENING, time.monotonic() + 10.0)
-        self._spawn(
-            "daemon",
-            [
+
+        def coordinator() -> list[str]:
+            self._port = free_port()
+            port = str(self._port)
+            return ["coordinator", "--interface", "127.0.0.1", "--port", port, "--store", "memory"]
+
+        def daemon() -> list[str]:
+            self._daemon_port = free_port()
+            self._zenoh_port = free_port()  # named, so the bridge process can be told it
+            return [
                 "daemon",
                 "--coordinator-addr",
                 "127.0.0.1",
                 "--coordinator-port",
-                port,
+                str(self._port),
                 "--local-listen-port",
                 str(self._daemon_port),
                 "--zenoh-no-multicast",
                 "--zenoh-listen",
                 f"127.0.0.1:{self._zenoh_port}",
-            ],
-        )
+            ]
+
+        # A daemon that finds no coordinator yet tries again only a second later.
+        self._spawn_up("coordinator", coordinator, _COORDINATOR_LISTENING, 10.0)
+        # Measured: 35 ms on a quiet machine, up to 1 s under load.
+        self._spawn_up("daemon", daemon, _DAEMON_CONNECTED, 20.0)
+
+    def _spawn_up(self, name: str, args: Callable[[], list[str]], ready: str, wait: float) -> None:
+        """Spawn ``dora <args()>`` until its log shows ``ready`` with no port taken.
+
+        ``args`` picks new ports each time. A process that fails otherwise is
+        an error with the cause it printed; one still not ready after ``wait``
+        seconds is left to what comes next (``dora start`` says what is wrong).
+        """
+        assert self._folder is not None
+        log = self._folder / f"{name}.log"
+        for attempt in range(1, _CLUSTER_ATTEMPTS + 1):
+            proc = self._spawn(name, args())
+            self._await_log(log.name, ready, time.monotonic() + wait)
+            text = log.read_text(encoding="utf-8", errors="replace")
+            taken = any(marker in text for marker in _PORT_TAKEN)
+            if not taken and proc.poll() is None:
+                return
+            # Its error, after the log records it wrote before it.
+            cause = error_text(text[text.find("[ERROR]") :] if "[ERROR]" in text else text)
+            if not taken:
+                raise DataflowError(f"dora {name} failed: {cause}")
+            end_session(proc)
+            self._children.remove(proc)
+            if attempt == _CLUSTER_ATTEMPTS:
+                raise DataflowError(f"dora {name} found its port taken {attempt} times: {cause}")
 
     def _cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         address = ["--coordinator-addr", self._host, "--coordinator-port", str(self._port)]
@@ -403,14 +440,6 @@ class DoraEngine:
             timeout=timeout,
         )
 
-    def _await_daemon(self, deadline: float) -> None:
-        """Until this run's daemon says it is connected to the coordinator (bounded).
-
-        Each ``dora start`` tried before that is a process spawned for
-        nothing (the daemon registered 0.2-1 s after its spawn, measured).
-        """
-        self._await_log("daemon.log", _DAEMON_CONNECTED, deadline)
-
     def _await_log(self, name: str, text: str, deadline: float) -> None:
         """Until the log ``name`` of a process started here has ``text`` (bounded)."""
         assert self._folder is not None
@@ -420,14 +449,12 @@ class DoraEngine:
                 if text in log.read_text(encoding="utf-8", errors="replace"):
                     return
             if any(proc.poll() is not None for proc in self._children):
-                return  # one died: what comes next says why
+                return  # one died: the caller says why
             time.sleep(0.005)
 
     def _start_dataflow(self, descriptor: Path) -> str:
         """``dora start --detach``, retried while the daemon is still registering."""
         deadline = time.monotonic() + 20.0
-        if self._remote is None:
-            self._await_daemon(deadline)
         name = f"dora-notebook-{os.getpid()}-{int(time.time() * 1000)}"
         while True:
             try:
