@@ -534,7 +534,7 @@ class DoraEngine:
         env = dict(self._env)
         if self._zenoh_port is not None:
             env["DORA_ZENOH_CONNECT"] = f"tcp/127.0.0.1:{self._zenoh_port}"
-            env["DORA_ZENOH_LISTEN"] = f"tcp/127.0.0.1:{free_port()}"
+            env["DORA_ZENOH_LISTEN"] = "tcp/127.0.0.1:0"
             env["DORA_ZENOH_MULTICAST"] = "off"
         env[BRIDGE_READY_ENV] = str(self._ready)
         module = [sys.executable, "-m", "dora_notebook.dora_rs.bridge"]
