@@ -390,6 +390,58 @@ class Operator:
     assert flow.stop() == ["stuck"]
 
 
+SENDING_FOREVER = {
+    "node": """
+import pyarrow as pa
+from dora import Node
+node = Node()
+i = 0
+while True:  # never reads an event: never sees STOP
+    node.send_output("n", pa.array([i]))
+    i += 1
+""",
+    "operator": """
+import pyarrow as pa
+class Operator:
+    def on_event(self, event, send_output):
+        i = 0
+        while True:  # never returns: never sees STOP
+            send_output("n", pa.array([i]))
+            i += 1
+""",
+}
+
+
+@pytest.mark.parametrize("kind", ["node", "operator"])
+def test_a_stuck_node_that_sends_is_stopped_by_its_next_send(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not by an asynchronous exception, which can land where a C extension cannot
+    fail: pyarrow aborts the process if it lands in its type inference's import (CI26)."""
+    from dora_notebook.core.engine import EmbeddedEngine
+
+    asynchronous: list[str] = []
+    monkeypatch.setattr(EmbeddedEngine, "_interrupt", lambda self, r: asynchronous.append(r.id))
+    flow = Dataflow(echo=False)
+    source = SENDING_FOREVER[kind]
+    if kind == "node":
+        flow.add_node("stuck", source, outputs=["n"])
+        # Its messages go somewhere. (Not for the operator: a sink operator would share
+        # its thread, and be stuck behind it.)
+        sink = "class Operator:\n    def on_event(self, e, s): pass\n"
+        flow.add_operator("sink", sink, inputs={"n": "stuck/n"})
+    else:
+        flow.add_operator("stuck", source, inputs={"t": "dora/timer/millis/10"}, outputs=["n"])
+    flow.start()
+    wait_for(lambda: flow.status("stuck").sent > 100, 10, "the node to send in its loop")
+    began = time.monotonic()
+    assert flow.stop() == ["stuck"]
+    assert time.monotonic() - began < 2.0
+    assert asynchronous == []
+    status = flow.status("stuck")
+    assert status.status == "failed" and "did not stop: interrupted" in status.error
+
+
 BLOCKED = {
     "node": """
 import os

@@ -308,9 +308,15 @@ class EmbeddedEngine:
 
         Returns the ids of nodes that did not stop by themselves; their code
         got a :class:`StopRequested` exception and they are marked failed.
-        Python delivers it at the node's next bytecode: code blocked in a C
-        call (``time.sleep``, a socket read, a lock wait) gets it only once
-        that call returns, and :meth:`blocked` says where it is until then.
+        It is raised by their next ``send_output`` if one comes within a
+        tenth of ``timeout``; otherwise Python delivers it asynchronously, at
+        the node's next bytecode. Code blocked in a C call (``time.sleep``, a
+        socket read, a lock wait) gets it only once that call returns, and
+        :meth:`blocked` says where it is until then. (The asynchronous one can
+        land in Python code that a C extension runs and cannot fail: pyarrow
+        aborts the whole process if it lands in the import its type inference
+        makes, CI26. A node sending in a loop, the common stuck node, never
+        gets that one.)
         What it sends then goes nowhere (its runner has finished); what it
         reports reaches the observers of this run only.
 
@@ -326,7 +332,13 @@ class EmbeddedEngine:
         stuck = [r for r in self.runners.values() if not r.finished]
         if stuck:
             for runner in stuck:
-                self._interrupt(runner)
+                runner.interrupted = True  # raised by its next send (see send)
+            self._join(start + timeout * 0.6)
+            for runner in stuck:
+                # Once only: code that got it from a send may be in its cleanup now.
+                if runner.interrupted and not runner.finished:
+                    runner.interrupted = False
+                    self._interrupt(runner)
             self._join(start + timeout * 0.9)
             why = "(the wait for it was interrupted)" if self._wait_cut else f"within {timeout:g} s"
             with self.lock:
@@ -655,6 +667,12 @@ class EmbeddedEngine:
 
         ``convert=False`` sends ``data`` as it is (the context's by-reference outputs).
         """
+        if runner.interrupted:
+            # stop() gave up waiting for this node: its code ends here, in a call of
+            # ours, not by an exception raised wherever it happens to be (see stop).
+            # Once: its cleanup may send, as after the asynchronous one.
+            runner.interrupted = False
+            raise StopRequested
         routes = runner.routes.get(output_id)
         if routes is None:
             declared = ", ".join(sorted(runner.routes)) or "none"

@@ -245,6 +245,7 @@ class Runner:
         "finished",
         "id",
         "instance",
+        "interrupted",
         "is_operator",
         "open_inputs",
         "pending",
@@ -293,6 +294,8 @@ class Runner:
         self.cause = -1
         self.ready = False
         self.finished = False
+        # Engine.stop() gave up waiting for its code: its next send raises StopRequested.
+        self.interrupted = False
         self.stop_reason: str | None = None
         self.stop_delivered = False
         self.scheduled = False
