@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dora_notebook import Dataflow, DoraStatus
@@ -597,6 +597,7 @@ LINES = st.one_of(
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(name=st.sampled_from(sorted(magic_args.ARGUMENTS)), line=LINES)
+@example(name="dora_dataflow", line="0 '\r'")  # argparse quoted the CR as it was
 def test_any_magic_line_parses_or_gives_a_one_line_argument_error(name: str, line: str) -> None:
     """Whatever the line: a checked namespace, or the package's ArgumentError on one line."""
     try:

@@ -112,9 +112,20 @@ class ArgumentError(ValueError):
     """A magic line that does not parse; the message is one line."""
 
 
+#: Line breaks a token of the line can carry into argparse's message, as escapes.
+_LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\v": "\\v", "\f": "\\f"})
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse would exit the process
-        raise ArgumentError(message)
+        """Raise the message as one line: argparse quotes a bad token as it is.
+
+        >>> _Parser().error("unrecognized arguments: " + chr(13) + " " + chr(10))
+        Traceback (most recent call last):
+        ...
+        dora_notebook.jupyter.arguments.ArgumentError: unrecognized arguments: \\r \\n
+        """
+        raise ArgumentError(message.translate(_LINE_BREAKS))
 
 
 def split(line: str) -> list[str]:
