@@ -141,7 +141,7 @@ def test_a_port_taken_before_the_cluster_binds_it_costs_a_new_start_not_the_run(
     daemon connections": a daemon that failed to bind, and 20 s of retried starts)."""
     from dora_notebook.dora_rs import engine
 
-    # The order the engine picks ports in, after the one its __init__ picks.
+    # The order the engine picks ports in.
     order = ["coordinator", "daemon", "zenoh"]
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
@@ -150,7 +150,7 @@ def test_a_port_taken_before_the_cluster_binds_it_costs_a_new_start_not_the_run(
 
         def picked() -> int:
             calls.append(0)
-            if len(calls) == 2 + order.index(taken):  # the 1st call is __init__'s
+            if len(calls) == 1 + order.index(taken):
                 return int(blocker.getsockname()[1])
             return free_port()
 
@@ -164,8 +164,8 @@ def test_a_port_taken_before_the_cluster_binds_it_costs_a_new_start_not_the_run(
             flow.stop()
     assert flow.node("src").status == "finished", flow.node("src").errors
     assert flow.node("src").sent == 5
-    # __init__'s port, the coordinator's, the daemon's two, and the new start's ports.
-    assert len(calls) == {"coordinator": 5, "daemon": 6, "zenoh": 6}[taken]
+    # The coordinator's port, the daemon's two, and the new start's ports.
+    assert len(calls) == {"coordinator": 4, "daemon": 5, "zenoh": 5}[taken]
     assert live_descendants() == []
 
 

@@ -211,7 +211,8 @@ class DoraEngine:
         self._machine = machine or os.environ.get(MACHINE_ENV) or None
         self._folder: Path | None = None
         self._children: list[subprocess.Popen[bytes]] = []
-        self._host, self._port = self._remote or ("127.0.0.1", free_port())
+        # A cluster of our own gets its port when it starts (see _start_cluster).
+        self._host, self._port = self._remote or ("127.0.0.1", 0)
         self._daemon_port = daemon_port or int(
             os.environ.get(DAEMON_PORT_ENV) or DEFAULT_DAEMON_PORT
         )
