@@ -78,6 +78,15 @@ OPTIONAL: dict[str, list[str]] = {
         # (first few, random) readings tops 26, and the monitor says so.
         r"average temperature elevated",
     ],
+    # Timing: the sender's 100 ticks of 10 ms take about as long as the receiver's
+    # 1 s sleep, so the drained list ends with the last INPUT or with INPUT_CLOSED
+    # and STOP (stop 22's landing CI: dora's ended with the INPUT in both runs, ours
+    # with STOP).
+    "python-drain": [
+        r"receive_data_with_sleep: \]\}(\]|, \{'id': 'tick', 'kind': 'dora', "
+        r"'type': 'INPUT_CLOSED'\}, \{'id': 'ALL_INPUTS_CLOSED', 'kind': 'dora', "
+        r"'type': 'STOP'\}\])$"
+    ],
     # Not timing: dora run printed neither record in any of three runs (nodes ending
     # with exit 0), dora-notebook prints both. Both are Python logging records made
     # after the event stream ended, one from the thread that read it, one from the
