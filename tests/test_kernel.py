@@ -284,11 +284,13 @@ def test_interrupt_during_wait_stops_the_graph_and_the_kernel_stays_usable(kerne
     reply = kernel.reply(msg_id, timeout=10)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
+    # The cell's value, not a print: once (CI32, 1 of 33 runs) this cell's stream text
+    # had not come before its idle status; an execute_result is sent before the reply.
     after = kernel.execute(
         "import dora_notebook\nflow = dora_notebook.current()\n"
-        "print(flow.running, flow.node('forever').status)"
+        "flow.running, flow.node('forever').status"
     )
-    assert after.text.strip() == "False finished"
+    assert after.text.strip() == "(False, 'finished')"
     again = kernel.execute("%dora_start --wait --timeout 0.3")
     assert "stopped after 0.3 s" in again.text
 
