@@ -42,10 +42,9 @@ class Operator:
 
 
 def image_models(kernel: Kernel, panel_id: str) -> list[str]:
+    """A panel's image slots: FrameViews (anywidgets with a ``format`` and a ``value``)."""
     _, _, previews, _ = kernel.child_ids(panel_id)
-    return [
-        c for c in kernel.child_ids(previews) if kernel.model(c).get("_model_name") == "ImageModel"
-    ]
+    return [c for c in kernel.child_ids(previews) if {"_esm", "format"} <= kernel.model(c).keys()]
 
 
 def unpack(packed: dict) -> dict[str, dict]:
@@ -159,11 +158,7 @@ def test_plot_points_are_batched_per_redraw_and_all_arrive(kernel: Kernel) -> No
     elapsed = time.monotonic() - start
     (panel_id,) = plotter.widget_ids()
     _, _, previews, _ = kernel.child_ids(panel_id)
-    (chart_id,) = [
-        c
-        for c in kernel.child_ids(previews)
-        if "chunk" in kernel.model(c) or "_esm" in kernel.model(c)
-    ]
+    (chart_id,) = [c for c in kernel.child_ids(previews) if "series" in kernel.model(c)]
     updates = [state for when, comm, state in kernel.comm_log if comm == chart_id and when >= start]
     # A message per redraw (at most preview_hz a second), never one per point.
     assert len(updates) <= 10 * elapsed + 3 < 200
@@ -200,7 +195,7 @@ def test_plot_keeps_its_window(kernel: Kernel) -> None:
     kernel.execute("%dora_start --wait --timeout 20")
     (panel_id,) = plotter.widget_ids()
     _, _, previews, _ = kernel.child_ids(panel_id)
-    (chart_id,) = [c for c in kernel.child_ids(previews) if "_esm" in kernel.model(c)]
+    (chart_id,) = [c for c in kernel.child_ids(previews) if "series" in kernel.model(c)]
     y = unpack(kernel.model(chart_id)["series"])["v"]["y"]
     assert y == [float(v) for v in range(950, 1000)]
     log = kernel.model(kernel.log_id(panel_id))["value"]
@@ -246,7 +241,7 @@ def test_on_the_dora_engine_frames_and_points_reach_the_panel_as_binary(kernel: 
 def chart_points(kernel: Kernel, panel_id: str) -> int:
     """How many points of series ``n`` the panel's chart has (0 without a chart)."""
     _, _, previews, _ = kernel.child_ids(panel_id)
-    charts = [c for c in kernel.child_ids(previews) if "_esm" in kernel.model(c)]
+    charts = [c for c in kernel.child_ids(previews) if "series" in kernel.model(c)]
     series = unpack(kernel.model(charts[0]).get("series", {})) if charts else {}
     return len(series.get("n", {}).get("y", []))
 

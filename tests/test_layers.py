@@ -306,7 +306,8 @@ def test_the_checker_passes_a_well_layered_package(tmp_path: Path) -> None:
 
 #: The modules that are the notebook layer proper (the rest of jupyter/ is pure).
 NOTEBOOK_ONLY = {
-    f"dora_notebook.jupyter.{name}" for name in ("magics", "session", "widgets", "chart")
+    f"dora_notebook.jupyter.{name}"
+    for name in ("magics", "session", "widgets", "chart", "frameview")
 }
 
 

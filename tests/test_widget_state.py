@@ -84,12 +84,12 @@ def test_saved_widget_state_holds_the_last_frame_and_the_whole_chart() -> None:
                 assert isinstance(target, dict) and key in target, path
                 target = target[key]
             assert isinstance(target, dict), path
-    images = [m for m in saved.values() if m["model_name"] == "ImageModel"]
+    images = [m for m in saved.values() if {"_esm", "format"} <= m["state"].keys()]  # FrameViews
     assert len(images) == 1
     last = Image.open(io.BytesIO(_buffers(images[0])[("value",)]))
     assert last.size == (64, 48) and abs(last.convert("RGB").getpixel((5, 5))[0] - 195) <= 3
     assert images[0]["state"]["format"] == last.format.lower()
-    (chart,) = [m for m in saved.values() if "_esm" in m["state"]]
+    (chart,) = [m for m in saved.values() if "series" in m["state"]]
     series = chart["state"]["series"]
     points = _buffers(chart)
     ys = list(memoryview(points[("series", "y")]).cast("d"))

@@ -197,6 +197,20 @@ def chart_png(series: dict[str, tuple[list[float], list[float]]], windows: dict[
     return buffer.getvalue()
 
 
+def _frame_kind() -> type:
+    """The widget an image slot shows its frames in: a :class:`FrameView` (its
+    canvas costs the browser about half of a stock Image's blob URLs at 30 frames
+    a second, see frameview.py), or a stock ``ipywidgets.Image`` without anywidget."""
+    try:
+        from .frameview import FrameView
+    except ImportError:  # the [jupyter] extra brings anywidget; frames still show
+        return widgets.Image
+    return FrameView
+
+
+_FRAME_KIND = _frame_kind()
+
+
 def _slot_widget(kind: type) -> Any:
     if kind is widgets.Image:
         # Its own size (not stretched across the panel), scaled down to fit.
@@ -204,7 +218,7 @@ def _slot_widget(kind: type) -> Any:
         image = widgets.Image(layout=layout)
         image.add_class("dora-preview-image")
         return image
-    return widgets.Output()
+    return kind()
 
 
 class NodePanel(_FullText, widgets.VBox):
@@ -228,7 +242,7 @@ class NodePanel(_FullText, widgets.VBox):
         self._percent = widgets.Label()
         self._progress = widgets.HBox([self._bar, self._percent], layout={"display": "none"})
         self._previews = widgets.VBox()
-        self._slots: dict[str, widgets.Output | widgets.Image] = {}
+        self._slots: dict[str, Any] = {}  # an Output, or a FrameView (an Image)
         self._encoders: dict[str, FrameEncoder] = {}  # per image slot: JPEG or PNG
         self._chart: Any = None  # the LiveChart, made with the first plotted point
         self._plotted: dict[str, int] = {}  # points of each series the chart has
@@ -373,7 +387,7 @@ class NodePanel(_FullText, widgets.VBox):
                 continue
             self._drawn.pop(slot, None)
             self._drawn[slot] = payload
-            kind = widgets.Output if image is None else widgets.Image
+            kind = widgets.Output if image is None else _FRAME_KIND
             widget = self._slots.get(slot)
             if not isinstance(widget, kind):
                 if widget is not None:

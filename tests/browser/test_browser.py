@@ -823,11 +823,22 @@ class Operator:
 )
 
 #: Distinct values of ``key(element)`` seen over time; true once ``count`` were seen.
+#: ``pixels``: the red of a row of a canvas's pixels (what it shows, not a counter).
 _CHANGES_JS = """([element, count, key]) => {
   const seen = (element.__doraSeen = element.__doraSeen || new Set());
-  seen.add(key === 'src' ? element.src : element.dataset.points);
+  if (key === 'pixels') {
+    if (!element.width) return false;
+    const row = element.getContext('2d').getImageData(0, element.height >> 1, 80, 1).data;
+    seen.add(Array.from({length: 10}, (_, i) => row[32 * i] > 127 ? 1 : 0).join(''));
+  } else {
+    seen.add(element.dataset.points);
+  }
   return seen.size >= count;
 }"""
+
+#: A FrameView's canvas once it drew a frame: ``[width, height, frames, errors]``.
+_CANVAS_JS = """canvas => [canvas.width, canvas.height, Number(canvas.dataset.frames || 0),
+                 Number(canvas.dataset.errors || 0)]"""
 
 
 def _write_notebook(path: Path, cells: Sequence[str]) -> None:
@@ -846,23 +857,24 @@ def _run_media(view: NotebookView, shots: Sequence[Path], prefix: str) -> None:
     view.tab.console_errors.clear()
     view.run("Run All Cells", last=view.cell("%dora_start"))
     viewer = view.node_panel("viewer")
-    image = viewer.locator("img.dora-preview-image")
+    image = viewer.locator("canvas.dora-preview-image")
     chart = viewer.locator(".dora-chart")
     expect(image).to_have_count(1, timeout=SLOW_MS)
     expect(chart).to_have_count(1, timeout=SLOW_MS)
-    # While it runs: 5 different frames, and the chart with more and more points.
-    for target, key in ((image, "src"), (chart, "points")):
+    # While it runs: 5 different pictures (the stripes' 5 places), and the chart with
+    # more and more points.
+    for target, key in ((image, "pixels"), (chart, "points")):
         view.page.wait_for_function(
             _CHANGES_JS, arg=[target.element_handle(), 5, key], timeout=SLOW_MS
         )
     _expect_header(viewer, "finished", 120)
-    # Binary frames: the img shows a blob of the bytes the kernel sent, not a data URL.
-    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
-    view.page.wait_for_function(
-        "img => img.complete && img.naturalWidth", arg=image.element_handle()
-    )
-    size = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert size == [640, 480], size
+    # The frames came as bytes the page decoded itself, none failed. (Counted by this
+    # canvas: one drawn anew as the final chart's picture came has drawn 1.)
+    width, height, frames, errors = image.evaluate(_CANVAS_JS)
+    assert (width, height, errors) == (640, 480, 0), (width, height, frames, errors)
+    assert frames >= 1, frames
+    box = image.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 150, box
     expect(chart).to_have_attribute("data-points", "240", timeout=SLOW_MS)  # 2 x 120 points
     legend = chart.locator(".dora-chart-legend")
     expect(legend).to_contain_text("frame 119")
@@ -908,11 +920,17 @@ def test_lab_saved_video_and_chart(lab: JupyterServer, tab: Tab, screenshots: li
     view = NotebookView(tab, lab, "media-saved.ipynb")
     viewer = view.node_panel("viewer")
     _expect_header(viewer, "finished", 120)
-    image = viewer.locator("img.dora-preview-image")
+    image = viewer.locator("canvas.dora-preview-image")
     view.page.wait_for_function(
-        "img => img.complete && img.naturalWidth", arg=image.element_handle(), timeout=SLOW_MS
+        "canvas => canvas.dataset.frames", arg=image.element_handle(), timeout=SLOW_MS
     )
-    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [640, 480]
+    assert image.evaluate(_CANVAS_JS) == [640, 480, 1, 0]
+    # The last frame (119: the stripes 1904 px on): red where x < 16 or x >= 56.
+    row = image.evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 240, 80, 1).data)"
+        ".filter((_, i) => i % 4 === 0)"
+    )
+    assert [row[x] > 127 for x in (8, 24, 48, 64)] == [True, False, False, True], row[::8]
     chart = viewer.locator(".dora-chart")
     expect(chart).to_have_attribute("data-points", "240", timeout=SLOW_MS)
     expect(chart.locator(".dora-chart-legend")).to_contain_text("frame 119")
