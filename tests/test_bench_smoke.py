@@ -164,6 +164,19 @@ def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Pa
         assert run["summary"] and all("finished" in line for line in run["summary"]), run
 
 
+@pytest.mark.timeout(120)
+def test_page_images_benchmark_shows_both_ways_at_30_hz(tmp_path: Path) -> None:
+    from .needs import missing
+
+    if shutil.which("chromium") is None:
+        missing("chromium (apt-get install chromium)")
+    printed, data = quick_run("page_images.py", tmp_path, timeout=100)
+    assert set(data) == {"img", "canvas"}
+    for mode, (run,) in data.items():
+        assert 20 < run["fps"] < 40 and run["cpu"] > 0, (mode, run)  # the video played
+        assert f"| {mode} | " in printed
+
+
 def _video_module() -> Any:
     """bench/video.py as a module (bench/ is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("bench_video", BENCH / "video.py")

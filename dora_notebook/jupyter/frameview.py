@@ -7,9 +7,10 @@ buffer ``value`` (JPEG or PNG bytes, never base64 text), as with a stock
 blob URL of each frame and sets it as its ``src``: the page then loads that
 URL through the browser process and decodes it for painting. Here the bytes
 go to ``createImageBitmap`` (decoded on a worker thread) and are drawn on a
-canvas. Measured in headless Chromium, one 640x480 JPEG at 30 Hz and nothing
-else on the page: 43-48 % of a core for the blob URLs, 25 % for the canvas
-(bench/README.md, "Images and live charts in a browser").
+canvas. Measured in headless Chromium, 640x480 JPEGs at 30 Hz and nothing else
+on the page (``bench/page_images.py``): 49 % of a core for the blob URLs, 28 %
+for the canvas (medians of 3 runs); in a notebook, 21-32 points less than a
+stock Image (``bench/video.py --pairs``, bench/README.md).
 
 Newest wins in the page too: while a frame is being decoded, only the latest
 of those that arrive meanwhile is decoded next. Each frame drawn increments

@@ -1,19 +1,20 @@
 """Live node panels, built from stock ipywidgets 8, and the UI pump that updates them.
 
 A :class:`NodePanel` shows one node: a header (id, kind, status, counts), a
-progress bar with its percentage, one slot per preview id, and the last
-lines of its log. Engine threads never touch widgets: they only mark a panel
-dirty and poke the pump. One :class:`UIPump` thread redraws dirty panels as
-soon as a report comes, at most ``hz`` times a second (latest value wins),
-counters alone at :data:`IDLE_HZ`, and once more when the graph finishes, so
-the final state is always shown. A redraw sends only what changed, and a panel
-sends at most :data:`PANEL_BYTES_PER_SECOND` of previews and log (a
-:class:`ByteBudget`): what would exceed it waits for a later tick, and the
-pump keeps drawing after the graph ends until nothing waits. Widgets are
-updated by setting traits and assigning ``Output.outputs`` (never ``with
-output:`` from a thread).
+progress bar with its percentage, one slot per preview id (an image's slot is a
+:class:`~.frameview.FrameView`, a live chart a :class:`~.chart.LiveChart`: two
+small anywidgets), and the last lines of its log. Engine threads never touch
+widgets: they only mark a panel dirty and poke the pump. One :class:`UIPump`
+thread redraws dirty panels as soon as a report comes, at most ``hz`` times a
+second (latest value wins), counters alone at :data:`IDLE_HZ`, and once more
+when the graph finishes, so the final state is always shown. A redraw sends
+only what changed, and a panel sends at most :data:`PANEL_BYTES_PER_SECOND` of
+previews and log (a :class:`ByteBudget`): what would exceed it waits for a
+later tick, and the pump keeps drawing after the graph ends until nothing
+waits. Widgets are updated by setting traits and assigning ``Output.outputs``
+(never ``with output:`` from a thread).
 
-This is the only module that imports ipywidgets.
+This is the only module that imports ipywidgets (anywidget's widgets are ipywidgets too).
 """
 
 from __future__ import annotations
