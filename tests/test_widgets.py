@@ -536,3 +536,29 @@ def test_settle_sends_the_final_chart_picture_from_the_calling_thread(
     assert sent == [("dora-ui", panel.display_id)]
     pump.settle()  # the cell's thread
     assert sent[-1] == (threading.current_thread().name, panel.display_id)
+
+
+@pytest.mark.parametrize("with_anywidget", [True, False])
+def test_a_frame_is_shown_as_bytes_in_a_frame_view_or_else_a_stock_image(
+    frontend: Frontend, monkeypatch: pytest.MonkeyPatch, with_anywidget: bool
+) -> None:
+    """An image slot is a FrameView (a canvas in the browser); without anywidget, the
+    stock ipywidgets.Image shows the same bytes."""
+    import numpy as np
+
+    from dora_notebook.jupyter import widgets as panels
+    from dora_notebook.jupyter.frameview import FrameView
+    from dora_notebook.preview.frames import frame_or_none
+
+    if not with_anywidget:
+        monkeypatch.setattr(panels, "_FRAME_KIND", widgets.Image)
+    state = NodeState("camera", "node")
+    frame = frame_or_none(np.full((48, 64, 3), 200, np.uint8))
+    report(state, "preview", {"slot": "default", "payload": {"type": "image", "data": frame}}, 0)
+    (slot,) = Parts(NodePanel(state)).previews.children
+    # (anywidget makes a subclass of FrameView per instance.)
+    assert isinstance(slot, FrameView) is with_anywidget
+    assert isinstance(slot, widgets.Image) is not with_anywidget
+    assert "dora-preview-image" in slot._dom_classes or with_anywidget  # the canvas has it
+    assert slot.value[:8] == b"\x89PNG\r\n\x1a\n"  # a flat picture: PNG is smaller
+    assert frontend.state(slot)["format"] == "png"

@@ -243,7 +243,7 @@ class NodePanel(_FullText, widgets.VBox):
         self._percent = widgets.Label()
         self._progress = widgets.HBox([self._bar, self._percent], layout={"display": "none"})
         self._previews = widgets.VBox()
-        self._slots: dict[str, Any] = {}  # an Output, or a FrameView (an Image)
+        self._slots: dict[str, Any] = {}  # an Output, or a FrameView (or else an Image)
         self._encoders: dict[str, FrameEncoder] = {}  # per image slot: JPEG or PNG
         self._chart: Any = None  # the LiveChart, made with the first plotted point
         self._plotted: dict[str, int] = {}  # points of each series the chart has
