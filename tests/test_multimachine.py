@@ -399,16 +399,19 @@ def test_swap_tap_counts_and_logs_across_the_two_daemons(
     found = [re.search(r"hot swap 1: dora-rs dropped (\d+) inputs?", line) for line in log]
     counted = [int(f.group(1)) for f in found if f]
     assert counted == [min(new) - max(old) - 1], log  # exactly what neither version got
-    tail = FLOWING - 1 - max(new)
-    elsewhere = (max(old) + 1 - len(old)) + (max(new) - min(new) + 1 - len(new)) + tail
-    # dora-rs's own loss outside a swap, between the two daemons: up to 9 early in a run
-    # (measured under plain dora run; DORA_LOSS), an odd message on a quiet machine, 41
-    # and 64 of the 2000 at load 10 to 17 (CI13, CI14); and the last 3 of the run under
-    # the suite's load (CI28: not yet reproduced under plain dora run, so whose loss that
-    # was is not shown). The receiver's queue holds the whole run, so none of it is a
-    # queue's drop; neither version saw these messages.
-    assert elsewhere <= FLOWING // 20, (elsewhere, tail)
-    assert len(old) + len(new) + counted[0] + elsewhere == FLOWING
+    # dora-rs's own loss outside a swap, between the two daemons. Early in a run, what the
+    # counter sends before the receiver on beta is connected (its 0.5 s wait is a guess):
+    # up to 9 (measured under plain dora run; DORA_LOSS), 41 and 64 at load 10 to 17
+    # (CI13, CI14), 154 under the suite's load (CI41); the run must still flow for
+    # seconds after it, for the swap. Later: an odd message on a quiet machine, and the
+    # last 3 of the run under the suite's load (CI28: not yet reproduced under plain dora
+    # run, so whose loss that was is not shown). The receiver's queue holds the whole run,
+    # so none of it is a queue's drop; neither version saw these messages.
+    early, tail = min(old), FLOWING - 1 - max(new)
+    gaps = (max(old) - min(old) + 1 - len(old)) + (max(new) - min(new) + 1 - len(new))
+    assert early <= FLOWING // 4, (early, gaps, tail)
+    assert gaps + tail <= FLOWING // 20, (early, gaps, tail)
+    assert early + len(old) + len(new) + counted[0] + gaps + tail == FLOWING
     received, dropped = state["receiver"]
     assert received == len(old) + len(new)  # the counters went on across the swap
     assert dropped >= counted[0]
