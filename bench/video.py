@@ -20,13 +20,16 @@ and the notebook's cells are run from the Run menu, as a user would:
 What is measured, over the steady part of each run (from 1 s after the
 first frame or point to the last):
 
-* shown fps: ``src`` changes of the page's image (the observer counts them);
+* shown fps: the frames the page showed (the observer counts a panel's
+  FrameView canvas setting ``data-frames``, the reference's Image a new ``src``);
 * page latency: each frame carries its send time (``time.time()`` in ms,
   mod 2**32) as 32 black or white 16x16 blocks in its top rows; the page
-  decodes the image, reads the blocks, and subtracts them from its own clock
+  reads the blocks (the probe) and subtracts them from its own clock
   (``performance.timeOrigin + performance.now()``, the same wall clock on one
-  machine). "set" is when the new ``src`` was set, "decoded" when the image was
-  decoded and could be painted;
+  machine). For an Image, "set" is when the new ``src`` was set, "decoded" when
+  the image was decoded and could be painted; a canvas draws a frame once it is
+  decoded, so both are then. ``--no-probe`` (and ``--pairs``) reads no stamp:
+  reading one decodes an Image's frame again on the page's thread;
 * CPU: psutil, the kernel process and every Chromium process, in % of one core;
 * websocket: frames and bytes the page received (Playwright's ``websocket``
   events);
@@ -41,6 +44,7 @@ first frame or point to the last):
     python bench/video.py --quick                # JupyterLab, gradient and chart, 4 s each
     python bench/video.py --apps lab --cases noise,chart --seconds 10 --out raw.json
     python bench/video.py --pairs 8              # gradient against reference, 8 pairs an app
+    python bench/video.py --no-probe --cases gradient    # CPU without reading stamps
 
 Chromium's CPU moves by up to 10 points between two runs of one case, so one run
 against one cannot tell ours from the reference within that. ``--pairs N`` runs
