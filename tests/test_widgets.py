@@ -551,7 +551,7 @@ def test_a_frame_is_shown_as_bytes_in_a_frame_view_or_else_a_stock_image(
     from dora_notebook.preview.frames import frame_or_none
 
     if not with_anywidget:
-        monkeypatch.setattr(panels, "_FRAME_KIND", widgets.Image)
+        monkeypatch.setattr(panels, "_frame_kind", lambda: widgets.Image)
     state = NodeState("camera", "node")
     frame = frame_or_none(np.full((48, 64, 3), 200, np.uint8))
     report(state, "preview", {"slot": "default", "payload": {"type": "image", "data": frame}}, 0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import html
 import io
 import json
@@ -198,18 +199,20 @@ def chart_png(series: dict[str, tuple[list[float], list[float]]], windows: dict[
     return buffer.getvalue()
 
 
+@functools.cache
 def _frame_kind() -> type:
     """The widget an image slot shows its frames in: a :class:`FrameView` (its
     canvas costs the browser about half of a stock Image's blob URLs at 30 frames
-    a second, see frameview.py), or a stock ``ipywidgets.Image`` without anywidget."""
+    a second, see frameview.py), or a stock ``ipywidgets.Image`` without anywidget.
+
+    Imported at the first image, as the chart is at the first point: anywidget
+    takes ~30 ms to import, which ``%load_ext`` need not pay.
+    """
     try:
         from .frameview import FrameView
     except ImportError:  # the [jupyter] extra brings anywidget; frames still show
         return widgets.Image
     return FrameView
-
-
-_FRAME_KIND = _frame_kind()
 
 
 def _slot_widget(kind: type) -> Any:
@@ -388,7 +391,7 @@ class NodePanel(_FullText, widgets.VBox):
                 continue
             self._drawn.pop(slot, None)
             self._drawn[slot] = payload
-            kind = widgets.Output if image is None else _FRAME_KIND
+            kind = widgets.Output if image is None else _frame_kind()
             widget = self._slots.get(slot)
             if not isinstance(widget, kind):
                 if widget is not None:
