@@ -33,7 +33,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from video import CHROMIUM_ARGS, _chromium_processes  # bench/ is on sys.path: a script's folder
+from video import (  # bench/ is on sys.path: a script's folder
+    CHROMIUM_ARGS,
+    CpuSampler,
+    _chromium_processes,
+)
 
 MODES = ("img", "canvas")
 
@@ -86,14 +90,8 @@ def jpeg_frames(count: int = 32, width: int = 640, height: int = 480) -> list[st
 
 def chromium_seconds() -> float:
     """CPU seconds used so far by every Chromium process."""
-    total = 0.0
-    for process in _chromium_processes():
-        try:
-            times = process.cpu_times()
-        except Exception:  # gone meanwhile
-            continue
-        total += times.user + times.system
-    return total
+    seconds = (CpuSampler._seconds(process) for process in _chromium_processes())
+    return sum(s for s in seconds if s is not None)  # None: gone meanwhile
 
 
 def run(browser: object, frames: list[str], mode: str, seconds: float) -> tuple[float, float]:
