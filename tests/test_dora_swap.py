@@ -291,3 +291,59 @@ def test_a_custom_node_is_rewired_when_its_inputs_change(tmp_path: Path) -> None
     assert flow.node("sink").status == "finished"
     assert flow.node("src").sent == 3 * REWIRED
     assert live_descendants() == []
+
+
+# Sends 100 numbers, then nothing: it ends once the test has swapped the sink (FLAG).
+ENDING = """
+import os
+import time
+import pyarrow as pa
+from dora import Node
+node = Node()
+for i in range(100):
+    node.send_output("n", pa.array([i]))
+    time.sleep(0.01)
+deadline = time.monotonic() + 60
+while not os.path.exists(FLAG) and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+
+
+def test_a_swap_as_the_sender_ends_is_counted_when_wait_returns(tmp_path: Path) -> None:
+    """The swap's count is in the counters once ``wait()`` returns, even at the very end.
+
+    The sender ends right after the swap, so the replacement gets nothing: the
+    numbers after the old version's last one are what dora-rs dropped (none
+    here, as the old version got all 100). CI44 and CI45 read the counters
+    while the swap was still being counted (the notebook's ``received +
+    dropped == sent`` was False).
+    """
+    from .waiting import wait_for
+
+    flag, first, second = tmp_path / "go", tmp_path / "v1.txt", tmp_path / "v2.txt"
+    flow = Dataflow(echo=False)
+    flow.add_node("src", ENDING.replace("FLAG", repr(str(flag))), outputs=["n"])
+
+    def sink(file: Path, replace: bool) -> None:
+        code = SINK.replace("FILE", repr(str(file)))
+        flow.add_node("sink", code, inputs={"n": "src/n"}, queue_size=1000, replace=replace)
+
+    sink(first, False)
+    flow.start(engine="dora")
+    try:
+        wait_for(lambda: len(_values(first)) == 100, 60, "the sender's 100 numbers")
+        sink(second, True)
+        flag.touch()
+        assert flow.wait(90), "the dataflow did not finish"
+        # Read at once: no waiting for the swap's count.
+        src, node = flow.node("src"), flow.node("sink")
+        sent, received, dropped = src.sent, node.received, node.dropped
+        log = "\n".join(node.log_text())
+    finally:
+        flow.stop()
+    assert _values(first) == list(range(100)) and _values(second) == []
+    assert (sent, received, dropped) == (100, 100, 0), log[-2000:]
+    assert "hot swap 1: dora-rs dropped 0 inputs that arrived during the swap (n: 0)" in log
+    assert "not counted" not in log, log[-2000:]
+    assert node.status == "finished"
+    assert live_descendants() == []

@@ -516,6 +516,8 @@ class DoraEngine:
                     self._emit(node_id, "error", f"the dora bridge failed: {exc}")
         finally:
             self._end_logs()
+            # What a swap near the end dropped is counted before the counters are final.
+            self.swaps.finish()
             with contextlib.suppress(Exception):  # the cluster may be gone: settle anyway
                 self._settle()
             for node_id, counts in self.counts.items():

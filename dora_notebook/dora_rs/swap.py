@@ -415,6 +415,11 @@ class Swaps:
         self._ended: set[tuple[str, int]] = set()  # replaced incarnations that reported their end
         self._cond = threading.Condition()
         self._deadline = 0.0  # when the swap under way must have been taken (_TAKE_S)
+        #: The threads counting what a swap dropped (:meth:`_count_drops`); the run's end
+        #: waits for them (:meth:`finish`), or a counter read after it would miss theirs.
+        self._counting: list[threading.Thread] = []
+        #: Set by :meth:`finish`: the dataflow has ended, every process is gone.
+        self._run_over = threading.Event()
 
     # -- what the engine asks while the graph runs --------------------------------
 
@@ -856,13 +861,48 @@ class Swaps:
                 ),
             },
         )
-        threading.Thread(
+        counting = threading.Thread(
             target=self._count_drops,
             args=(spec, old_spec, number, before, started, warned),
             name=f"dora-swap-drops-{node}",
             daemon=True,
-        ).start()
+        )
+        self._counting.append(counting)
+        counting.start()
         return None
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """The dataflow ended: let the swaps' drop counting end, and wait for it.
+
+        Called before the run folder (the stats files) goes and before the
+        run is done: a swap shortly before the end was still being counted
+        when ``wait()`` returned, and its drops were missing from the counters
+        (CI44, CI45). Every process is gone, so nothing is waited for any more.
+        """
+        self._run_over.set()
+        deadline = time.monotonic() + timeout
+        for counting in self._counting:
+            counting.join(max(0.0, deadline - time.monotonic()))
+
+    def _dropped_at_end(
+        self, spec: NodeSpec, input_id: str, old: tuple[int, ...] | None
+    ) -> int | None:
+        """After the run: what ``input_id``'s sender sent after the old incarnation's last message.
+
+        ``old``: that incarnation's :func:`read_stats` of the input. Known only
+        for a sender never swapped itself (its numbers are its messages, 0 up)
+        whose output the bridge counted, and an old incarnation that got one
+        of them at least; None otherwise.
+        """
+        engine = self.engine
+        source = spec.inputs[input_id].source
+        last = old[2] if old is not None else -1
+        taps = [i for i, s in engine._tap_sources.items() if "/".join(s) == source]
+        if self.incarnations.get(source.partition("/")[0], 0) or not taps:
+            return None
+        if not 0 <= last < SEQ_SPAN:
+            return None
+        return max(0, engine._seen.get(taps[0], 0) - (last + 1))
 
     def _exit_count(self, node_id: str) -> int:
         engine = self.engine
@@ -889,7 +929,7 @@ class Swaps:
         # dora-rs kills the old incarnation after the grace period: its exit is not the node's.
         deadline = started + _GRACE_S + 5.0
         ended = False
-        while time.monotonic() < deadline and not engine.done.is_set():
+        while time.monotonic() < deadline and not self._run_over.is_set():
             if engine._remote is None and self._exit_count(node) > exits_before:
                 ended = True
                 break
@@ -897,7 +937,9 @@ class Swaps:
                 # It got the STOP and reported its end; dora-rs 1.1 may still kill it
                 # after the grace period (measured: its last report never got a reply).
                 deadline = min(deadline, time.monotonic() + _GRACE_S + 1.0)
-            time.sleep(0.1)
+            self._run_over.wait(0.1)
+        if not ended and self._run_over.is_set():
+            ended = engine._remote is None and self._exit_count(node) > exits_before
         self._superseded[node] = exits_before + (1 if ended else 0)
         self._swapping.discard(node)
         folder = engine.folder / "stats" if engine.folder is not None else None
@@ -953,10 +995,11 @@ class Swaps:
             new = read_stats(stats_path(folder, node, number), list(spec.inputs))
             new = {k: v for k, v in new.items() if k in inputs}
             waiting = not new or any(v[1] < 0 for v in new.values())
-            counts = engine.counts[node]
-            if not waiting or counts.final or time.monotonic() > deadline:
+            # Once the replacement has ended with nothing on an input, the end of the
+            # run tells the sender's total (see _dropped_at_end): waited for too.
+            if not waiting or self._run_over.is_set() or time.monotonic() > deadline:
                 break
-            time.sleep(0.1)
+            self._run_over.wait(0.1)
         if not old or not new:
             engine._emit(
                 node,
@@ -966,11 +1009,18 @@ class Swaps:
             )
             return
         drops = swap_drops(old, new)
+        if self._run_over.is_set():
+            # Nothing reached the replacement before the sender ended: what the sender
+            # numbered after the old one's last message was dropped during the swap.
+            for input_id, value in drops.items():
+                if value is None:
+                    drops[input_id] = self._dropped_at_end(spec, input_id, old.get(input_id))
         counted = {k: v for k, v in drops.items() if v is not None}
         total = sum(counted.values())
         # The replacement's queue may overflow while it starts: dora-rs warns about
         # those drops too (and the engine counts its warnings), so they are not added twice.
-        time.sleep(0.5)  # the warnings come through dora/logs, batched
+        # The warnings come through dora/logs, batched; once the run is over, all came.
+        self._run_over.wait(0.5)
         now = dict(getattr(engine, "_drops", {}))
         overlap = 0
         for input_id, value in counted.items():
