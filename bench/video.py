@@ -441,10 +441,28 @@ def _process_type(process: psutil.Process) -> str:
     return "browser"
 
 
+def host_times() -> tuple[int, int]:
+    """The machine's CPU time so far, all cores: ``(total, stolen)`` in clock ticks.
+
+    Stolen time is what the hypervisor gave other guests while this one wanted to
+    run (``/proc/stat``'s steal): on a busy host the same work costs more CPU
+    time (caches, memory), so each run says how busy the host was. ``(0, 0)``
+    where ``/proc/stat`` is not there.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is inside user)
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 class CpuSampler:
     """Samples the CPU time of the kernel and of each Chromium process every ``every`` s.
 
-    A sample is ``(time.time(), kernel seconds, {Chromium pid: seconds})``.
+    A sample is ``(time.time(), kernel seconds, {Chromium pid: seconds})``; the
+    machine's :func:`host_times` are kept beside them in :attr:`host`.
     """
 
     def __init__(self, kernel: psutil.Process, every: float = 0.25) -> None:
@@ -452,6 +470,7 @@ class CpuSampler:
         self.every = every
         self.samples: list[tuple[float, float, dict[int, float]]] = []
         self.types: dict[int, str] = {}  # Chromium pid -> its process type, read once
+        self.host: list[tuple[float, int, int]] = []  # (time.time(), *host_times())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
         self._thread.start()
@@ -472,7 +491,9 @@ class CpuSampler:
                     if process.pid not in self.types:
                         self.types[process.pid] = _process_type(process)
                     chromium[process.pid] = seconds
-            self.samples.append((time.time(), self._seconds(self.kernel) or 0.0, chromium))
+            now = time.time()
+            self.samples.append((now, self._seconds(self.kernel) or 0.0, chromium))
+            self.host.append((now, *host_times()))
             self._stop.wait(self.every)
 
     def stop(self) -> None:
@@ -502,6 +523,14 @@ class CpuSampler:
             by_type[kind] = by_type.get(kind, 0.0) + 100 * (seconds - first[pid]) / (t1 - t0)
         return 100 * (k1 - k0) / (t1 - t0), by_type
 
+    def steal(self, start: float, end: float) -> float:
+        """The host's stolen time between two ``time.time()`` instants, in % of all cores."""
+        inside = [h for h in self.host if start <= h[0] <= end]
+        if len(inside) < 2 or inside[-1][1] <= inside[0][1]:
+            return float("nan")
+        (_, total0, stolen0), (_, total1, stolen1) = inside[0], inside[-1]
+        return 100 * (stolen1 - stolen0) / (total1 - total0)
+
 
 # ---------------------------------------------------------------------------------------
 # One case
@@ -518,6 +547,8 @@ class Result:
     latency_decoded_p50: float = float("nan")
     latency_set_p95: float = float("nan")
     kernel_cpu: float = float("nan")
+    #: The host's stolen CPU time during the run, % of all cores (see host_times).
+    steal: float = float("nan")
     chromium_cpu: float = float("nan")
     #: Chromium's CPU per process type (renderer, gpu, browser, utility, other).
     chromium_by_type: dict[str, float] = field(default_factory=dict)
@@ -680,6 +711,7 @@ def _measure(
         result.latency_set_p95 = _p95([s for s, _ in steady])
         result.latency_decoded_p50 = _median([d for _, d in steady])
     result.kernel_cpu, result.chromium_by_type = sampler.percent(start / 1000, end / 1000)
+    result.steal = sampler.steal(start / 1000, end / 1000)
     if result.chromium_by_type:
         result.chromium_cpu = sum(result.chromium_by_type.values())
     inside = [size for at, size in frames if start / 1000 <= at <= end / 1000 + 0.5]
@@ -702,15 +734,16 @@ def table(results: list[Result]) -> str:
     """A Markdown table of the results, one row per app and case."""
     head = (
         "| app | case | shown fps | p50 set / decoded (ms) | p95 set (ms) | kernel CPU | "
-        "Chromium CPU | ws frames/s | KB/s | KB/frame | chart draws/s | points lost |"
+        "host steal | Chromium CPU | ws frames/s | KB/s | KB/frame | chart draws/s | points lost |"
     )
-    rows = [head, "|" + "---|" * 12]
+    rows = [head, "|" + "---|" * 13]
     for r in results:
         chart = r.case == "chart"
         rows.append(
             f"| {r.app} | {r.case} | {'-' if chart else _f(r.shown_fps)} | "
             f"{_f(r.latency_set_p50)} / {_f(r.latency_decoded_p50)} | {_f(r.latency_set_p95)} | "
-            f"{_f(r.kernel_cpu, 0)} % | {_f(r.chromium_cpu, 0)} % | {_f(r.ws_frames_s, 0)} | "
+            f"{_f(r.kernel_cpu, 0)} % | {_f(r.steal)} % | {_f(r.chromium_cpu, 0)} % | "
+            f"{_f(r.ws_frames_s, 0)} | "
             f"{_f(r.ws_bytes_s / 1024, 0)} | {_f(r.frame_bytes / 1024)} | "
             f"{_f(r.draws_s) if chart else '-'} | "
             f"{f'{r.lost} of {r.sent}' if chart else '-'} |"
@@ -739,6 +772,8 @@ class Paired:
     app: str
     differences: list[float]  # Chromium CPU points, one per pair
     by_type: dict[str, list[float]]  # the same per process type
+    #: Kernel CPU points, ours minus the reference, one per pair.
+    kernel: list[float] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -747,20 +782,28 @@ class Paired:
     @property
     def half_width(self) -> float:
         """Half the 95 % confidence interval of :attr:`mean` (nan for one pair)."""
-        n = len(self.differences)
-        if n < 2:
-            return float("nan")
-        t = T95[min(n - 1, len(T95)) - 1]
-        return t * statistics.stdev(self.differences) / n**0.5
+        return _half_width(self.differences)
+
+
+def _half_width(values: list[float]) -> float:
+    """Half the 95 % confidence interval of the mean of ``values`` (nan for fewer than 2).
+
+    >>> round(_half_width([1.0, 3.0]), 2)
+    12.71
+    """
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    return T95[min(n - 1, len(T95)) - 1] * statistics.stdev(values) / n**0.5
 
 
 def paired(results: list[Result]) -> list[Paired]:
     """Each app's ``gradient`` runs against its ``reference`` runs, in the order run.
 
-    >>> r = [Result("lab", c, 20, 600, chromium_cpu=v) for c, v in
-    ...      [("gradient", 60), ("reference", 62), ("reference", 70), ("gradient", 69)]]
-    >>> [(p.app, p.differences) for p in paired(r)]
-    [('lab', [-2, -1])]
+    >>> r = [Result("lab", c, 20, 600, chromium_cpu=v, kernel_cpu=k) for c, v, k in
+    ...      [("gradient", 60, 9), ("reference", 62, 8), ("reference", 70, 9), ("gradient", 69, 9)]]
+    >>> [(p.app, p.differences, p.kernel) for p in paired(r)]
+    [('lab', [-2, -1], [1, 0])]
     """
     out = []
     for app in dict.fromkeys(r.app for r in results):
@@ -781,6 +824,7 @@ def paired(results: list[Result]) -> list[Paired]:
                     ]
                     for k in kinds
                 },
+                [a.kernel_cpu - b.kernel_cpu for a, b in pairs],
             )
         )
     return out
@@ -791,17 +835,30 @@ def paired_table(pairs: list[Paired]) -> str:
     its 95 % confidence interval, in all and per process type."""
     rows = [
         "| app | pairs | Chromium CPU, ours minus the reference | mean (95 % CI) | "
-        "per process type, mean |",
-        "|" + "---|" * 5,
+        "per process type, mean | kernel CPU, ours minus the reference: mean (95 % CI) |",
+        "|" + "---|" * 6,
     ]
     for p in pairs:
         each = ", ".join(f"{d:+.1f}" for d in p.differences)
         types = ", ".join(f"{k} {statistics.fmean(v):+.1f}" for k, v in sorted(p.by_type.items()))
         rows.append(
             f"| {p.app} | {len(p.differences)} | {each} | {p.mean:+.1f} "
-            f"({p.mean - p.half_width:+.1f} to {p.mean + p.half_width:+.1f}) | {types} |"
+            f"({p.mean - p.half_width:+.1f} to {p.mean + p.half_width:+.1f}) | {types} | "
+            f"{_interval(p.kernel)} |"
         )
     return "\n".join(rows)
+
+
+def _interval(values: list[float]) -> str:
+    """``mean (low to high)`` of ``values`` with its 95 % confidence interval.
+
+    >>> _interval([1.0, 3.0])
+    '+2.0 (-10.7 to +14.7)'
+    """
+    if not values:
+        return "-"
+    mean, half = statistics.fmean(values), _half_width(values)
+    return f"{mean:+.1f} ({mean - half:+.1f} to {mean + half:+.1f})"
 
 
 def targets(results: list[Result]) -> list[str]:

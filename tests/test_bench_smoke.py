@@ -157,6 +157,7 @@ def test_video_benchmark_quick_run_measures_both_cases_in_a_browser(tmp_path: Pa
     assert chart["lost"] == 0 and chart["points_shown"] == chart["sent"]  # every point drawn
     for run in (camera, chart):
         assert run["kernel_cpu"] > 0 and run["chromium_cpu"] > 0, run
+        assert run["steal"] >= 0, run  # measured (not nan), though often 0
         # The page's own process did work, and the parts add up to the whole.
         assert run["chromium_by_type"]["renderer"] > 0, run
         assert sum(run["chromium_by_type"].values()) == pytest.approx(run["chromium_cpu"])
@@ -200,12 +201,16 @@ def test_video_pairs_compare_each_gradient_run_with_the_reference_run_beside_it(
         ("gradient", 66.0, {"renderer": 45.0, "gpu": 21.0}),
         ("reference", 66.0, {"renderer": 44.0, "gpu": 22.0}),
     ]
+    kernel = [9.0, 8.0, 10.0, 9.5, 8.5, 9.0]
     results = [
         video.Result("lab", case, 20.0, 600, chromium_cpu=cpu, chromium_by_type=types)
         for case, cpu, types in runs
     ]
+    for result, cpu in zip(results, kernel, strict=True):
+        result.kernel_cpu = cpu
     (pairs,) = video.paired(results)
     assert pairs.app == "lab" and pairs.differences == [-4.0, -1.0, 0.0]
+    assert pairs.kernel == [1.0, -0.5, -0.5]
     assert pairs.by_type == {"gpu": [-2.0, -1.0, -1.0], "renderer": [-2.0, 0.0, 1.0]}
     assert pairs.mean == pytest.approx(-5 / 3)
     # t(0.975, 2 df) = 4.303; the differences' standard deviation is sqrt(13/3).
@@ -216,6 +221,7 @@ def test_video_pairs_compare_each_gradient_run_with_the_reference_run_beside_it(
     )
     table = video.paired_table([pairs])
     assert "| lab | 3 | -4.0, -1.0, +0.0 | -1.7 (-6.8 to +3.5) |" in table
+    assert table.splitlines()[-1].endswith("| +0.0 (-2.2 to +2.2) |")  # kernel CPU
     # One pair more for the gradient runs than the reference's: it has no partner.
     results.append(video.Result("lab", "gradient", 20.0, 600, chromium_cpu=99.0))
     assert video.paired(results)[0].differences == [-4.0, -1.0, 0.0]
@@ -238,3 +244,15 @@ def test_video_cpu_sampler_counts_each_chromium_process_inside_the_span() -> Non
     # Renderer 1 used 0.5 s until it ended, renderer 2 0.4 s from its start: 0.9 s in 2 s.
     assert chromium == pytest.approx({"renderer": 45.0, "gpu": 20.0, "browser": 10.0})
     assert sampler.percent(10.5, 11.5) == (pytest.approx(float("nan"), nan_ok=True), {})
+
+
+def test_video_cpu_sampler_says_how_much_the_host_stole_inside_the_span() -> None:
+    video = _video_module()
+    total, stolen = video.host_times()
+    assert total > 0 and 0 <= stolen <= total  # read from this machine's /proc/stat
+    sampler = video.CpuSampler(psutil.Process(), every=60.0)
+    sampler.stop()
+    sampler.host = [(0.0, 0, 0), (10.0, 1000, 10), (12.0, 1400, 110), (20.0, 9000, 900)]
+    # 100 of the 400 ticks between 10 s and 12 s were stolen.
+    assert sampler.steal(10.0, 12.0) == pytest.approx(25.0)
+    assert sampler.steal(10.5, 11.5) != sampler.steal(10.5, 11.5)  # nan: one sample only
