@@ -265,13 +265,18 @@ def test_magics_place_nodes_across_machines(cluster: Cluster, tmp_path: Path) ->
 #: Long enough (about 8 s) for a swap of the node on the other machine while they flow.
 FLOWING = 2000
 
+# READY: the receiver's file, which it opens once its Node() is up: real dora drops what
+# is sent before every node is connected, so the counter waits for it (at most 60 s).
 COUNTER = f"""
+import os
 import time
 import pyarrow as pa
 from dora import Node
 
 node = Node()
-time.sleep(0.5)  # real dora drops what is sent before every node is connected
+deadline = time.monotonic() + 60
+while not os.path.exists(READY) and time.monotonic() < deadline:
+    time.sleep(0.01)
 for i in range({FLOWING}):
     node.send_output("n", pa.array([i]), {{"i": i}})
     time.sleep(0.004)
@@ -364,7 +369,8 @@ def test_swap_tap_counts_and_logs_across_the_two_daemons(
     with Kernel() as kernel:
         kernel.execute("%load_ext dora_notebook")
         kernel.execute(f"%dora_dataflow {tmp_path / 'talker.yml'}")
-        define(kernel, "%%dora_node counter --outputs n --machine alpha", COUNTER)
+        counter = COUNTER.replace("READY", repr(str(first)))
+        define(kernel, "%%dora_node counter --outputs n --machine alpha", counter)
         version = RECEIVER.replace("FILE", repr(str(first)))
         define(kernel, receiver, version.replace("VERSION", "v1"))
         kernel.execute(
@@ -400,7 +406,8 @@ def test_swap_tap_counts_and_logs_across_the_two_daemons(
     counted = [int(f.group(1)) for f in found if f]
     assert counted == [min(new) - max(old) - 1], log  # exactly what neither version got
     # dora-rs's own loss outside a swap, between the two daemons. Early in a run, what the
-    # counter sends before the receiver on beta is connected (its 0.5 s wait is a guess):
+    # counter sends before the receiver on beta is connected (it waits for the receiver's
+    # file now; before, 0.5 s):
     # up to 9 (measured under plain dora run; DORA_LOSS), 41 and 64 at load 10 to 17
     # (CI13, CI14), 154 under the suite's load (CI41); the run must still flow for
     # seconds after it, for the swap. Later: an odd message on a quiet machine, and the
