@@ -884,7 +884,8 @@ def targets(results: list[Result]) -> list[str]:
         if r.case in ("gradient", "chart"):
             say(
                 r.kernel_cpu <= TARGET_KERNEL_CPU,
-                f"{where} kernel CPU {_f(r.kernel_cpu, 0)} % <= {TARGET_KERNEL_CPU:.0f} %",
+                f"{where} kernel CPU {_f(r.kernel_cpu)} % <= {TARGET_KERNEL_CPU:.0f} % "
+                f"(host steal {_f(r.steal)} %)",
             )
         if r.case == "chart":
             say(r.lost == 0, f"{where} {r.lost} of {r.sent} points lost")
