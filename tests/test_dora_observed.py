@@ -136,7 +136,12 @@ def test_edge_counts_say_what_dora_delivered_and_dropped(runs) -> None:
     # dora-rs loses without one counts as delivered.
     assert SENT - DORA_LOSS <= slow["delivered"] + slow["dropped"] <= SENT
     cell = edges["cell", "n"]
-    assert SENT - DORA_LOSS <= cell["delivered"] <= SENT and cell["dropped"] == 0
+    # What dora-rs lost on the cell's input without a warning (before the last message it
+    # got) is counted as dropped once the run ended; no more than its lines show missing.
+    got = [int(text.split()[-1]) for _, text in lines(flow, "cell")]
+    assert SENT - DORA_LOSS <= cell["delivered"] + cell["dropped"] <= SENT
+    assert 0 <= cell["dropped"] <= got[-1] + 1 - len(got), (cell, got[:5])
+    assert cell["dropped"] == flow.node("cell").dropped
     assert flow.node("cell").received <= SENT  # what the cell itself counted
     assert slow["note"] == EDGE_NOTE
     assert "not counted" in edges["counter", "tick"]["note"]

@@ -209,6 +209,25 @@ def swap_drops(
     return drops
 
 
+def missed_before_last(stats: tuple[int, ...], incarnation: int) -> int:
+    """What one incarnation of a node missed on an input before the last message it got.
+
+    ``stats``: its :func:`~dora_notebook.dora_rs.shim.read_stats` of the input:
+    the gaps in the sender's numbers and, for the node's first incarnation, what
+    the sender numbered before the first message it got (dora-rs 1.1 loses a
+    few messages early in a run, before every node is connected). After the
+    last message nothing is known: the node may have stopped reading.
+
+    >>> missed_before_last((95, 3, 101, 4), 0), missed_before_last((95, 3, 101, 4), 1)
+    (7, 4)
+    >>> missed_before_last((0, -1, -1, 0), 0)
+    0
+    """
+    _, first, _, gaps = stats
+    early = first if incarnation == 0 and 0 <= first < SEQ_SPAN else 0
+    return gaps + early
+
+
 #: The input a rewiring holds a node's inputs open with (from the bridge's idle output).
 HOLD_INPUT = "dora_notebook_hold"
 
@@ -404,6 +423,12 @@ class Swaps:
         #: (node, input) -> inputs dora-rs dropped during hot swaps of the node, less those
         #: it warned about (a full queue while the replacement started): the engine counts those.
         self.dropped: dict[tuple[str, str], int] = {}
+        #: (node, input) -> what the replaced incarnations missed before their last
+        #: message: gaps in the sender's numbers, and for the first incarnation what the
+        #: sender numbered before its first message (see DoraEngine._count_silent).
+        self.missed: dict[tuple[str, str], int] = {}
+        #: (node, input) -> the swap drops dora-rs also warned about (not added twice).
+        self.overlap: dict[tuple[str, str], int] = {}
         #: Swap times measured (seconds from the request until dora-rs took the new version).
         self.times: list[float] = []
         self._parts: dict[str, dict[int, list[int]]] = {}
@@ -970,6 +995,12 @@ class Swaps:
             part = self._parts.setdefault(node, {}).setdefault(number - 1, [0, 0])
             part[0] = max(part[0], sum(v[0] for v in everything.values()))
             engine.counts[node].received = self._totals(node)[0]
+            for input_id, stats in everything.items():
+                if not old_spec.inputs[input_id].source.startswith("dora/"):
+                    key = (node, input_id)
+                    self.missed[key] = self.missed.get(key, 0) + missed_before_last(
+                        stats, number - 1
+                    )
         # Only an input whose source did not change has a "before" to compare with
         # (and timer ticks carry no sender's numbers: they are not counted).
         data = [k for k, v in spec.inputs.items() if not v.source.startswith("dora/")]
@@ -1027,6 +1058,7 @@ class Swaps:
             key = (node, input_id)
             warnings = max(0, min(value, now.get(key, 0) - warned.get(key, 0)))
             overlap += warnings
+            self.overlap[key] = self.overlap.get(key, 0) + warnings
             # What the edge adds to dora's warnings (DoraEngine.edge): the rest.
             self.dropped[key] = self.dropped.get(key, 0) + value - warnings
         engine.counts[node].dropped += total - overlap
