@@ -94,14 +94,18 @@ def test_a_custom_node_swapped_under_load_accounts_for_every_message(tmp_path: P
     in_swap = int(found.group(1))
     assert in_swap == min(new) - max(old) - 1  # exactly the messages neither version got
     assert int(sent) == SENT
-    # dora-rs 1.1 also loses the odd message outside a swap on a loaded machine (2 in one run
-    # of 4,000): missing inside one version's range, not part of the swap's count.
+    # dora-rs 1.1 also loses messages outside a swap on a loaded machine, without a
+    # warning: before the old version's first or inside one version's range (2 in one
+    # run of 4,000 on a quiet machine; 55 under the suite's load in CI48). The run must
+    # still flow around the swap; the panel counts them as dropped once the run ended.
     elsewhere = (max(old) + 1 - len(old)) + (max(new) - min(new) + 1 - len(new))
-    assert elsewhere <= SENT // 200, elsewhere
+    assert elsewhere <= SENT // 10, elsewhere
     assert max(new) == SENT - 1
     assert len(old) + len(new) + in_swap + elsewhere == SENT  # every message accounted for
     assert int(received) == len(old) + len(new)  # the panel's counter went on across the swap
-    assert int(dropped) >= in_swap
+    assert int(dropped) == in_swap + elsewhere, log[-2000:]  # so received + dropped = sent
+    if elsewhere:
+        assert f"dora-rs lost {elsewhere} input" in log, log[-2000:]
     assert status == "finished"  # dora-rs killing the replaced process is not the node failing
     assert "hot swap (dora node replace): incarnation 1 took over" in log
     assert live_descendants() == []
