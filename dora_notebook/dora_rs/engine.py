@@ -1280,12 +1280,16 @@ class DoraEngine:
         dropped += self.swaps.dropped.get((node_id, input_id), 0)
         dropped += self._silent.get((node_id, input_id), 0)  # lost without a warning
         source = spec.inputs[input_id].source
-        found = [i for i, s in self._tap_sources.items() if "/".join(s) == source]
-        if not found:
+        sent = self.bridge_count(source)
+        if sent is None:
             note = "timer ticks are not counted" if source.startswith("dora/") else NOT_COUNTED
             return EdgeCounts(0, dropped, None, note=note)
-        sent = self._seen.get(found[0], 0)
         return EdgeCounts(max(0, sent - dropped), dropped, None, note=EDGE_NOTE)
+
+    def bridge_count(self, source: str) -> int | None:
+        """How many messages the bridge got on ``source`` ("node/output"); None if not tapped."""
+        found = [i for i, s in self._tap_sources.items() if "/".join(s) == source]
+        return self._seen.get(found[0], 0) if found else None
 
     def _at_exit(self) -> None:
         self.stop(timeout=1.0)

@@ -919,15 +919,14 @@ class Swaps:
         whose output the bridge counted, and an old incarnation that got one
         of them at least; None otherwise.
         """
-        engine = self.engine
         source = spec.inputs[input_id].source
         last = old[2] if old is not None else -1
-        taps = [i for i, s in engine._tap_sources.items() if "/".join(s) == source]
-        if self.incarnations.get(source.partition("/")[0], 0) or not taps:
+        sent = self.engine.bridge_count(source)
+        if self.incarnations.get(source.partition("/")[0], 0) or sent is None:
             return None
         if not 0 <= last < SEQ_SPAN:
             return None
-        return max(0, engine._seen.get(taps[0], 0) - (last + 1))
+        return max(0, sent - (last + 1))
 
     def _exit_count(self, node_id: str) -> int:
         engine = self.engine
